@@ -1,0 +1,59 @@
+# Computer Use Backend. `make help` lists the targets.
+# `make run` and `make test` each do all set-up on a fresh Debian machine (as root).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HOST PORT
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp-app: pyproject.toml
+	bash scripts/install-system-deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-app
+	bash scripts/install-system-deps.sh --with-test
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+.PHONY: setup
+setup: $(VENV)/.stamp-app ## install system packages, create .venv, install the project (nothing started)
+	$(PY) -m computer_use migrate
+
+.PHONY: run
+run: setup ## set up, apply migrations and serve on $(HOST):$(PORT)
+	$(PY) -m computer_use serve --host $(HOST) --port $(PORT)
+
+.PHONY: lint
+lint: $(VENV)/.stamp-test ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check src tests bench migrations
+	$(VENV)/bin/ruff format --check src tests bench migrations
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: $(VENV)/.stamp-test lint ## set up with test dependencies, lint, run the whole suite
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: demo
+demo: setup ## the whole system offline: a scripted model server stands in for the Anthropic API
+	@echo "make demo: not available yet (arrives with the agent loop)."
+
+.PHONY: bench
+bench: $(VENV)/.stamp-test ## desktop benchmarks (prints figures next to their targets)
+	$(PY) bench/desktop.py
+
+.PHONY: clean
+clean: ## remove the virtualenv (keeps ./data)
+	rm -rf $(VENV)

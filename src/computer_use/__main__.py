@@ -1,0 +1,3 @@
+from computer_use.cli import main
+
+main()

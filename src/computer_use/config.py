@@ -1,0 +1,101 @@
+"""Settings, read from the environment and `.env`. Every variable of the README's table."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# "localhost" in CORS_ORIGINS means any port on these two hosts (the UI is often served elsewhere
+# during development, e.g. `python -m http.server 8080`).
+_LOCALHOST_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, description="Server default Claude API key (clients may bring their own)."
+    )
+    api_provider: Literal["anthropic", "bedrock", "vertex"] = "anthropic"
+    database_url: str = Field(
+        default="", description="sqlite:///path, postgresql://... or postgres://...; empty = SQLite"
+    )
+    session_ttl_seconds: int = Field(default=3600, gt=0)
+    cleanup_interval_seconds: int = Field(default=300, gt=0)
+    mcp_enabled: bool = True
+    max_displays: int = Field(default=20, ge=1, le=200)
+    filesystem_isolation_enabled: bool = True
+    session_disk_quota_mb: int = Field(default=500, ge=16)
+    debug: bool = False
+    cors_origins: str = "localhost"
+
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    default_model: str = "claude-sonnet-4-6"
+    screen_width: int = Field(default=1024, ge=320, le=3840)
+    screen_height: int = Field(default=768, ge=240, le=2160)
+    max_message_chars: int = Field(default=100_000, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database_scheme(cls, value: str) -> str:
+        if value and not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", value):
+            raise ValueError("must start with sqlite:///, postgresql:// or postgres://")
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _non_empty_model(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a model, e.g. claude-sonnet-4-6")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _expand_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser()
+        return self
+
+    @cached_property
+    def async_database_url(self) -> str:
+        """DATABASE_URL with the async driver chosen for it."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'computer_use.db').as_posix()}"
+        scheme, rest = url.split("://", 1)
+        base = scheme.split("+", 1)[0]
+        if base == "sqlite":
+            return f"sqlite+aiosqlite://{rest}"
+        return f"postgresql+asyncpg://{rest}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.async_database_url.startswith("sqlite")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip() and o != "localhost"]
+
+    @property
+    def cors_origin_regex(self) -> str | None:
+        items = [o.strip() for o in self.cors_origins.split(",")]
+        return _LOCALHOST_ORIGIN_REGEX if "localhost" in items else None
+
+
+def format_settings_error(exc: Exception) -> str:
+    """A start-up message naming each bad variable, e.g. `SESSION_TTL_SECONDS: ...`."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = ["Invalid configuration:"]
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+        shown = "" if "KEY" in name else f" (got {err.get('input')!r})"
+        lines.append(f"  {name}: {err['msg']}{shown}")
+    return "\n".join(lines)

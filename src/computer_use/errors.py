@@ -1,0 +1,146 @@
+"""Domain errors and the ONE place that maps them to HTTP responses.
+
+Every error body has the shape `ErrorBody`: `{"error": {"code", "message", "details"?}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class InvalidInput(DomainError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class CapacityReached(DomainError):
+    status_code = 429
+    code = "capacity_reached"
+
+    def __init__(self, message: str, *, retry_after: int = 30, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class RateLimited(CapacityReached):
+    code = "rate_limited"
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (database, desktop backend, agent) is down or missing."""
+
+    status_code = 503
+    code = "service_unavailable"
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring our error body for the given status codes."""
+    descriptions = {
+        400: "Bad request",
+        401: "Missing or invalid credentials",
+        404: "Not found",
+        409: "Conflict with the resource's current state",
+        413: "Payload too large",
+        422: "Validation error (details name the fields)",
+        429: "Capacity or rate limit reached (see Retry-After)",
+        503: "A dependency is unavailable",
+    }
+    return {c: {"model": ErrorBody, "description": descriptions[c]} for c in codes}
+
+
+def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def install_error_handlers(app: FastAPI, *, debug: bool) -> None:
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        headers = {}
+        if isinstance(exc, CapacityReached):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse(
+            _body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        fields = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            message = err.get("msg", "invalid")
+            if loc == ["body"] and err.get("type") in ("model_attributes_type", "dict_type"):
+                message = "the body must be a JSON object sent with Content-Type: application/json"
+            elif err.get("type") == "json_invalid":
+                message = f"the body is not valid JSON ({err.get('ctx', {}).get('error', message)})"
+            fields.append({"field": ".".join(loc), "message": message})
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "invalid request"
+        return JSONResponse(_body("invalid_input", summary, fields), 422)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            _body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        details = traceback.format_exception(exc) if debug else None
+        return JSONResponse(
+            _body("internal_error", "Internal server error; this is a bug.", details), 500
+        )
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unhandled)

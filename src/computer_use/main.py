@@ -1,0 +1,66 @@
+"""create_app(): routers, error handlers, CORS, and (as they land) MCP, VNC and the web UI.
+
+`uvicorn computer_use.main:app` works: `app` is built on first access from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+
+from computer_use import __version__
+from computer_use.config import Settings
+from computer_use.errors import install_error_handlers
+from computer_use.lifespan import lifespan
+from computer_use.sessions.router import router as sessions_router
+from computer_use.system.router import router as system_router
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.DEBUG if settings.debug else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs full request URLs at INFO; keep it quiet so nothing sensitive lands in logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Computer Use Backend",
+        version=__version__,
+        description="Claude computer-use agents on isolated desktops: REST + SSE, MCP, VNC.",
+        lifespan=lifespan,
+        debug=False,  # DEBUG only adds tracebacks to our error bodies (errors.py)
+    )
+    app.state.settings = settings
+    install_error_handlers(app, debug=settings.debug)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origin_list,
+        allow_origin_regex=settings.cors_origin_regex,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "X-Anthropic-API-Key", "Last-Event-ID", "Authorization"],
+        expose_headers=["Retry-After"],
+    )
+    app.include_router(system_router)
+    app.include_router(sessions_router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        settings = Settings()
+        configure_logging(settings)
+        application = create_app(settings)
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,196 @@
+"""REST routes of sessions: translate HTTP to service calls and back, nothing more."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from computer_use import errors
+from computer_use.deps import SessionServiceDep, SettingsDep
+from computer_use.sessions.models import Message, Session, SessionStatus
+from computer_use.sessions.schemas import (
+    CancelResult,
+    MessageAccepted,
+    MessageCreate,
+    MessagePublic,
+    SessionCreate,
+    SessionDetail,
+    SessionPublic,
+    SessionsPublic,
+)
+from computer_use.sessions.service import SessionService
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+
+def image_url(session_id: str, image_id: str) -> str:
+    return f"/api/v1/sessions/{session_id}/images/{image_id}"
+
+
+def _public_blocks(session_id: str, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Storage-form image sources become URLs; nested tool_result content too."""
+    out: list[dict[str, Any]] = []
+    for block in blocks:
+        block = dict(block)
+        source = block.get("source")
+        if block.get("type") == "image" and isinstance(source, dict) and "image_id" in source:
+            block["source"] = {"type": "url", "url": image_url(session_id, source["image_id"])}
+        if isinstance(block.get("content"), list):
+            block["content"] = _public_blocks(session_id, block["content"])
+        out.append(block)
+    return out
+
+
+def to_public(service: SessionService, session: Session, request: Request) -> dict[str, Any]:
+    desktop = service.desktop(session.id)
+    vnc_url = None
+    vnc_minter = getattr(request.app.state, "vnc_url_for", None)
+    if desktop is not None and vnc_minter is not None:
+        vnc_url = vnc_minter(session.id)
+    return {
+        "id": session.id,
+        "title": session.title,
+        "model": session.model,
+        "status": session.status,
+        "status_detail": session.status_detail,
+        "processing": session.status == SessionStatus.PROCESSING,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+        "last_activity_at": session.last_activity_at,
+        "ttl_remaining_seconds": service.ttl_remaining(session),
+        "display": getattr(desktop, "display", None),
+        "vnc_port": getattr(desktop, "vnc_port", None),
+        "vnc_url": vnc_url,
+        "stream_url": f"/api/v1/sessions/{session.id}/stream",
+    }
+
+
+def _message_public(session_id: str, message: Message) -> MessagePublic:
+    return MessagePublic(
+        id=message.id,
+        role=message.role,  # type: ignore[arg-type]
+        content=_public_blocks(session_id, message.content),
+        usage=message.usage,
+        created_at=message.created_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionPublic,
+    responses=errors.error_responses(422, 429, 503),
+    summary="Create a session with its own desktop",
+)
+async def create_session(
+    body: SessionCreate, service: SessionServiceDep, request: Request
+) -> dict[str, Any]:
+    session = await service.open(title=body.title, model=body.model)
+    return to_public(service, session, request)
+
+
+@router.get(
+    "",
+    response_model=SessionsPublic,
+    responses=errors.error_responses(422),
+    summary="List sessions, newest first",
+)
+async def list_sessions(
+    service: SessionServiceDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+) -> dict[str, Any]:
+    rows, total = await service.get_all(limit=limit, offset=offset)
+    return {
+        "items": [to_public(service, s, request) for s in rows],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get(
+    "/{session_id}",
+    response_model=SessionDetail,
+    responses=errors.error_responses(404, 422),
+    summary="Get a session with its message history",
+)
+async def get_session(
+    session_id: uuid.UUID, service: SessionServiceDep, request: Request
+) -> dict[str, Any]:
+    session = await service.get(session_id=str(session_id), with_messages=True)
+    body = to_public(service, session, request)
+    body["messages"] = [_message_public(session.id, m) for m in session.messages]
+    return body
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors.error_responses(404, 422),
+    summary="Delete a session, its desktop, files and history",
+)
+async def delete_session(session_id: uuid.UUID, service: SessionServiceDep) -> Response:
+    await service.close(session_id=str(session_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{session_id}/messages",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MessageAccepted,
+    responses=errors.error_responses(400, 404, 409, 413, 422, 503),
+    summary="Send a message: the agent starts working on the session's desktop",
+)
+async def post_message(
+    session_id: uuid.UUID,
+    body: MessageCreate,
+    service: SessionServiceDep,
+    settings: SettingsDep,
+    request: Request,
+) -> dict[str, Any]:
+    sid = str(session_id)
+    if len(body.content) > settings.max_message_chars:
+        raise errors.PayloadTooLarge(
+            f"content has {len(body.content)} characters; the limit is "
+            f"{settings.max_message_chars} (MAX_MESSAGE_CHARS)."
+        )
+    session = await service.get(session_id=sid)
+    if session.status == SessionStatus.EXPIRED:
+        raise errors.Conflict("This session has expired; create a new session to continue.")
+    if session.status == SessionStatus.PROCESSING:
+        raise errors.Conflict(
+            "The agent is still working on the previous message; wait for message_complete "
+            "or cancel it first (POST .../cancel)."
+        )
+    runner = getattr(request.app.state, "agent_runner", None)
+    if runner is None:
+        raise errors.ServiceUnavailable(
+            "The agent is not available in this build yet; sessions and desktops work, "
+            "messages cannot be processed."
+        )
+    await runner.start(session_id=sid, content=body.content, request=request)
+    return {
+        "session_id": sid,
+        "status": SessionStatus.PROCESSING,
+        "stream_url": f"/api/v1/sessions/{sid}/stream",
+    }
+
+
+@router.post(
+    "/{session_id}/cancel",
+    response_model=CancelResult,
+    responses=errors.error_responses(404, 422),
+    summary="Cancel the agent's current run",
+)
+async def cancel(
+    session_id: uuid.UUID, service: SessionServiceDep, request: Request
+) -> dict[str, Any]:
+    sid = str(session_id)
+    await service.get(session_id=sid)
+    runner = getattr(request.app.state, "agent_runner", None)
+    cancelled = bool(runner is not None and await runner.cancel(session_id=sid))
+    return {"session_id": sid, "cancelled": cancelled}

@@ -1,0 +1,119 @@
+"""Request and response bodies of the sessions API, named by role."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from computer_use.sessions.models import SessionStatus
+
+_CONTROL_CHARS = {chr(c) for c in range(32)} - {"\t", "\n", "\r"}
+
+
+def _reject_control_chars(value: str, what: str) -> str:
+    bad = sorted({f"U+{ord(c):04X}" for c in value if c in _CONTROL_CHARS or c == "\x7f"})
+    if bad:
+        raise ValueError(f"{what} must not contain control characters ({', '.join(bad)})")
+    return value
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(
+        default="Untitled session", min_length=1, max_length=200, description="Shown in lists."
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$",
+        description="Claude model id, e.g. claude-sonnet-4-5-20250929; DEFAULT_MODEL if omitted.",
+        examples=["claude-sonnet-4-5-20250929"],
+    )
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = _reject_control_chars(value, "title").strip()
+        if not value:
+            raise ValueError("title must not be blank")
+        return value
+
+
+class ImageRef(BaseModel):
+    id: str
+    url: str
+
+
+class MessagePublic(BaseModel):
+    id: int
+    role: Literal["user", "assistant"]
+    content: list[dict[str, Any]] = Field(
+        description="Anthropic content blocks; image blocks carry a `url` instead of base64 data."
+    )
+    usage: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class SessionPublic(BaseModel):
+    id: str
+    title: str
+    model: str
+    status: SessionStatus
+    status_detail: str | None = Field(default=None, description="Why the status is what it is.")
+    processing: bool
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+    ttl_remaining_seconds: int = Field(
+        description="Seconds of inactivity left before the session expires (0 once expired)."
+    )
+    display: str | None = Field(default=None, description='X display, e.g. ":101".')
+    vnc_port: int | None = Field(default=None, description="x11vnc port on the server's loopback.")
+    vnc_url: str | None = Field(
+        default=None, description="Opens the live desktop viewer (token minted on each read)."
+    )
+    stream_url: str
+
+
+class SessionDetail(SessionPublic):
+    messages: list[MessagePublic]
+
+
+class SessionsPublic(BaseModel):
+    items: list[SessionPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(
+        min_length=1,
+        description="The task or follow-up for the agent, sent to the model exactly as typed.",
+        examples=["Search the weather in Santiago, Chile"],
+    )
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str) -> str:
+        _reject_control_chars(value, "content")
+        if not value.strip():
+            raise ValueError("content must not be blank")
+        return value
+
+
+class MessageAccepted(BaseModel):
+    session_id: str
+    status: SessionStatus
+    stream_url: str
+
+
+class CancelResult(BaseModel):
+    session_id: str
+    cancelled: bool = Field(description="False when nothing was running.")

@@ -1,0 +1,54 @@
+"""EventStore on the database: per-session increasing ids, kept for replay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from computer_use.sessions.models import Session
+from computer_use.streaming.models import Event
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class DatabaseEventStore:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def append(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
+        now = datetime.now(UTC)
+        async with self._sessionmaker() as db, db.begin():
+            # The counter lives on the session row: one atomic UPDATE ... RETURNING hands out
+            # the next id on SQLite and PostgreSQL alike, with no race between writers.
+            next_id = (
+                await db.execute(
+                    update(Session)
+                    .where(Session.id == session_id)
+                    .values(last_event_id=Session.last_event_id + 1)
+                    .returning(Session.last_event_id)
+                )
+            ).scalar_one()
+            db.add(Event(session_id=session_id, id=next_id, type=type, data=data, created_at=now))
+        return StoredEvent(id=next_id, type=type, data=data, created_at=now)
+
+    async def since(self, session_id: str, after_id: int, limit: int = 1000) -> list[StoredEvent]:
+        async with self._sessionmaker() as db:
+            rows = (
+                await db.scalars(
+                    select(Event)
+                    .where(Event.session_id == session_id, Event.id > after_id)
+                    .order_by(Event.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [StoredEvent(r.id, r.type, r.data, r.created_at) for r in rows]

@@ -1,0 +1,82 @@
+"""Health, readiness, public configuration and /llms.txt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+
+from computer_use import __version__, errors
+from computer_use.deps import RuntimeDep, SettingsDep
+from computer_use.system.llms import render_llms_txt
+from computer_use.system.schemas import ConfigPublic, Health, Readiness
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/api/v1/health", response_model=Health, summary="Liveness and isolation report")
+async def health(runtime: RuntimeDep) -> dict[str, Any]:
+    desktops = runtime.sessions.desktops
+    return {
+        "status": "ok",
+        "version": __version__,
+        "database": "sqlite" if runtime.settings.is_sqlite else "postgresql",
+        "desktops": desktops.health() if desktops is not None else None,
+    }
+
+
+@router.get(
+    "/api/v1/health/ready",
+    response_model=Readiness,
+    responses=errors.error_responses(503),
+    summary="Readiness: the database (and desktop backend) answer",
+)
+async def ready(runtime: RuntimeDep) -> Any:
+    checks: dict[str, str] = {}
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any driver error means "not ready"; the reason is reported
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    desktops = runtime.sessions.desktops
+    checks["desktops"] = "ok" if desktops is not None else "disabled"
+    if any(v.startswith("unavailable") for v in checks.values()):
+        body = errors.ErrorBody(
+            error=errors.ErrorDetail(
+                code="not_ready", message="A dependency is down.", details=checks
+            )
+        )
+        return JSONResponse(body.model_dump(), status_code=503)
+    return {"status": "ready", "checks": checks}
+
+
+@router.get("/api/v1/config", response_model=ConfigPublic, summary="Non-secret configuration")
+async def config(settings: SettingsDep) -> dict[str, Any]:
+    return {
+        "api_provider": settings.api_provider,
+        "default_model": settings.default_model,
+        "server_api_key_configured": settings.anthropic_api_key is not None,
+        "database": "sqlite" if settings.is_sqlite else "postgresql",
+        "session_ttl_seconds": settings.session_ttl_seconds,
+        "cleanup_interval_seconds": settings.cleanup_interval_seconds,
+        "mcp_enabled": settings.mcp_enabled,
+        "max_displays": settings.max_displays,
+        "filesystem_isolation_enabled": settings.filesystem_isolation_enabled,
+        "session_disk_quota_mb": settings.session_disk_quota_mb,
+        "screen_width": settings.screen_width,
+        "screen_height": settings.screen_height,
+        "max_message_chars": settings.max_message_chars,
+        "debug": settings.debug,
+    }
+
+
+@router.get(
+    "/llms.txt",
+    response_class=PlainTextResponse,
+    summary="A description of this API for LLMs, generated from the routes",
+)
+async def llms_txt(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(render_llms_txt(request.app))

@@ -1,0 +1,51 @@
+"""Health, readiness, public config, /llms.txt and the OpenAPI document."""
+
+from __future__ import annotations
+
+from tests.helpers import ServerProcess
+
+
+def test_health_and_readiness(server: ServerProcess) -> None:
+    with server.client() as http:
+        health = http.get("/api/v1/health")
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok"
+        ready = http.get("/api/v1/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["database"] == "ok"
+
+
+def test_config_holds_no_secret(server: ServerProcess) -> None:
+    with server.client() as http:
+        body = http.get("/api/v1/config")
+    assert body.status_code == 200
+    config = body.json()
+    assert config["session_ttl_seconds"] == 3600
+    assert config["max_displays"] == 20
+    assert not any("key" in k and k != "server_api_key_configured" for k in config)
+    assert "sk-ant" not in body.text and "postgres@" not in body.text
+
+
+def test_llms_txt_names_every_public_route(server: ServerProcess) -> None:
+    with server.client() as http:
+        spec = http.get("/openapi.json").json()
+        text = http.get("/llms.txt")
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    for path, methods in spec["paths"].items():
+        for method in methods:
+            assert f"{method.upper()} {path}" in text.text
+
+
+def test_openapi_declares_error_responses(server: ServerProcess) -> None:
+    with server.client() as http:
+        spec = http.get("/openapi.json").json()
+    assert "ErrorBody" in spec["components"]["schemas"]
+    post_message = spec["paths"]["/api/v1/sessions/{session_id}/messages"]["post"]
+    assert {"404", "409", "413", "422", "503"} <= set(post_message["responses"])
+    assert spec["paths"]["/api/v1/sessions"]["post"]["responses"]["429"]
+
+
+def test_docs_page_is_served(server: ServerProcess) -> None:
+    with server.client() as http:
+        docs = http.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
