@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-HOST ?= 127.0.0.1
-PORT ?= 8000
-export HOST PORT
+# HOST / PORT come from the environment or .env (defaults 127.0.0.1:8000); `make run PORT=9000`
+# overrides both.
+SERVE_FLAGS := $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 .DEFAULT_GOAL := help
 
@@ -33,8 +33,8 @@ setup: $(VENV)/.stamp-app ## install system packages, create .venv, install the 
 	$(PY) -m computer_use migrate
 
 .PHONY: run
-run: setup ## set up, apply migrations and serve on $(HOST):$(PORT)
-	$(PY) -m computer_use serve --host $(HOST) --port $(PORT)
+run: setup ## set up, apply migrations and serve (127.0.0.1:8000; HOST / PORT override)
+	$(PY) -m computer_use serve $(SERVE_FLAGS)
 
 .PHONY: lint
 lint: $(VENV)/.stamp-test ## ruff (lint + format check) and mypy --strict

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 runtime=(
-  python3 python3-venv
+  python3 python3-venv tini
   xvfb x11vnc x11-utils xauth
   jwm xterm pcmanfm
   firefox-esr

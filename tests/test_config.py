@@ -76,3 +76,18 @@ def test_server_refuses_to_start_with_invalid_settings(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "MAX_DISPLAYS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_empty_variables_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "")
+    monkeypatch.setenv("SESSION_TTL_SECONDS", "")
+    settings = Settings(_env_file=None)
+    assert settings.anthropic_api_key is None
+    assert settings.session_ttl_seconds == 3600
+
+
+def test_libpq_sslmode_becomes_asyncpg_ssl() -> None:
+    url = "postgres://u@h/db?sslmode=require&application_name=x"
+    assert Settings(_env_file=None, database_url=url).async_database_url == (
+        "postgresql+asyncpg://u@h/db?ssl=require&application_name=x"
+    )

@@ -17,7 +17,12 @@ _LOCALHOST_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `VAR=` (as in a copied env.example) means "use the default", e.g. no server key.
+        env_ignore_empty=True,
     )
 
     anthropic_api_key: SecretStr | None = Field(
@@ -71,6 +76,8 @@ class Settings(BaseSettings):
         base = scheme.split("+", 1)[0]
         if base == "sqlite":
             return f"sqlite+aiosqlite://{rest}"
+        # libpq spells it sslmode=..., asyncpg ssl=...; hosted databases hand out the former.
+        rest = re.sub(r"([?&])sslmode=", r"\1ssl=", rest)
         return f"postgresql+asyncpg://{rest}"
 
     @property
