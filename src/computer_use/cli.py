@@ -40,9 +40,20 @@ def serve(settings: Settings, host: str, port: int, reload: bool) -> None:
 
     configure_logging(settings)
     if reload:
-        uvicorn.run("computer_use.main:app", host=host, port=port, reload=True)
+        uvicorn.run(
+            "computer_use.main:app", host=host, port=port, reload=True, ws_per_message_deflate=False
+        )
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    # The only websocket is VNC, whose frames are already compressed: deflate would triple the
+    # proxy's CPU cost for nothing.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        ws_per_message_deflate=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

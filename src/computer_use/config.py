@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     screen_width: int = Field(default=1024, ge=320, le=3840)
     screen_height: int = Field(default=768, ge=240, le=2160)
     max_message_chars: int = Field(default=100_000, ge=1)
+    agent_max_steps: int = Field(default=50, ge=1, le=1000)
+    # Several instances on one host (or the test suite) need disjoint displays and users.
+    desktop_display_base: int = Field(default=100, ge=1, le=60000)
+    desktop_user_prefix: str = Field(default="cu-s", pattern=r"^[a-z][a-z0-9-]{0,15}$")
+    # DNS-rebinding protection of /mcp: comma-separated Host values and Origins it accepts
+    # ("name:*" = any port). Add your public host name (and https origin) behind a proxy.
+    mcp_allowed_hosts: str = "127.0.0.1:*,localhost:*,[::1]:*"
+    mcp_allowed_origins: str = "http://127.0.0.1:*,http://localhost:*,http://[::1]:*"
 
     @field_validator("database_url")
     @classmethod

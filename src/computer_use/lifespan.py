@@ -1,4 +1,4 @@
-"""Owns every long-lived thing: DB engine, desktops, agent runs, background cleanup."""
+"""Owns every long-lived thing: DB engine, desktops, event bus, agent runs, cleanup task."""
 
 from __future__ import annotations
 
@@ -11,9 +11,15 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from computer_use.agent.service import AgentRunner
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
+from computer_use.desktops import DesktopManager
+from computer_use.mcp_server.mount import mcp_running
 from computer_use.sessions.service import SessionService
+from computer_use.streaming.bus import EventBus
+from computer_use.streaming.store import DatabaseEventStore
+from computer_use.vnc import SessionVncTargets
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +30,9 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     sessions: SessionService
+    bus: EventBus
+    runner: AgentRunner
+    desktops: DesktopManager
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -39,22 +48,55 @@ async def _cleanup_loop(runtime: Runtime) -> None:
             logger.exception("session cleanup pass failed; retrying in %s s", interval)
 
 
+def build_runtime(settings: Settings) -> Runtime:
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    bus = EventBus(DatabaseEventStore(sessionmaker))
+    sessions = SessionService(sessionmaker=sessionmaker, settings=settings, bus=bus)
+    desktops = DesktopManager(
+        settings.data_dir,
+        width=settings.screen_width,
+        height=settings.screen_height,
+        max_displays=settings.max_displays,
+        isolation_enabled=settings.filesystem_isolation_enabled,
+        disk_quota_mb=settings.session_disk_quota_mb,
+        display_base=settings.desktop_display_base,
+        user_prefix=settings.desktop_user_prefix,
+        on_event=sessions.on_desktop_event,
+    )
+    sessions.desktops = desktops
+    runner = AgentRunner(settings=settings, sessions=sessions, bus=bus, sessionmaker=sessionmaker)
+    sessions.before_close.append(runner.forget)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        sessions=sessions,
+        bus=bus,
+        runner=runner,
+        desktops=desktops,
+    )
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    sessions = SessionService(sessionmaker=sessionmaker, settings=settings)
-    runtime = Runtime(
-        settings=settings, engine=engine, sessionmaker=sessionmaker, sessions=sessions
-    )
+    runtime = build_runtime(settings)
     app.state.runtime = runtime
-    runtime.tasks.append(asyncio.create_task(_cleanup_loop(runtime), name="session-cleanup"))
+    app.state.vnc_targets = SessionVncTargets(runtime.sessions)
     try:
-        yield
+        await runtime.desktops.start(keep=await runtime.sessions.get_live_ids())
+        await runtime.sessions.restore_all()
+        runtime.tasks.append(asyncio.create_task(_cleanup_loop(runtime), name="session-cleanup"))
+        # MCP sessions end first on shutdown: a cancelled execute_task stops its run cleanly.
+        async with mcp_running(app):
+            yield
     finally:
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
-        await engine.dispose()
+        runtime.bus.close_all()
+        await runtime.runner.shutdown()
+        await runtime.desktops.shutdown()
+        await runtime.engine.dispose()

@@ -16,15 +16,23 @@ from computer_use import __version__
 from computer_use.config import Settings
 from computer_use.errors import install_error_handlers
 from computer_use.lifespan import lifespan
+from computer_use.mcp_server.mount import mount_mcp
 from computer_use.sessions.router import router as sessions_router
+from computer_use.streaming.router import router as streaming_router
 from computer_use.system.router import router as system_router
+from computer_use.vnc import VncTokens, install_token_log_filter, vnc_url_for
+from computer_use.vnc import router as vnc_router
 
 
 def configure_logging(settings: Settings) -> None:
     level = logging.DEBUG if settings.debug else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: Alembic's fileConfig (run by `serve --migrate`) may have configured the root first.
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     # httpx logs full request URLs at INFO; keep it quiet so nothing sensitive lands in logs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_token_log_filter()  # uvicorn's websocket log lines would show ?token=...
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,6 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(system_router)
     app.include_router(sessions_router)
+    app.include_router(streaming_router)
+    app.include_router(vnc_router)
+    mount_mcp(app, settings)  # exact /mcp route (no redirect); MCP_ENABLED=false: none
+    # Tokens are short-lived and minted on every read of a session, so a per-process secret
+    # is enough for one worker.
+    vnc_tokens = VncTokens()
+    app.state.vnc_tokens = vnc_tokens
+    app.state.vnc_url_for = vnc_url_for(vnc_tokens)
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

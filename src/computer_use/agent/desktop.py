@@ -7,6 +7,7 @@ agent's job (see `agent.tools.computer`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -88,3 +89,11 @@ class DesktopPort(Protocol):
         input: bytes | None = None,
     ) -> CommandResult:
         """Run a command as the session's user, with its DISPLAY and HOME."""
+
+    async def spawn(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        """Start a long-lived process as the session's user (its DISPLAY and HOME, working
+        directory HOME), with pipes for stdin, stdout and stderr, as the leader of a new process
+        group, so the caller can stop it and everything it started with
+        `os.killpg(proc.pid, SIGKILL)`. The caller owns the process and reaps it."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from computer_use import errors
-from computer_use.deps import SessionServiceDep, SettingsDep
+from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep, SettingsDep
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.schemas import (
     CancelResult,
@@ -43,12 +43,16 @@ def _public_blocks(session_id: str, blocks: list[dict[str, Any]]) -> list[dict[s
     return out
 
 
-def to_public(service: SessionService, session: Session, request: Request) -> dict[str, Any]:
+def to_public(
+    service: SessionService, session: Session, request: Request, *, interactive: bool = False
+) -> dict[str, Any]:
     desktop = service.desktop(session.id)
-    vnc_url = None
+    vnc_url = vnc_interactive_url = None
     vnc_minter = getattr(request.app.state, "vnc_url_for", None)
     if desktop is not None and vnc_minter is not None:
         vnc_url = vnc_minter(session.id)
+        if interactive:
+            vnc_interactive_url = vnc_minter(session.id, interactive=True)
     return {
         "id": session.id,
         "title": session.title,
@@ -63,6 +67,7 @@ def to_public(service: SessionService, session: Session, request: Request) -> di
         "display": getattr(desktop, "display", None),
         "vnc_port": getattr(desktop, "vnc_port", None),
         "vnc_url": vnc_url,
+        "vnc_interactive_url": vnc_interactive_url,
         "stream_url": f"/api/v1/sessions/{session.id}/stream",
     }
 
@@ -70,7 +75,7 @@ def to_public(service: SessionService, session: Session, request: Request) -> di
 def _message_public(session_id: str, message: Message) -> MessagePublic:
     return MessagePublic(
         id=message.id,
-        role=message.role,  # type: ignore[arg-type]
+        role=message.role,
         content=_public_blocks(session_id, message.content),
         usage=message.usage,
         created_at=message.created_at,
@@ -119,10 +124,15 @@ async def list_sessions(
     summary="Get a session with its message history",
 )
 async def get_session(
-    session_id: uuid.UUID, service: SessionServiceDep, request: Request
+    session_id: uuid.UUID,
+    service: SessionServiceDep,
+    request: Request,
+    interactive: Annotated[
+        bool, Query(description="Also mint `vnc_interactive_url` (viewer with control).")
+    ] = False,
 ) -> dict[str, Any]:
     session = await service.get(session_id=str(session_id), with_messages=True)
-    body = to_public(service, session, request)
+    body = to_public(service, session, request, interactive=interactive)
     body["messages"] = [_message_public(session.id, m) for m in session.messages]
     return body
 
@@ -149,8 +159,12 @@ async def post_message(
     session_id: uuid.UUID,
     body: MessageCreate,
     service: SessionServiceDep,
+    runner: AgentRunnerDep,
     settings: SettingsDep,
-    request: Request,
+    x_anthropic_api_key: Annotated[
+        str | None,
+        Header(description="Your Anthropic API key for this run (else the server's is used)."),
+    ] = None,
 ) -> dict[str, Any]:
     sid = str(session_id)
     if len(body.content) > settings.max_message_chars:
@@ -166,13 +180,7 @@ async def post_message(
             "The agent is still working on the previous message; wait for message_complete "
             "or cancel it first (POST .../cancel)."
         )
-    runner = getattr(request.app.state, "agent_runner", None)
-    if runner is None:
-        raise errors.ServiceUnavailable(
-            "The agent is not available in this build yet; sessions and desktops work, "
-            "messages cannot be processed."
-        )
-    await runner.start(session_id=sid, content=body.content, request=request)
+    await runner.start(session_id=sid, content=body.content, api_key=x_anthropic_api_key or None)
     return {
         "session_id": sid,
         "status": SessionStatus.PROCESSING,
@@ -187,10 +195,35 @@ async def post_message(
     summary="Cancel the agent's current run",
 )
 async def cancel(
-    session_id: uuid.UUID, service: SessionServiceDep, request: Request
+    session_id: uuid.UUID, service: SessionServiceDep, runner: AgentRunnerDep
 ) -> dict[str, Any]:
     sid = str(session_id)
     await service.get(session_id=sid)
-    runner = getattr(request.app.state, "agent_runner", None)
-    cancelled = bool(runner is not None and await runner.cancel(session_id=sid))
+    cancelled = await runner.cancel(session_id=sid)
     return {"session_id": sid, "cancelled": cancelled}
+
+
+@router.get(
+    "/{session_id}/images/{image_id}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **errors.error_responses(404, 422)},
+    summary="A screenshot the agent took (referenced from history and events)",
+)
+async def get_image(session_id: uuid.UUID, image_id: uuid.UUID, runner: AgentRunnerDep) -> Response:
+    data = await runner.load_image(str(session_id), str(image_id))
+    # Images never change once stored: let the browser keep them.
+    return Response(
+        data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+@router.get(
+    "/{session_id}/screenshot",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **errors.error_responses(404, 409, 422, 503)},
+    summary="A PNG of the session's desktop, now",
+)
+async def screenshot(session_id: uuid.UUID, desktop: DesktopDep) -> Response:
+    return Response(
+        await desktop.screenshot(), media_type="image/png", headers={"Cache-Control": "no-store"}
+    )

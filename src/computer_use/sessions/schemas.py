@@ -74,7 +74,12 @@ class SessionPublic(BaseModel):
     display: str | None = Field(default=None, description='X display, e.g. ":101".')
     vnc_port: int | None = Field(default=None, description="x11vnc port on the server's loopback.")
     vnc_url: str | None = Field(
-        default=None, description="Opens the live desktop viewer (token minted on each read)."
+        default=None,
+        description="Opens the live desktop viewer, view-only (token minted on each read).",
+    )
+    vnc_interactive_url: str | None = Field(
+        default=None,
+        description="A viewer that also sends mouse and keyboard (only when ?interactive=true).",
     )
     stream_url: str
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,9 @@ from computer_use.sessions.models import Message, Session, SessionStatus
 
 if TYPE_CHECKING:
     from computer_use.desktops import Desktop, DesktopManager
+    from computer_use.streaming.bus import EventBus
+
+CloseHook = Callable[..., Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +49,14 @@ class SessionService:
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
         desktops: DesktopManager | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._settings = settings
         self.desktops = desktops
+        self.bus = bus
+        # Called with session_id=... before a session's desktop goes (delete or expiry).
+        self.before_close: list[CloseHook] = []
         self._locks: dict[str, asyncio.Lock] = {}
 
     def lock(self, session_id: str) -> asyncio.Lock:
@@ -171,37 +178,72 @@ class SessionService:
     def desktop(self, session_id: str) -> Desktop | None:
         return self.desktops.get(session_id) if self.desktops is not None else None
 
+    async def publish(self, session_id: str, type: str, data: dict[str, object]) -> None:
+        if self.bus is not None:
+            await self.bus.publish(session_id, type, data)
+
+    async def publish_error(
+        self, session_id: str, code: str, message: str, *, retryable: bool = True, **extra: str
+    ) -> None:
+        """An `error` event in the agent's shape (agent.events.ErrorEvent)."""
+        data: dict[str, object] = {
+            "code": code,
+            "message": message,
+            "status": None,
+            "retryable": retryable,
+            "request_id": None,
+        }
+        await self.publish(session_id, "error", {**data, **extra})
+
+    async def _set_and_publish(
+        self, session_id: str, status: SessionStatus, detail: str | None = None
+    ) -> Session:
+        session = await self.set_status(session_id=session_id, status=status, detail=detail)
+        await self.publish(session_id, "status", {"status": status, "detail": detail})
+        return session
+
     async def open(self, *, title: str, model: str | None) -> Session:
         """Creates a session and its desktop; returns once the desktop is screenshot-able."""
-        if self.desktops is not None:
-            self.desktops.check_capacity()
+        from computer_use.desktops import DesktopCapacityError
+
         session = await self.create(title=title, model=model)
         if self.desktops is None:
             return await self.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
         async with self.lock(session.id):
             try:
                 await self.desktops.create(session.id)
-            except errors.CapacityReached:
+            except DesktopCapacityError as exc:
                 await self.delete(session_id=session.id)
-                raise
+                raise errors.CapacityReached(
+                    f"All {self._settings.max_displays} desktops are in use (MAX_DISPLAYS); "
+                    "delete a session or try again later.",
+                    retry_after=exc.retry_after,
+                ) from None
             except Exception as exc:
                 logger.exception("desktop of session %s failed to start", session.id)
-                await self.set_status(
-                    session_id=session.id,
-                    status=SessionStatus.ERROR,
-                    detail=f"desktop failed to start: {exc}",
-                )
+                await self.delete(session_id=session.id)
                 raise errors.ServiceUnavailable(
                     f"The session's desktop failed to start: {exc}"
                 ) from exc
-            return await self.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
+            return await self._set_and_publish(session.id, SessionStatus.ACTIVE)
+
+    async def _release_desktop(self, session_id: str) -> None:
+        for hook in self.before_close:
+            await hook(session_id=session_id)
+        if self.bus is not None:
+            self.bus.close(session_id)
+        if self.desktops is None:
+            return
+        if self.desktops.get(session_id) is not None:
+            await self.desktops.destroy(session_id, remove_files=True)
+        else:  # not running (failed, or never restored): its files may still be on disk
+            await self.desktops.homes.remove(session_id)
 
     async def close(self, *, session_id: str) -> None:
         """DELETE: the desktop, its files and the whole history go."""
         await self.get(session_id=session_id)
         async with self.lock(session_id):
-            if self.desktops is not None:
-                await self.desktops.destroy(session_id, remove_files=True)
+            await self._release_desktop(session_id)
             await self.delete(session_id=session_id)
 
     async def expire(self, *, session_id: str) -> bool:
@@ -210,13 +252,16 @@ class SessionService:
             session = await self.get(session_id=session_id)
             if session.status in (SessionStatus.PROCESSING, SessionStatus.EXPIRED):
                 return False
-            if self.desktops is not None:
-                await self.desktops.destroy(session_id, remove_files=True)
-            await self.set_status(
-                session_id=session_id,
-                status=SessionStatus.EXPIRED,
-                detail=f"expired after {self._settings.session_ttl_seconds} s without activity",
+            if (
+                now() - session.last_activity_at
+            ).total_seconds() < self._settings.session_ttl_seconds:
+                return False  # touched since it was picked
+            await self._set_and_publish(
+                session_id,
+                SessionStatus.EXPIRED,
+                f"expired after {self._settings.session_ttl_seconds} s without activity",
             )
+            await self._release_desktop(session_id)
         logger.info("session %s expired", session_id)
         return True
 
@@ -231,20 +276,67 @@ class SessionService:
         return expired
 
     async def restore_all(self) -> None:
-        """After a restart: bring back the desktop of every live session, on its own files."""
+        """After a restart: bring back the desktop of every live session, on its own files.
+        A run the previous process was doing is over: say so in the stream."""
         if self.desktops is None:
             return
         for session_id in sorted(await self.get_live_ids()):
+            session = await self.get(session_id=session_id)
+            if session.status == SessionStatus.PROCESSING:
+                detail = "interrupted: the server stopped during the run"
+                await self.publish_error(
+                    session_id,
+                    "interrupted",
+                    "The agent run was interrupted by a server restart; send the message "
+                    "again to continue.",
+                )
+                await self.publish(
+                    session_id,
+                    "message_complete",
+                    {"stop_reason": "error", "steps": 0, "usage": None, "detail": detail},
+                )
             try:
                 await self.desktops.restore(session_id)
             except Exception as exc:
                 logger.exception("could not restore the desktop of session %s", session_id)
-                await self.set_status(
-                    session_id=session_id,
-                    status=SessionStatus.ERROR,
-                    detail=f"desktop restore failed: {exc}",
+                await self._set_and_publish(
+                    session_id, SessionStatus.ERROR, f"desktop restore failed: {exc}"
                 )
                 continue
+            await self._set_and_publish(session_id, SessionStatus.ACTIVE)
+
+    async def on_desktop_event(
+        self, session_id: str, component: str, kind: str, detail: str
+    ) -> None:
+        """The desktop supervisor reports: a component died, was restarted, or gave up."""
+        try:
             session = await self.get(session_id=session_id)
-            if session.status != SessionStatus.ACTIVE:
-                await self.set_status(session_id=session_id, status=SessionStatus.ACTIVE)
+        except errors.NotFound:
+            return
+        if kind == "exited":
+            await self.publish_error(
+                session_id,
+                "desktop_error",
+                f"The desktop's {component} stopped unexpectedly ({detail}); restarting it.",
+                component=component,
+            )
+            if session.status == SessionStatus.ACTIVE:
+                await self._set_and_publish(
+                    session_id, SessionStatus.ERROR, f"{component} exited; restarting"
+                )
+        elif kind == "restarted":
+            if session.status == SessionStatus.ERROR:
+                await self._set_and_publish(session_id, SessionStatus.ACTIVE)
+        elif kind == "failed":
+            await self.publish_error(
+                session_id,
+                "desktop_error",
+                f"The desktop's {component} keeps failing ({detail}); delete this session and "
+                "create a new one.",
+                retryable=False,
+                component=component,
+            )
+            if session.status != SessionStatus.EXPIRED:
+                await self._set_and_publish(
+                    session_id, SessionStatus.ERROR, f"{component} failed: {detail}"
+                )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,15 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from computer_use.sessions.models import Session
+from computer_use.streaming.bus import StoredEvent
 from computer_use.streaming.models import Event
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    id: int
-    type: str
-    data: dict[str, Any]
-    created_at: datetime
 
 
 class DatabaseEventStore:

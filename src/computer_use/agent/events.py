@@ -1,0 +1,126 @@
+"""The event vocabulary of an agent run: names and payloads, as the SSE stream carries them.
+
+The stable core (the mission's list): `text`, `thinking`, `tool_use`, `tool_result`,
+`message_complete`, `error`. Extras: `text_delta`, `thinking_delta` (live typing, may be
+ignored: the complete block follows as `text` / `thinking`), and `status` (session status).
+Every run ends with exactly one `message_complete`; a failed run sends `error` just before it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal, TypedDict
+
+
+class EventType(StrEnum):
+    TEXT = "text"
+    THINKING = "thinking"
+    TOOL_USE = "tool_use"
+    TOOL_RESULT = "tool_result"
+    MESSAGE_COMPLETE = "message_complete"
+    ERROR = "error"
+    TEXT_DELTA = "text_delta"
+    THINKING_DELTA = "thinking_delta"
+    STATUS = "status"
+
+
+class TextEvent(TypedDict):
+    """A complete text block of the assistant. {"text": "I'll open Firefox."}"""
+
+    text: str
+
+
+class ThinkingEvent(TypedDict):
+    """A complete thinking block (its signature stays in the history, not in events)."""
+
+    thinking: str
+
+
+class TextDeltaEvent(TypedDict):
+    """A piece of the text block being written; `index` is the block's position."""
+
+    index: int
+    text: str
+
+
+class ThinkingDeltaEvent(TypedDict):
+    index: int
+    thinking: str
+
+
+class ToolUseEvent(TypedDict):
+    """The model asks for a tool. `description` is short and human-readable:
+    "click at (512, 300)", "type 'weather Santiago'", "run `ls -la`"."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+    description: str
+
+
+class ToolResultEvent(TypedDict):
+    """What the tool returned. `output` is its text (or error message when `is_error`);
+    `image_url` points at the screenshot it returned, when it returned one."""
+
+    tool_use_id: str
+    is_error: bool
+    output: str
+    image_id: str | None
+    image_url: str | None
+
+
+class Usage(TypedDict):
+    """Token totals over every request of the run."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+
+
+StopReason = Literal[
+    "end_turn", "max_tokens", "refusal", "stop_sequence", "max_steps", "cancelled", "error"
+]
+
+
+class MessageCompleteEvent(TypedDict):
+    """The run is over. `stop_reason` is the model's own (end_turn, max_tokens, refusal, ...)
+    or ours: max_steps (the step cap was reached), cancelled (the user stopped it), error (an
+    `error` event came just before). `steps` counts model requests."""
+
+    stop_reason: StopReason
+    steps: int
+    usage: Usage
+    detail: str | None
+
+
+ErrorCode = Literal[
+    "authentication_error",
+    "permission_error",
+    "rate_limit_error",
+    "overloaded_error",
+    "invalid_request_error",
+    "api_error",
+    "connection_error",
+    "timeout_error",
+    "configuration_error",
+    "internal_error",
+]
+
+
+class ErrorEvent(TypedDict):
+    """Why the run failed, in words a user can act on; never carries the API key.
+    `status` is the HTTP status when the API answered; `retryable` says whether trying the
+    same message again later may work."""
+
+    code: ErrorCode
+    message: str
+    status: int | None
+    retryable: bool
+    request_id: str | None
+
+
+class StatusEvent(TypedDict):
+    """A session status change (starting, active, processing, error, expired)."""
+
+    status: str

@@ -1,0 +1,265 @@
+"""Agent runs of sessions: one at a time per session, persisted and streamed as they happen.
+
+The loop (agent.loop) knows nothing of the database or HTTP; this service gives it hooks that
+store messages and screenshots and publish events, and owns each session's tools (the bash
+shell persists across messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from computer_use import errors
+from computer_use.agent import history
+from computer_use.agent.loop import RunConfig, RunResult, run_agent
+from computer_use.agent.providers import ProviderConfigError, make_client
+from computer_use.agent.tools import SessionTools
+from computer_use.config import Settings
+from computer_use.sessions.models import Image, Message, SessionStatus
+from computer_use.sessions.service import SessionService, now
+from computer_use.streaming.bus import EventBus
+
+logger = logging.getLogger(__name__)
+
+
+def image_url(session_id: str, image_id: str) -> str:
+    return f"/api/v1/sessions/{session_id}/images/{image_id}"
+
+
+class _Hooks:
+    """RunHooks on the database and the event bus, for one session."""
+
+    def __init__(self, runner: AgentRunner, session_id: str) -> None:
+        self._runner = runner
+        self._session_id = session_id
+
+    async def emit(self, type: str, data: Any) -> None:
+        await self._runner.bus.publish(self._session_id, type, dict(data))
+        if type == "tool_result":  # agent work counts as activity for the TTL
+            await self._runner.sessions.touch(session_id=self._session_id)
+
+    async def save_image(self, png: bytes) -> str:
+        return await self._runner.save_image(self._session_id, png)
+
+    def image_url(self, image_id: str) -> str:
+        return image_url(self._session_id, image_id)
+
+    async def append_message(self, message: dict[str, Any]) -> None:
+        usage = message.get("usage")
+        await self._runner.sessions.add_message(
+            session_id=self._session_id,
+            role=message["role"],
+            content=message["content"],
+            usage=usage if isinstance(usage, dict) else None,
+        )
+
+
+@dataclass
+class _Run:
+    task: asyncio.Task[RunResult | None]
+    cancel: asyncio.Event
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    result: RunResult | None = None
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: SessionService,
+        bus: EventBus,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        base_url: str | None = None,
+        max_retries: int = 2,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.bus = bus
+        self._sessionmaker = sessionmaker
+        self._base_url = base_url
+        self._max_retries = max_retries
+        self._runs: dict[str, _Run] = {}
+        self._tools: dict[str, SessionTools] = {}
+
+    # --- images -------------------------------------------------------------------------
+
+    async def save_image(self, session_id: str, png: bytes) -> str:
+        image = Image(
+            id=str(uuid.uuid4()),
+            session_id=session_id,
+            media_type="image/png",
+            data=png,
+            created_at=now(),
+        )
+        async with self._sessionmaker() as db, db.begin():
+            db.add(image)
+        return image.id
+
+    async def load_image(self, session_id: str, image_id: str) -> bytes:
+        async with self._sessionmaker() as db:
+            data = await db.scalar(
+                select(Image.data).where(Image.id == image_id, Image.session_id == session_id)
+            )
+        if data is None:
+            raise errors.NotFound(f"Image {image_id} not found in session {session_id}.")
+        return data
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def is_running(self, session_id: str) -> bool:
+        return session_id in self._runs
+
+    def _client_for(self, api_key: str | None) -> Any:
+        server_key = self.settings.anthropic_api_key
+        key = api_key or (server_key.get_secret_value() if server_key else None)
+        try:
+            return make_client(
+                self.settings.api_provider,
+                api_key=key,
+                base_url=self._base_url,
+                max_retries=self._max_retries,
+            )
+        except ProviderConfigError as exc:
+            raise errors.DomainError(str(exc)) from None
+
+    async def start(self, *, session_id: str, content: str, api_key: str | None) -> None:
+        """Starts working on `content`; returns at once. Raises Conflict when the session
+        is busy or expired, 400 when no API key is configured anywhere."""
+        client = self._client_for(api_key)
+        async with self.sessions.lock(session_id):
+            session = await self.sessions.get(session_id=session_id)
+            if session.status == SessionStatus.EXPIRED:
+                raise errors.Conflict("This session has expired; create a new session to continue.")
+            if session.status == SessionStatus.PROCESSING or session_id in self._runs:
+                raise errors.Conflict(
+                    "The agent is still working on the previous message; wait for "
+                    "message_complete or cancel it first (POST .../cancel)."
+                )
+            desktop = self.sessions.desktop(session_id)
+            if desktop is None:
+                raise errors.ServiceUnavailable(
+                    "The session's desktop is not running; try again in a moment."
+                )
+            tools = self._tools.get(session_id)
+            if tools is None:
+                tools = self._tools[session_id] = SessionTools(desktop)
+            stored = await self._stored_history(session_id)
+            await self.sessions.set_status(session_id=session_id, status=SessionStatus.PROCESSING)
+            await self.sessions.touch(session_id=session_id)
+            await self.bus.publish(session_id, "status", {"status": SessionStatus.PROCESSING})
+            cancel = asyncio.Event()
+            config = RunConfig(model=session.model)
+            task = asyncio.create_task(
+                self._run(session_id, client, tools, config, stored, content, cancel),
+                name=f"agent-run-{session_id}",
+            )
+            self._runs[session_id] = _Run(task=task, cancel=cancel)
+
+    async def _stored_history(self, session_id: str) -> list[dict[str, Any]]:
+        async with self._sessionmaker() as db:
+            rows = await db.scalars(
+                select(Message).where(Message.session_id == session_id).order_by(Message.id)
+            )
+            return [{"role": m.role, "content": m.content} for m in rows]
+
+    async def _run(
+        self,
+        session_id: str,
+        client: Any,
+        tools: SessionTools,
+        config: RunConfig,
+        stored: list[dict[str, Any]],
+        content: str,
+        cancel: asyncio.Event,
+    ) -> RunResult | None:
+        run = self._runs.get(session_id)
+        result: RunResult | None = None
+        try:
+
+            async def load(image_id: str) -> bytes:
+                return await self.load_image(session_id, image_id)
+
+            api_history = await history.to_api(
+                stored, load, keep_images=config.images_to_keep, chunk=config.image_chunk
+            )
+            result = await run_agent(
+                client=client,
+                tools=tools,
+                hooks=_Hooks(self, session_id),
+                config=config,
+                history=api_history,
+                prompt=content,
+                cancel=cancel,
+            )
+            return result
+        except Exception:
+            logger.exception("agent run of session %s failed", session_id)
+            with contextlib.suppress(Exception):  # the session may be gone by now
+                await self.sessions.publish_error(
+                    session_id,
+                    "internal_error",
+                    "The agent run failed unexpectedly; see the server log.",
+                )
+                await self.bus.publish(
+                    session_id,
+                    "message_complete",
+                    {"stop_reason": "error", "steps": 0, "usage": None, "detail": "internal error"},
+                )
+            return None
+        finally:
+            await client.close()
+            self._runs.pop(session_id, None)
+            await self._finish(session_id)
+            if run is not None:
+                run.result = result
+                run.done.set()
+
+    async def _finish(self, session_id: str) -> None:
+        try:
+            session = await self.sessions.get(session_id=session_id)
+        except errors.NotFound:
+            return  # deleted during the run
+        if session.status == SessionStatus.PROCESSING:
+            await self.sessions.set_status(session_id=session_id, status=SessionStatus.ACTIVE)
+            await self.sessions.touch(session_id=session_id)
+            await self.bus.publish(session_id, "status", {"status": SessionStatus.ACTIVE})
+
+    async def cancel(self, *, session_id: str) -> bool:
+        run = self._runs.get(session_id)
+        if run is None:
+            return False
+        run.cancel.set()
+        await self.sessions.touch(session_id=session_id)
+        return True
+
+    async def wait(self, *, session_id: str) -> RunResult | None:
+        """Waits for the session's current run (if any) to end and returns its result."""
+        run = self._runs.get(session_id)
+        if run is None:
+            return None
+        await run.done.wait()
+        return run.result
+
+    async def forget(self, *, session_id: str) -> None:
+        """The session is going away: stop its run and close its tools."""
+        run = self._runs.get(session_id)
+        if run is not None:
+            run.cancel.set()
+            run.task.cancel()
+            await asyncio.gather(run.task, return_exceptions=True)
+        tools = self._tools.pop(session_id, None)
+        if tools is not None:
+            await tools.aclose()
+
+    async def shutdown(self) -> None:
+        for session_id in list(self._runs) + list(self._tools):
+            await self.forget(session_id=session_id)

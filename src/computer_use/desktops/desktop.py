@@ -1,0 +1,166 @@
+"""One session's running desktop: what the agent drives (it satisfies agent.DesktopPort)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from subprocess import PIPE
+from typing import TYPE_CHECKING
+
+from computer_use.agent.desktop import CommandResult, MouseButton, ScrollDirection
+from computer_use.desktops.capture import ScreenCapture
+from computer_use.desktops.display import DisplaySpec
+from computer_use.desktops.input import InputInjector
+from computer_use.desktops.launcher import SessionSandbox
+from computer_use.desktops.slots import Slot
+from computer_use.desktops.supervisor import Supervisor
+from computer_use.desktops.users import SessionUser
+
+if TYPE_CHECKING:
+    from computer_use.agent.desktop import DesktopPort
+
+
+class Desktop:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        slot: Slot,
+        spec: DisplaySpec,
+        user: SessionUser,
+        sandbox: SessionSandbox,
+        capture: ScreenCapture,
+        injector: InputInjector,
+        supervisor: Supervisor,
+    ) -> None:
+        self.session_id = session_id
+        self.slot_info = slot
+        self.spec = spec
+        self.user = user
+        self.sandbox = sandbox
+        self._capture = capture
+        self._input = injector
+        self.supervisor = supervisor
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def slot(self) -> int:
+        return self.slot_info.index
+
+    @property
+    def display(self) -> str:
+        return self.slot_info.display
+
+    @property
+    def vnc_port(self) -> int:
+        return self.slot_info.vnc_port
+
+    @property
+    def width(self) -> int:
+        return self.spec.width
+
+    @property
+    def height(self) -> int:
+        return self.spec.height
+
+    @property
+    def failed(self) -> bool:
+        return self.supervisor.failed
+
+    def component_status(self) -> dict[str, str]:
+        return self.supervisor.status()
+
+    # -- DesktopPort -------------------------------------------------------------------------
+
+    async def screenshot(self) -> bytes:
+        return await self._capture.screenshot()
+
+    async def zoom(self, x1: int, y1: int, x2: int, y2: int) -> bytes:
+        return await self._capture.zoom(x1, y1, x2, y2)
+
+    async def cursor_position(self) -> tuple[int, int]:
+        return await self._input.pointer()
+
+    async def move_mouse(self, x: int, y: int) -> None:
+        await self._input.move(x, y)
+
+    async def click(
+        self,
+        x: int | None,
+        y: int | None,
+        *,
+        button: MouseButton = "left",
+        count: int = 1,
+        modifiers: Sequence[str] = (),
+    ) -> None:
+        await self._input.click(x, y, button=button, count=count, modifiers=modifiers)
+
+    async def mouse_down(self, button: MouseButton = "left") -> None:
+        await self._input.button(button, press=True)
+
+    async def mouse_up(self, button: MouseButton = "left") -> None:
+        await self._input.button(button, press=False)
+
+    async def drag(self, x1: int, y1: int, x2: int, y2: int) -> None:
+        await self._input.drag(x1, y1, x2, y2)
+
+    async def scroll(
+        self,
+        x: int | None,
+        y: int | None,
+        direction: ScrollDirection,
+        amount: int,
+        *,
+        modifiers: Sequence[str] = (),
+    ) -> None:
+        await self._input.scroll(x, y, direction, amount, modifiers=modifiers)
+
+    async def key(self, combo: str) -> None:
+        await self._input.key(combo)
+
+    async def hold_key(self, combo: str, seconds: float) -> None:
+        await self._input.hold_key(combo, seconds)
+
+    async def type_text(self, text: str) -> None:
+        await self._input.type_text(text)
+
+    async def wait_until_settled(self, *, timeout: float = 2.0) -> None:
+        await self._capture.wait_until_settled(timeout)
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+    ) -> CommandResult:
+        return await self.sandbox.run(
+            argv, timeout=timeout, env={**self.spec.env(), **(env or {})}, input=input
+        )
+
+    async def spawn(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        """A long-lived process of the session (the agent's bash), with pipes, leading its
+        own process group; the caller owns and reaps it (sandbox.close() kills it too)."""
+        return await self.sandbox.spawn(
+            argv,
+            env={**self.spec.env(), **(env or {})},
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
+
+    # -- teardown (the manager's job) ----------------------------------------------------------
+
+    async def stop_processes(self) -> None:
+        """Stop the desktop's programs and close our X connections; the sandbox stays."""
+        await self.supervisor.stop()
+        self._input.close()
+        self._capture.close()
+
+
+if TYPE_CHECKING:
+    _port_check: DesktopPort = Desktop.__new__(Desktop)

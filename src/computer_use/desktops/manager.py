@@ -1,0 +1,294 @@
+"""The pool of session desktops: create, restore, look up, destroy, shut down, reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from computer_use.desktops.capture import ScreenCapture
+from computer_use.desktops.desktop import Desktop
+from computer_use.desktops.display import (
+    DisplaySpec,
+    components,
+    prepare_runtime_dir,
+    remove_runtime_dir,
+)
+from computer_use.desktops.errors import DesktopExists, DesktopNotFound, DesktopStartError
+from computer_use.desktops.filesystem import HomeManager
+from computer_use.desktops.input import InputInjector
+from computer_use.desktops.launcher import CommandError, SandboxError, SessionSandbox
+from computer_use.desktops.shm import remove_orphaned_segments
+from computer_use.desktops.slots import (
+    Slot,
+    SlotAllocator,
+    load_slot_index,
+    remove_stale_display_files,
+    save_slot,
+)
+from computer_use.desktops.supervisor import EventCallback, Supervisor
+from computer_use.desktops.users import SessionUser, UserPool
+from computer_use.desktops.xauth import ServiceAuthority, new_cookie
+
+logger = logging.getLogger(__name__)
+
+FD_LIMIT = 65536
+# Tearing down hundreds of desktops at once on a small host starves the reaping of their
+# processes past the sandbox's kill deadline; a few at a time is as fast in total.
+CONCURRENT_TEARDOWNS = 8
+
+
+class DesktopManager:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        width: int,
+        height: int,
+        max_displays: int,
+        isolation_enabled: bool,
+        disk_quota_mb: int,
+        display_base: int = 100,
+        user_prefix: str = "cu-s",
+        on_event: EventCallback | None = None,
+        runtime_dir: Path | None = None,
+        restart_limit: int = 5,
+        restart_window: float = 60.0,
+        retry_after: int = 30,
+    ) -> None:
+        self.width = width
+        self.height = height
+        self.homes = HomeManager(data_dir, enabled=isolation_enabled, quota_mb=disk_quota_mb)
+        # Two managers on one host (tests, a second instance) need disjoint display ranges and
+        # user names: start() and destroy() kill every process of their pool's users.
+        self.users = UserPool(max_displays, prefix=user_prefix)
+        self.slots = SlotAllocator(max_displays, display_base=display_base, retry_after=retry_after)
+        # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
+        self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
+        self._on_event = on_event
+        self._restart_limit = restart_limit
+        self._restart_window = restart_window
+        self._desktops: dict[str, Desktop] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._authority: ServiceAuthority | None = None
+        self._launcher_mode: str | None = None
+        self._teardowns = asyncio.Semaphore(CONCURRENT_TEARDOWNS)
+
+    # -- lifecycle of the pool -------------------------------------------------------------
+
+    async def start(self, keep: Iterable[str] = ()) -> None:
+        """Prepare users and homes and clear what a previous run left behind: processes of
+        the pool's users, X lock files and sockets of our displays, runtime files, and the
+        files of every session not in `keep`."""
+        _raise_fd_limit()
+        await self.users.ensure()
+        await self.homes.setup()
+        if self.users.enabled:
+            for user in self.users.all_users():
+                await SessionSandbox.kill_user_processes(user)
+                remove_orphaned_segments(user.uid)
+        for slot in self.slots.all_slots():
+            if remove_stale_display_files(slot.display_number):
+                logger.warning("removed stale X files of display %s", slot.display)
+        await asyncio.to_thread(shutil.rmtree, self.runtime_root, True)
+        self.runtime_root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        await self.homes.reconcile(set(keep))
+        if self._authority is None:
+            self._authority = ServiceAuthority.acquire()
+
+    async def shutdown(self) -> None:
+        """Stop every desktop, keeping its files (restore() brings it back)."""
+        ids = list(self._desktops)
+        results = await asyncio.gather(
+            *(self._close(sid, remove_files=False) for sid in ids), return_exceptions=True
+        )
+        for session_id, result in zip(ids, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("closing the desktop of %s failed: %r", session_id, result)
+        if self._authority is not None:
+            self._authority.release()
+            self._authority = None
+        await asyncio.to_thread(shutil.rmtree, self.runtime_root, True)
+        await self.homes.close()
+
+    # -- per session ---------------------------------------------------------------------------
+
+    def get(self, session_id: str) -> Desktop | None:
+        return self._desktops.get(session_id)
+
+    async def create(self, session_id: str, *, browser: bool = True) -> Desktop:
+        """A new desktop, screenshot-able with its window manager and VNC up (Firefox may
+        still be starting). Raises DesktopCapacityError when every slot is taken."""
+        async with self._session_lock(session_id):
+            return await self._open(session_id, prefer=None, browser=browser)
+
+    async def restore(self, session_id: str, *, browser: bool = True) -> Desktop:
+        """Like create(), on the session's existing files and, when free, its old slot."""
+        async with self._session_lock(session_id):
+            prefer = load_slot_index(self._session_dir(session_id))
+            return await self._open(session_id, prefer=prefer, browser=browser)
+
+    async def destroy(self, session_id: str, *, remove_files: bool = True) -> None:
+        async with self._session_lock(session_id):
+            if session_id not in self._desktops:
+                raise DesktopNotFound(session_id)
+            await self._close(session_id, remove_files=remove_files)
+        self._locks.pop(session_id, None)
+
+    def health(self) -> dict[str, Any]:
+        failed = sorted(s for s, d in self._desktops.items() if d.failed)
+        return {
+            "isolation": str(self.homes.mode),
+            "isolation_reason": self.homes.reason,
+            "quota_enforced": self.homes.quota_enforced,
+            "launcher": self._launcher_mode or _expected_launcher_mode(self.users),
+            "desktops_running": len(self._desktops),
+            "desktops_failed": failed,
+            "capacity": self.slots.capacity,
+            "free_slots": self.slots.capacity - self.slots.used,
+        }
+
+    # -- mechanics ---------------------------------------------------------------------------
+
+    async def _open(self, session_id: str, *, prefer: int | None, browser: bool) -> Desktop:
+        if self._authority is None:
+            raise DesktopStartError("DesktopManager.start() has not been called")
+        if session_id in self._desktops:
+            raise DesktopExists(session_id)
+        session_dir = self._session_dir(session_id)  # validates the id before anything runs
+        slot = self.slots.allocate(session_id, prefer)
+        user = self.users.user_for_slot(slot.index)
+        cleanup = contextlib.AsyncExitStack()
+        async with cleanup:
+            cleanup.callback(self._release_slot, slot)
+            try:
+                home = await self.homes.attach(session_id, user)
+            except (CommandError, OSError) as exc:
+                raise DesktopStartError(f"cannot mount the session's home: {exc}") from exc
+            cleanup.push_async_callback(self.homes.detach, session_id)
+            try:
+                sandbox = await SessionSandbox.create(
+                    session_id=session_id, user=user if self.users.enabled else None, home=home
+                )
+            except (SandboxError, OSError) as exc:
+                raise DesktopStartError(f"cannot create the session sandbox: {exc}") from exc
+            cleanup.push_async_callback(sandbox.close)
+            self._launcher_mode = sandbox.mode
+            desktop = await self._start_desktop(session_id, slot, user, sandbox, browser, cleanup)
+            await asyncio.to_thread(save_slot, session_dir, slot)
+            cleanup.pop_all()  # success: the desktop owns all of it now
+        self._desktops[session_id] = desktop
+        logger.info("desktop of %s up on %s (vnc %d)", session_id, slot.display, slot.vnc_port)
+        return desktop
+
+    async def _start_desktop(
+        self,
+        session_id: str,
+        slot: Slot,
+        user: SessionUser,
+        sandbox: SessionSandbox,
+        browser: bool,
+        cleanup: contextlib.AsyncExitStack,
+    ) -> Desktop:
+        assert self._authority is not None
+        spec = DisplaySpec(
+            display_number=slot.display_number,
+            vnc_port=slot.vnc_port,
+            width=self.width,
+            height=self.height,
+            runtime_dir=self.runtime_root / str(slot.display_number),
+            home=sandbox.home_path,
+        )
+        cookie = new_cookie()
+        await asyncio.to_thread(prepare_runtime_dir, spec, cookie, user.uid, user.gid)
+        cleanup.callback(remove_runtime_dir, spec)
+        self._authority.add(slot.display_number, cookie)
+        cleanup.callback(self._authority.remove, slot.display_number)
+        capture = ScreenCapture(spec.display, spec.width, spec.height)
+        injector = InputInjector(spec.display)
+        cleanup.callback(capture.close)
+        cleanup.callback(injector.close)
+        supervisor = Supervisor(
+            session_id,
+            sandbox,
+            components(spec, wm_running=injector.window_manager_running, browser=browser),
+            on_event=self._on_event,
+            restart_limit=self._restart_limit,
+            restart_window=self._restart_window,
+        )
+        await supervisor.start()  # stops what it started if it fails
+        return Desktop(
+            session_id=session_id,
+            slot=slot,
+            spec=spec,
+            user=user,
+            sandbox=sandbox,
+            capture=capture,
+            injector=injector,
+            supervisor=supervisor,
+        )
+
+    async def _close(self, session_id: str, *, remove_files: bool) -> None:
+        desktop = self._desktops.pop(session_id)
+        async with self._teardowns:
+            await self._teardown(desktop, remove_files=remove_files)
+        logger.info("desktop of %s closed (files %s)", session_id,
+                    "removed" if remove_files else "kept")  # fmt: skip
+
+    async def _teardown(self, desktop: Desktop, *, remove_files: bool) -> None:
+        session_id = desktop.session_id
+        try:
+            await desktop.stop_processes()
+            await desktop.sandbox.close()
+            if desktop.sandbox.user is not None:
+                remove_orphaned_segments(desktop.sandbox.user.uid)
+        finally:
+            if self._authority is not None:
+                self._authority.remove(desktop.slot_info.display_number)
+            await asyncio.to_thread(remove_runtime_dir, desktop.spec)
+            self._release_slot(desktop.slot_info)
+            if remove_files:
+                await self.homes.remove(session_id)
+            else:
+                await self.homes.detach(session_id)
+
+    def _release_slot(self, slot: Slot) -> None:
+        # A SIGKILLed Xvfb leaves its socket (and, outside a namespace, its lock file).
+        remove_stale_display_files(slot.display_number)
+        self.slots.release(slot)
+
+    def _session_dir(self, session_id: str) -> Path:
+        return self.homes.paths(session_id).root
+
+    @contextlib.asynccontextmanager
+    async def _session_lock(self, session_id: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            yield
+
+
+def _raise_fd_limit() -> None:
+    """Each desktop holds ~7 descriptors here (pipes, X connections): the usual soft limit
+    of 1024 would cap the pool at ~140 desktops. Raise it to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = FD_LIMIT if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        logger.info("raised the open-files limit from %d to %d", soft, want)
+
+
+def _default_runtime_root() -> Path:
+    if os.geteuid() == 0:
+        return Path("/run/computer-use")
+    return Path(tempfile.gettempdir()) / f"computer-use-{os.getuid()}"
+
+
+def _expected_launcher_mode(users: UserPool) -> str:
+    return "namespace" if users.enabled else "direct"

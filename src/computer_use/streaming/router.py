@@ -1,0 +1,46 @@
+"""GET /api/v1/sessions/{id}/stream: the session's events as Server-Sent Events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from computer_use import errors
+from computer_use.deps import RuntimeDep
+from computer_use.streaming.sse import SSE_HEADERS, parse_last_event_id, sse_stream
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["streaming"])
+
+
+@router.get(
+    "/{session_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Events: `id:` (increasing per session), `event:` type, `data:` JSON.",
+        },
+        **errors.error_responses(404, 422),
+    },
+    summary="Stream the session's events (SSE); resume with Last-Event-ID",
+)
+async def stream(
+    session_id: uuid.UUID,
+    runtime: RuntimeDep,
+    last_event_id: Annotated[
+        str | None, Header(description="Resume after this event id (set by EventSource).")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Resume after this event id (query form).")
+    ] = None,
+) -> StreamingResponse:
+    sid = str(session_id)
+    await runtime.sessions.get(session_id=sid)
+    resume = parse_last_event_id(last_event_id, None if after is None else str(after))
+    events = runtime.bus.subscribe(sid, resume)
+    return StreamingResponse(
+        sse_stream(events), media_type="text/event-stream", headers=SSE_HEADERS
+    )
