@@ -37,9 +37,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tests' process helpers (Xvfb with -displayfd, x11vnc's PORT= line) are reused as is.
-sys.path.insert(0, str(ROOT / "tests" / "vnc"))
+sys.path.insert(0, str(ROOT))
 
-from vnc_helpers import (  # noqa: E402
+from tests.vnc.vnc_helpers import (  # noqa: E402
     SCREEN_HEIGHT,
     SCREEN_WIDTH,
     paint_root,

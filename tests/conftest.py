@@ -64,7 +64,16 @@ def server(
     database_url = ""
     if request.param == "postgresql":
         database_url = request.getfixturevalue("postgres_url")
-    env = server_env(data_dir, DATABASE_URL=database_url)
+    # Each server module gets its own displays and session users: tests run one after another,
+    # but a server's start-up reclaims every display and user of its range.
+    base, prefix = {"sqlite": ("600", "cu-ts"), "postgresql": ("640", "cu-tp")}[request.param]
+    env = server_env(
+        data_dir,
+        DATABASE_URL=database_url,
+        MAX_DISPLAYS="4",
+        DESKTOP_DISPLAY_BASE=base,
+        DESKTOP_USER_PREFIX=prefix,
+    )
     proc = ServerProcess(env, data_dir / "server.log").start()
     try:
         yield proc

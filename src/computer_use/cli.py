@@ -53,6 +53,9 @@ def serve(settings: Settings, host: str, port: int, reload: bool) -> None:
         log_level="info",
         access_log=False,
         ws_per_message_deflate=False,
+        # Open SSE streams and VNC viewers would hold a SIGTERM forever; after this long
+        # they are closed and the lifespan stops runs and desktops.
+        timeout_graceful_shutdown=3,
     )
 
 

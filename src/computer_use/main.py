@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
 
 from computer_use import __version__
 from computer_use.config import Settings
@@ -22,6 +21,7 @@ from computer_use.streaming.router import router as streaming_router
 from computer_use.system.router import router as system_router
 from computer_use.vnc import VncTokens, install_token_log_filter, vnc_url_for
 from computer_use.vnc import router as vnc_router
+from computer_use.web.router import router as web_router
 
 
 def configure_logging(settings: Settings) -> None:
@@ -30,8 +30,9 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
-    # httpx logs full request URLs at INFO; keep it quiet so nothing sensitive lands in logs.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx (and the SDK's httpx2) log request URLs at INFO: keep them quiet.
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     install_token_log_filter()  # uvicorn's websocket log lines would show ?token=...
 
 
@@ -58,16 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions_router)
     app.include_router(streaming_router)
     app.include_router(vnc_router)
+    app.include_router(web_router)  # the console at /: last, after every API route
     mount_mcp(app, settings)  # exact /mcp route (no redirect); MCP_ENABLED=false: none
     # Tokens are short-lived and minted on every read of a session, so a per-process secret
     # is enough for one worker.
     vnc_tokens = VncTokens()
     app.state.vnc_tokens = vnc_tokens
     app.state.vnc_url_for = vnc_url_for(vnc_tokens)
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
 
     return app
 

@@ -153,6 +153,9 @@ async def test_run_streams_events_in_order_and_keeps_history(
 
         async with asyncio.timeout(10):
             detail = await active()
+        final_text_id = max(i for i, t, _ in events if t == "text")
+        complete_id = events[-1][0]
+        assert final_text_id <= detail["last_event_id"] < complete_id
         roles = [m["role"] for m in detail["messages"]]
         assert roles == ["user", "assistant", "user", "assistant"]
         result_block = detail["messages"][2]["content"][0]

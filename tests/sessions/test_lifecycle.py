@@ -14,7 +14,14 @@ from tests.helpers import ServerProcess, wait_for
 @pytest.fixture(scope="module")
 def short_ttl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data_dir: Path = tmp_path_factory.mktemp("ttl")
-    env = server_env(data_dir, SESSION_TTL_SECONDS="2", CLEANUP_INTERVAL_SECONDS="1")
+    env = server_env(
+        data_dir,
+        SESSION_TTL_SECONDS="2",
+        CLEANUP_INTERVAL_SECONDS="1",
+        MAX_DISPLAYS="2",
+        DESKTOP_DISPLAY_BASE="680",
+        DESKTOP_USER_PREFIX="cu-tl",
+    )
     proc = ServerProcess(env, data_dir / "server.log").start()
     try:
         yield proc

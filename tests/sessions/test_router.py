@@ -105,17 +105,19 @@ def test_bad_input_gets_clear_4xx(server: ServerProcess) -> None:
             assert needle.lower() in response.text.lower(), (needle, response.text)
 
 
-def test_post_message_without_agent_is_503_with_reason(server: ServerProcess) -> None:
+def test_post_message_without_any_api_key_is_400_saying_how(server: ServerProcess) -> None:
     with server.client() as http:
         sid = http.post("/api/v1/sessions", json={}).json()["id"]
         response = http.post(f"/api/v1/sessions/{sid}/messages", json={"content": "hello"})
-        assert response.status_code == 503
-        assert "agent" in response.json()["error"]["message"].lower()
+        assert response.status_code == 400
+        message = response.json()["error"]["message"]
+        assert "X-Anthropic-API-Key" in message and "ANTHROPIC_API_KEY" in message
         cancel = http.post(f"/api/v1/sessions/{sid}/cancel")
         assert cancel.status_code == 200 and cancel.json() == {
             "session_id": sid,
             "cancelled": False,
         }
+        assert http.delete(f"/api/v1/sessions/{sid}").status_code == 204
 
 
 def test_data_survives_a_server_restart(server: ServerProcess) -> None:

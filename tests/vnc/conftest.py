@@ -6,7 +6,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from vnc_helpers import (
+
+from computer_use.vnc import VncTokens
+from tests.vnc.vnc_helpers import (
     DEAD_PORT,
     NO_DESKTOP,
     OTHER_SESSION,
@@ -22,8 +24,6 @@ from vnc_helpers import (
     start_xvfb,
     stop_process,
 )
-
-from computer_use.vnc import VncTokens
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,12 @@ import struct
 import httpx
 import pytest
 from fastapi import FastAPI
-from vnc_helpers import (
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from computer_use.vnc import VncTokens, router
+from tests.vnc.vnc_helpers import (
     DEAD_PORT,
     NO_DESKTOP,
     OTHER_SESSION,
@@ -26,11 +31,6 @@ from vnc_helpers import (
     proxy_tasks,
     wait_until,
 )
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
-
-from computer_use.vnc import VncTokens, router
 
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011

@@ -10,7 +10,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-from vnc_helpers import (
+
+from computer_use.errors import install_error_handlers
+from computer_use.vnc import VncTokens, create_router, vnc_url_for
+from computer_use.vnc.novnc import NoVncFiles
+from tests.vnc.vnc_helpers import (
     LEFT_COLOUR,
     NO_DESKTOP,
     RIGHT_COLOUR,
@@ -24,10 +28,6 @@ from vnc_helpers import (
     pointer_position,
     wait_until,
 )
-
-from computer_use.errors import install_error_handlers
-from computer_use.vnc import VncTokens, create_router, vnc_url_for
-from computer_use.vnc.novnc import NoVncFiles
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"

@@ -148,7 +148,11 @@ def components(
 
 async def _displayfd_ready(proc: asyncio.subprocess.Process) -> None:
     assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT)
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            line = await proc.stdout.readline()
+    except TimeoutError:
+        raise DesktopStartError(f"Xvfb not ready after {READY_TIMEOUT:.0f} s") from None
     if not line.strip():
         raise DesktopStartError(f"Xvfb exited ({proc.returncode}) before accepting connections")
 

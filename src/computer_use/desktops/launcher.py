@@ -86,7 +86,7 @@ class SandboxError(DesktopError):
 async def run_command(
     argv: Sequence[str],
     *,
-    timeout: float = HELPER_TIMEOUT,  # noqa: ASYNC109 -- on timeout we kill the group, not cancel
+    timeout: float = HELPER_TIMEOUT,
     check: bool = True,
     input: bytes | None = None,
 ) -> CommandResult:
@@ -107,7 +107,7 @@ async def run_command(
 async def collect(
     proc: asyncio.subprocess.Process,
     *,
-    timeout: float,  # noqa: ASYNC109 -- on timeout we kill the group, not cancel
+    timeout: float,
     input: bytes | None = None,
 ) -> CommandResult:
     """Wait for `proc` (a process group leader), feeding `input` and gathering its output.
@@ -179,7 +179,7 @@ def live_pids_of_uid(uid: int) -> list[int]:
 async def poll_until(
     check: Callable[[], bool],
     *,
-    timeout: float,  # noqa: ASYNC109 -- raises with a message saying what we waited for
+    timeout: float,
     what: str,
 ) -> None:
     """Wait for a condition the kernel gives us no event for, with a deadline."""
@@ -354,7 +354,7 @@ class SessionSandbox:
         self,
         argv: Sequence[str],
         *,
-        timeout: float,  # noqa: ASYNC109 -- the DesktopPort.run contract: timed_out, not cancel
+        timeout: float,
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
     ) -> CommandResult:

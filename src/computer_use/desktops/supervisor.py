@@ -104,10 +104,14 @@ class Supervisor:
     async def stop(self) -> None:
         self._closing = True
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+            task, self._loop_task = self._loop_task, None
+            # Re-cancelled until done: code outside ours (a library await) may swallow one
+            # cancellation, and an unbounded wait here would hang destroy().
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                logger.error("desktop %s: supervisor ended with %r", self.session_id, exc)
         await asyncio.gather(*(self._terminate(c) for c in self._clients))
         await self._terminate(self._server)
 
@@ -281,7 +285,10 @@ class Supervisor:
         if proc is not None and proc.returncode is None:
             _signal_group(proc.pid, signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), STOP_GRACE)
+                # Not wait_for(): on 3.11 it swallows a cancellation that arrives as the
+                # process exits, and stop() would then wait on a loop that never ends.
+                async with asyncio.timeout(STOP_GRACE):
+                    await proc.wait()
             except TimeoutError:
                 _signal_group(proc.pid, signal.SIGKILL)
                 await proc.wait()

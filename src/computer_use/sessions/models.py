@@ -60,6 +60,9 @@ class Message(Base):
     # Anthropic content blocks in storage form: image sources reference `images.id`.
     content: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The session's last event id when this turn was stored: its events are all at or below
+    # it, so a client showing the history resumes the stream after it without duplicates.
+    last_event_id: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     session: Mapped[Session] = relationship(back_populates="messages")

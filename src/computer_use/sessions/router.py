@@ -134,6 +134,7 @@ async def get_session(
     session = await service.get(session_id=str(session_id), with_messages=True)
     body = to_public(service, session, request, interactive=interactive)
     body["messages"] = [_message_public(session.id, m) for m in session.messages]
+    body["last_event_id"] = max((m.last_event_id or 0 for m in session.messages), default=0)
     return body
 
 

@@ -86,6 +86,10 @@ class SessionPublic(BaseModel):
 
 class SessionDetail(SessionPublic):
     messages: list[MessagePublic]
+    last_event_id: int = Field(
+        description="The stream's last event already reflected in `messages`: resume the "
+        "stream after it (`Last-Event-ID` or `?after=`) to see only what is new."
+    )
 
 
 class SessionsPublic(BaseModel):

@@ -152,10 +152,20 @@ class SessionService:
         content: list[dict[str, object]],
         usage: dict[str, object] | None = None,
     ) -> Message:
-        message = Message(
-            session_id=session_id, role=role, content=content, usage=usage, created_at=now()
-        )
         async with self._sessionmaker() as db, db.begin():
+            last_event_id = await db.scalar(
+                select(Session.last_event_id).where(Session.id == session_id)
+            )
+            if last_event_id is None:
+                raise errors.NotFound(f"Session {session_id} not found.")
+            message = Message(
+                session_id=session_id,
+                role=role,
+                content=content,
+                usage=usage,
+                last_event_id=last_event_id,
+                created_at=now(),
+            )
             db.add(message)
         return message
 

@@ -1,0 +1,166 @@
+// The REST client: one function per endpoint, errors as ApiError with the server's message.
+import config from "./config.js";
+
+const KEY_STORAGE = "computer-use.anthropic-key";
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/**
+ * The API's origin (and path prefix, if any), without a trailing slash.
+ * `?api=` is honoured only for loopback addresses: a link could otherwise point this console,
+ * and the API key someone pastes into it, at a stranger's server. config.js may name any.
+ */
+function resolveApiBase() {
+  const fromQuery = new URLSearchParams(window.location.search).get("api");
+  if (fromQuery) {
+    try {
+      const url = new URL(fromQuery);
+      if ((url.protocol === "http:" || url.protocol === "https:") &&
+          LOOPBACK_HOSTS.has(url.hostname)) {
+        return url.href.replace(/\/+$/, "");
+      }
+    } catch {
+      // not a URL: fall through to the configured base
+    }
+  }
+  const configured = String(config.apiBase || "").trim();
+  return (configured || window.location.origin).replace(/\/+$/, "");
+}
+
+export const apiBase = resolveApiBase();
+
+/** True when the API is on another origin than this page (shown in the header). */
+export const apiIsRemote = new URL(apiBase).origin !== window.location.origin;
+
+/** An absolute URL for a server path such as "/vnc/…" or an image URL from an event. */
+export function absoluteUrl(path) {
+  return new URL(path, apiBase + "/").href;
+}
+
+export class ApiError extends Error {
+  constructor(status, code, message, { details = null, retryAfter = null } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.retryAfter = retryAfter;
+  }
+
+  /** The server wants an Anthropic key that neither it nor this request has. */
+  get needsApiKey() {
+    if (this.status !== 400 && this.status !== 401) return false;
+    return /api[_ -]?key/i.test(`${this.code} ${this.message}`);
+  }
+}
+
+// --- the user's own Anthropic key: this tab only (sessionStorage), never localStorage ---
+
+let memoryKey = null;
+
+export function getApiKey() {
+  try {
+    return window.sessionStorage.getItem(KEY_STORAGE) || memoryKey;
+  } catch {
+    return memoryKey; // storage disabled: keep it in memory
+  }
+}
+
+export function setApiKey(key) {
+  memoryKey = key;
+  try {
+    window.sessionStorage.setItem(KEY_STORAGE, key);
+  } catch {
+    // memory only
+  }
+}
+
+export function clearApiKey() {
+  memoryKey = null;
+  try {
+    window.sessionStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // nothing stored
+  }
+}
+
+// --- requests ---
+
+async function request(method, path, { body, withKey = false, query } = {}) {
+  const url = new URL(apiBase + path);
+  for (const [name, value] of Object.entries(query || {})) {
+    if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
+  }
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const key = withKey ? getApiKey() : null;
+  if (key) headers["X-Anthropic-API-Key"] = key;
+
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch {
+    // fetch rejects only when no HTTP answer came back at all.
+    throw new ApiError(0, "network_error", `Cannot reach the server at ${apiBase}.`);
+  }
+  if (response.status === 204) return null;
+
+  const text = await response.text();
+  let payload = null;
+  try {
+    payload = text ? JSON.parse(text) : null;
+  } catch {
+    payload = null;
+  }
+  if (!response.ok) {
+    const error = payload && typeof payload.error === "object" ? payload.error : {};
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+    throw new ApiError(
+      response.status,
+      error.code || `http_${response.status}`,
+      error.message || `${method} ${path} failed with HTTP ${response.status}.`,
+      { details: error.details ?? null, retryAfter: Number.isFinite(retryAfter) ? retryAfter : null },
+    );
+  }
+  return payload;
+}
+
+const sessionPath = (id) => `/api/v1/sessions/${encodeURIComponent(id)}`;
+
+export const api = {
+  config: () => request("GET", "/api/v1/config"),
+  health: () => request("GET", "/api/v1/health"),
+  listSessions: ({ limit = 100, offset = 0 } = {}) =>
+    request("GET", "/api/v1/sessions", { query: { limit, offset } }),
+  createSession: ({ title, model }) =>
+    request("POST", "/api/v1/sessions", { body: model ? { title, model } : { title } }),
+  getSession: (id) => request("GET", sessionPath(id)),
+  deleteSession: (id) => request("DELETE", sessionPath(id)),
+  sendMessage: (id, content) =>
+    request("POST", `${sessionPath(id)}/messages`, { body: { content }, withKey: true }),
+  cancel: (id) => request("POST", `${sessionPath(id)}/cancel`),
+
+  /**
+   * A viewer URL that lets the user drive the desktop (`vnc_url` is view-only): the session
+   * read with `?interactive=true` adds `vnc_interactive_url`. Null when there is none.
+   */
+  async interactiveVncUrl(id) {
+    const session = await request("GET", sessionPath(id), { query: { interactive: "true" } });
+    return session.vnc_interactive_url || null;
+  },
+
+  /**
+   * The SSE endpoint, resuming after `lastEventId`: a new EventSource cannot send the
+   * Last-Event-ID header, so the first request says it with `?after=`.
+   */
+  streamUrl(id, lastEventId) {
+    const url = new URL(`${apiBase}${sessionPath(id)}/stream`);
+    if (lastEventId > 0) url.searchParams.set("after", String(lastEventId));
+    return url.href;
+  },
+};
