@@ -47,8 +47,8 @@ test: $(VENV)/.stamp-test lint ## set up with test dependencies, lint, run the w
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: setup ## the whole system offline: a scripted model server stands in for the Anthropic API
-	@echo "make demo: not available yet (arrives with the agent loop)."
+demo: setup ## the whole system offline: a scripted model stands in for the Anthropic API
+	$(PY) -m computer_use demo $(SERVE_FLAGS)
 
 .PHONY: bench
 bench: $(VENV)/.stamp-test ## desktop benchmarks (prints figures next to their targets)

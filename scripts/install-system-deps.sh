@@ -10,8 +10,8 @@ runtime=(
   jwm xterm pcmanfm
   firefox-esr
   novnc
-  fuse-overlayfs e2fsprogs util-linux mount procps psmisc iproute2
-  fonts-dejavu-core
+  fuse-overlayfs e2fsprogs util-linux mount procps psmisc iproute2 nftables
+  fonts-dejavu-core fonts-wqy-zenhei
 )
 test_only=(
   chromium

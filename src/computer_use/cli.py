@@ -1,8 +1,9 @@
-"""The `computer-use` console script: `serve` and `migrate`."""
+"""The `computer-use` console script: `serve`, `migrate` and `demo`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -59,6 +60,48 @@ def serve(settings: Settings, host: str, port: int, reload: bool) -> None:
     )
 
 
+def demo(settings: Settings, host: str, port: int) -> None:
+    """The whole service, offline: a scripted stand-in for the Anthropic API runs beside it."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from pydantic import SecretStr
+
+    from computer_use.loopback.app import LoopbackState
+    from computer_use.loopback.app import create_app as create_model_app
+    from computer_use.loopback.demo import demo_responder
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        model_port = probe.getsockname()[1]
+    state = LoopbackState(demo_responder, api_key=None, delay=0.02, chunk_size=8)
+    model = uvicorn.Server(
+        uvicorn.Config(
+            create_model_app(state), host="127.0.0.1", port=model_port, log_level="warning"
+        )
+    )
+    threading.Thread(target=model.run, name="demo-model", daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not model.started:
+        if time.monotonic() > deadline:
+            raise SystemExit("the demo model server did not start")
+        time.sleep(0.05)
+    # The SDK reads ANTHROPIC_BASE_URL; the key only has to be non-empty for the stand-in,
+    # and a real ANTHROPIC_API_KEY from the environment is never sent to it.
+    os.environ["ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{model_port}"
+    settings = settings.model_copy(update={"anthropic_api_key": SecretStr("offline-demo")})
+    print(
+        f"Offline demo: open http://{host}:{port}/ and send e.g. "
+        "'Search the weather in Santiago, Chile'. The model is a scripted stand-in "
+        "(no network, no API key); the desktop, browser and everything else are real.",
+        flush=True,
+    )
+    migrate(settings)
+    serve(settings, host, port, reload=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="computer-use", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     p_serve.add_argument("--port", type=int, help="port (PORT, default 8000)")
     p_serve.add_argument("--reload", action="store_true", help="reload on code changes (dev)")
     p_serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    p_demo = sub.add_parser("demo", help="serve with a scripted offline model (no API key)")
+    p_demo.add_argument("--host", help="bind address (HOST, default 127.0.0.1)")
+    p_demo.add_argument("--port", type=int, help="port (PORT, default 8000)")
     p_migrate = sub.add_parser("migrate", help="apply database migrations")
     p_migrate.add_argument("revision", nargs="?", default="head")
     args = parser.parse_args(argv)
@@ -74,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = _settings()
     if args.command == "migrate":
         migrate(settings, args.revision)
+        return
+    if args.command == "demo":
+        demo(settings, args.host or settings.host, args.port or settings.port)
         return
     if args.migrate:
         migrate(settings)

@@ -61,6 +61,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(vnc_router)
     app.include_router(web_router)  # the console at /: last, after every API route
     mount_mcp(app, settings)  # exact /mcp route (no redirect); MCP_ENABLED=false: none
+    # Routes outside the OpenAPI document, listed in /llms.txt beside the generated ones.
+    app.state.llms_extra_routes = [
+        "GET /vnc/{session_id}?token=...: the live desktop viewer (noVNC); use a session's vnc_url",
+        "WEBSOCKET /api/v1/sessions/{session_id}/vnc/websockify?token=...: the VNC proxy",
+        "GET /: the web console",
+    ]
+    if settings.mcp_enabled:
+        app.state.llms_extra_routes.append(
+            "POST /mcp: MCP (Streamable HTTP); tools create_session, execute_task, "
+            "get_session_status, destroy_session, take_screenshot; key in X-Anthropic-API-Key"
+        )
     # Tokens are short-lived and minted on every read of a session, so a per-process secret
     # is enough for one worker.
     vnc_tokens = VncTokens()

@@ -31,6 +31,8 @@ def test_llms_txt_names_every_public_route(server: ServerProcess) -> None:
         spec = http.get("/openapi.json").json()
         text = http.get("/llms.txt")
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    for extra in ("/mcp", "/vnc/{session_id}", "/vnc/websockify"):
+        assert extra in text.text
     for path, methods in spec["paths"].items():
         for method in methods:
             assert f"{method.upper()} {path}" in text.text

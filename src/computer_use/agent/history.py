@@ -156,7 +156,8 @@ async def to_api(
 ) -> list[Message]:
     """API form of a stored history, repaired. With `keep_images`, screenshots the loop would
     prune anyway are not loaded at all (the same chunked rule, so the result is identical)."""
-    messages = repair(copy.deepcopy(list(stored)))
+    # Only role and content belong to the API form (stored turns may carry e.g. `usage`).
+    messages = repair([{"role": m["role"], "content": copy.deepcopy(m["content"])} for m in stored])
     if keep_images is not None:
         messages = prune_images(messages, keep_images, chunk)
 
