@@ -186,6 +186,18 @@ async def test_reconnecting_with_last_event_id_misses_nothing_and_repeats_nothin
         resumed = await read_events(http, sid, last_event_id=cut)
         assert [e[0] for e in resumed] == [e[0] for e in full if e[0] > cut]
         assert resumed == [e for e in full if e[0] > cut]
+        for query in ("after", "last_event_id"):  # the query forms, for clients without headers
+            async with http.stream(
+                "GET", f"/api/v1/sessions/{sid}/stream", params={query: full[-2][0]}
+            ) as response:
+                lines = response.aiter_lines()
+                ids = []
+                async with asyncio.timeout(10):
+                    async for line in lines:
+                        if line.startswith("id: "):
+                            ids.append(int(line[4:]))
+                            break
+                assert ids == [full[-1][0]]
 
 
 async def test_busy_session_refuses_a_second_message_and_cancel_leaves_valid_history(

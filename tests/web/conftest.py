@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import (
     Browser,
@@ -20,7 +17,7 @@ from playwright.async_api import (
 )
 
 from tests.conftest import server_env
-from tests.helpers import REPO, ServerProcess, wait_for
+from tests.helpers import ServerProcess
 from tests.web.fakes import Answer, FakeStream
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,30 +39,6 @@ document.addEventListener("securitypolicyviolation",
 """
 
 
-class UiServerProcess(ServerProcess):
-    """The server with the console mounted (tests/web/ui_server.py), on an ephemeral port."""
-
-    def start(self, timeout: float = 60.0) -> UiServerProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.web.ui_server", "--port", str(self.port)],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-        def healthy() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            return httpx.get(f"{self.base_url}/api/v1/health", timeout=2).status_code == 200
-
-        wait_for(healthy, timeout=timeout, interval=0.1, what="server health")
-        return self
-
-
 def web_server_env(
     data_dir: Path, display_base: int, user_prefix: str, **extra: str
 ) -> dict[str, str]:
@@ -84,7 +57,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     """One server (no Anthropic key) for every console test that needs no agent run."""
     data_dir = tmp_path_factory.mktemp("web")
     env = web_server_env(data_dir, 860, "cu-wb")
-    proc = UiServerProcess(env, data_dir / "server.log").start()
+    proc = ServerProcess(env, data_dir / "server.log").start()
     try:
         yield proc
     finally:

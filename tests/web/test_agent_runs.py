@@ -14,7 +14,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from computer_use.loopback import LoopbackModelServer, RecordedRequest, Turn, demo_responder
 from tests.helpers import ServerProcess
-from tests.web.conftest import INIT_SCRIPT, WIDE, Console, UiServerProcess, web_server_env
+from tests.web.conftest import INIT_SCRIPT, WIDE, Console, web_server_env
 
 PROMPT = "Search the weather in Santiago, Chile"
 SLOW_PROMPT = "Search the weather slowly in Valparaiso"
@@ -56,7 +56,7 @@ async def model() -> AsyncIterator[tuple[LoopbackModelServer, DemoModel]]:
 
 async def _start(env: dict[str, str], data_dir: Path) -> ServerProcess:
     # Started in a thread: the loopback model shares this event loop and must keep serving.
-    return await asyncio.to_thread(UiServerProcess(env, data_dir / "server.log").start)
+    return await asyncio.to_thread(ServerProcess(env, data_dir / "server.log").start)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Request, Route, expect
+from playwright.async_api import Browser, Request, Route, expect
 
 from computer_use.web.router import STATIC_DIR
 from tests.helpers import ServerProcess, free_port
@@ -20,20 +20,6 @@ from tests.web.conftest import INIT_SCRIPT, Tab, create_session
 from tests.web.fakes import FakeStream
 
 XSS_TITLE = "<img src=x onerror=window.__pwned=1><script>window.__pwned=2</script>"
-
-
-def stream_is_served(server: ServerProcess) -> bool:
-    """Whether the SSE endpoint exists yet (it lands with the agent wiring)."""
-    paths = httpx.get(f"{server.base_url}/openapi.json").json()["paths"]
-    return "/api/v1/sessions/{session_id}/stream" in paths
-
-
-async def quiet_stream_until_wired(
-    page: Page, server: ServerProcess, fake_stream: Callable[..., FakeStream]
-) -> None:
-    # Until the real stream exists, its 404s would be console errors unrelated to the page.
-    if not stream_is_served(server):
-        await fake_stream().install(page)
 
 
 def test_static_files_have_no_inline_code_or_html_sinks() -> None:
@@ -80,7 +66,6 @@ async def test_create_list_and_delete_a_session(
     artifacts_dir: Path,
     fake_stream: Callable[..., FakeStream],
 ) -> None:
-    await quiet_stream_until_wired(tab.page, ui_server, fake_stream)
     page = await tab.open("/")
     await page.fill("#create-title", "Weather Search Task")
     await page.fill("#create-model", "claude-sonnet-4-5-20250929")
@@ -129,7 +114,6 @@ async def test_cancelling_the_delete_dialog_keeps_the_session(
 async def test_html_in_a_session_title_is_shown_as_text_and_never_run(
     tab: Tab, ui_server: ServerProcess, fake_stream: Callable[..., FakeStream]
 ) -> None:
-    await quiet_stream_until_wired(tab.page, ui_server, fake_stream)
     session = create_session(ui_server, XSS_TITLE)
     page = await tab.open(f"/#/sessions/{session['id']}")
     item = page.locator(f'[data-session-id="{session["id"]}"]')
@@ -169,7 +153,6 @@ async def test_narrow_windows_stack_the_panels(
     context = await browser.new_context(viewport={"width": width, "height": height})
     try:
         page = await context.new_page()
-        await quiet_stream_until_wired(page, ui_server, fake_stream)
         await page.goto(f"{ui_server.base_url}/#/sessions/{session['id']}")
         await page.wait_for_selector("body[data-ready=true]")
         await expect(page.locator("#chat-title")).to_have_text("Narrow")
@@ -246,7 +229,6 @@ async def test_console_served_elsewhere_uses_the_api_named_in_the_url(
         page = await context.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        await quiet_stream_until_wired(page, ui_server, fake_stream)
         await page.goto(f"{static_server}/?api={ui_server.base_url}")
         await page.wait_for_selector("body[data-ready=true]")
         await expect(page.locator(f'[data-session-id="{session["id"]}"]')).to_be_visible()

@@ -36,10 +36,15 @@ async def stream(
     after: Annotated[
         int | None, Query(ge=0, description="Resume after this event id (query form).")
     ] = None,
+    last_event_id_query: Annotated[
+        int | None,
+        Query(alias="last_event_id", ge=0, description="Same as `after` (for EventSource users)."),
+    ] = None,
 ) -> StreamingResponse:
     sid = str(session_id)
     await runtime.sessions.get(session_id=sid)
-    resume = parse_last_event_id(last_event_id, None if after is None else str(after))
+    queried = after if after is not None else last_event_id_query
+    resume = parse_last_event_id(last_event_id, None if queried is None else str(queried))
     events = runtime.bus.subscribe(sid, resume)
     return StreamingResponse(
         sse_stream(events), media_type="text/event-stream", headers=SSE_HEADERS
