@@ -10,7 +10,7 @@ import anthropic
 import httpx
 
 from computer_use.loopback import RecordedRequest, ToolUse, demo_responder
-from computer_use.loopback.demo import search_query
+from computer_use.loopback.demo import DEMO_PAGE, forecast, search_query
 from tests.helpers import REPO, free_port
 
 TOOLS = [
@@ -20,7 +20,8 @@ TOOLS = [
         "display_width_px": 1280,
         "display_height_px": 800,
         "enable_zoom": True,
-    }
+    },
+    {"type": "bash_20250124", "name": "bash"},
 ]
 
 
@@ -56,15 +57,25 @@ def test_demo_searches_the_weather_step_by_step() -> None:
                 ],
             }
         )
+    assert actions[1][0]["command"].startswith(f"mkdir -p ~/demo && cat > {DEMO_PAGE} <<'HTML'")
+    del actions[1]
     assert actions == [
         [{"action": "screenshot"}],
         [{"action": "left_click", "coordinate": [640, 60]}, {"action": "key", "text": "ctrl+l"}],
-        [{"action": "type", "text": "weather in Santiago, Chile"}],
-        [{"action": "key", "text": "Return"}],
+        [
+            {"action": "type", "text": f"file://{DEMO_PAGE}"},
+            {"action": "key", "text": "Return"},
+        ],
+        [
+            {"action": "left_click", "coordinate": [240, 224]},
+            {"action": "type", "text": "Santiago, Chile"},
+        ],
+        [{"action": "left_click", "coordinate": [520, 224]}],
         [{"action": "screenshot"}],
     ]
     final = demo_responder(request(messages))
-    assert "weather in Santiago, Chile" in final.blocks[0].text  # type: ignore[union-attr]
+    text = final.blocks[0].text  # type: ignore[union-attr]
+    assert f"shows {forecast('Santiago, Chile')} for Santiago, Chile" in text
 
 
 def test_search_query_is_taken_from_the_prompt() -> None:

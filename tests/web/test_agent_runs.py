@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from computer_use.loopback import LoopbackModelServer, RecordedRequest, Turn, demo_responder
+from computer_use.loopback.demo import forecast
 from tests.helpers import ServerProcess
 from tests.web.conftest import INIT_SCRIPT, WIDE, Console, web_server_env
 
@@ -22,8 +23,9 @@ RUN_TIMEOUT_MS = 60_000
 MODEL_KEY = "sk-ant-loopback-key"
 
 # Block kinds of one demo run (thinking, when the model thinks, is left out).
-DEMO_RUN = ["user", "text", "tool", "text", "tool", "tool", "text", "tool"]
-DEMO_RUN += ["text", "tool", "text", "tool", "text", "end"]
+DEMO_RUN = ["user", "text", "tool", "text", "tool"]  # screenshot; write the local page
+DEMO_RUN += ["text", "tool", "tool"] * 3  # open it; type its address; type the place
+DEMO_RUN += ["text", "tool", "text", "tool", "text", "end"]  # click Search; look; answer
 
 CANVAS_SIZE = """([width, height]) => {
   const canvas = document.querySelector("#screen canvas");
@@ -166,19 +168,25 @@ async def test_weather_demo_streams_live_and_its_history_survives_a_reload(
     await expect(page.locator(".block.tool .tool-desc")).to_have_text(
         [
             "take a screenshot",
+            re.compile(r"^run `mkdir -p ~/demo"),
             re.compile(r"^click at \(\d+, \d+\)$"),
             "press ctrl+l",
-            "type 'weather in Santiago, Chile'",
+            "type 'file:///home/user/demo/weather.html'",
             "press Return",
+            "click at (240, 224)",
+            "type 'Santiago, Chile'",
+            "click at (520, 224)",
             "take a screenshot",
         ]
     )
-    await expect(page.locator('.block.tool[data-state="done"]')).to_have_count(6)
+    await expect(page.locator('.block.tool[data-state="done"]')).to_have_count(10)
     screenshots = page.locator(".block.tool .thumb img")
-    await expect(screenshots).to_have_count(6)
+    await expect(screenshots).to_have_count(9)  # every computer action; bash returns text
     loaded = await screenshots.evaluate_all("imgs => imgs.every(i => i.naturalWidth > 0)")
     assert loaded, "every screenshot thumbnail loads from the API"
-    await expect(page.locator(".block.text").last).to_contain_text("I searched for")
+    await expect(page.locator(".block.text").last).to_contain_text(
+        f"The demo page shows {forecast('Santiago, Chile')} for Santiago, Chile"
+    )
     await expect(page.locator("#send-button")).to_be_visible()
     await page.screenshot(path=artifacts_dir / "ui_agent_run.png")
     await wait_for_desktop(page, config)
@@ -197,7 +205,7 @@ async def test_weather_demo_streams_live_and_its_history_survives_a_reload(
     before = [k for k in await block_kinds(page) if k != "end"]
     await page.reload()
     await page.wait_for_selector("body[data-ready=true]")
-    await expect(page.locator(".block.tool .thumb img")).to_have_count(6)
+    await expect(page.locator(".block.tool .thumb img")).to_have_count(9)
     await expect(page.locator("#stream-state")).to_have_text("Live")
     after = [k for k in await block_kinds(page) if k != "end"]
     assert after == before

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from computer_use.loopback.script import RecordedRequest, Reply, Turn, computer, say
+from computer_use.loopback.script import RecordedRequest, Reply, Turn, bash, computer, say
 
 _SEARCH = re.compile(
     r"^\s*(?:please\s+)?search\s+(?:for\s+)?(?:the\s+)?(?P<query>.+?)[.!?]?\s*$", re.I
@@ -40,19 +40,69 @@ def search_query(prompt: str) -> str:
     return (match.group("query") if match else prompt).strip() or "weather in Santiago, Chile"
 
 
+# The demo cannot use the network (there may be none), so it writes a small local page and
+# uses that: Firefox opens it, the "model" types a place and clicks Search, the page answers.
+DEMO_PAGE = "/home/user/demo/weather.html"
+_PAGE_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Weather search (offline demo page)</title>
+<style>
+body { margin: 0; font: 18px sans-serif; background: #f4f6fb; color: #1d2433; }
+header { height: 60px; background: #2f4b7c; color: white; font-size: 22px;
+         line-height: 60px; padding-left: 40px; }
+#q { position: absolute; top: 100px; left: 40px; width: 400px; height: 40px;
+     box-sizing: border-box; font-size: 18px; padding: 0 10px; }
+#go { position: absolute; top: 100px; left: 460px; width: 120px; height: 40px;
+      font-size: 18px; }
+#result { position: absolute; top: 170px; left: 40px; font-size: 28px; }
+</style></head>
+<body><header>Weather search &middot; offline demo page</header>
+<input id="q" placeholder="City" autofocus>
+<button id="go">Search</button>
+<div id="result"></div>
+<script>
+document.getElementById("go").addEventListener("click", () => {
+  const city = document.getElementById("q").value.trim();
+  let h = 0;
+  for (const ch of city) h += ch.codePointAt(0);
+  const kinds = ["sunny", "partly cloudy", "light rain", "windy"];
+  document.getElementById("result").textContent =
+    city + ": " + (14 + h % 15) + " \u00b0C, " + kinds[h % 4];
+});
+</script></body></html>
+"""
+# Page coordinates of the search box and button, plus Firefox's toolbars above the page.
+_CONTENT_TOP = 104
+_SEARCH_BOX = (240, _CONTENT_TOP + 120)
+_SEARCH_BUTTON = (520, _CONTENT_TOP + 120)
+
+
+def place_of(query: str) -> str:
+    """ "weather in Santiago, Chile" -> "Santiago, Chile"."""
+    return re.sub(r"^(?:the\s+)?weather\s+(?:in|for|at)\s+", "", query, flags=re.I) or query
+
+
+def forecast(place: str) -> str:
+    """What the demo page shows for `place` (the same arithmetic as its script)."""
+    total = sum(ord(ch) for ch in place)
+    kinds = ["sunny", "partly cloudy", "light rain", "windy"]
+    return f"{14 + total % 15} \u00b0C, {kinds[total % 4]}"
+
+
 def demo_responder(request: RecordedRequest) -> Turn:
     messages = request.messages
     last_prompt = max((i for i, m in enumerate(messages) if _is_prompt(m)), default=0)
     step = sum(1 for m in messages[last_prompt:] if m.get("role") == "assistant")
     query = search_query(_prompt_text(messages[last_prompt]) if messages else "")
+    place = place_of(query)
     thinking_on = (request.body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
-    if request.display_size is None:
+    if request.display_size is None or request.tool("bash") is None:
         return say(
             f"(offline demo model) I would search for {query!r}, but I have no computer tool."
         )
     width, height = request.display_size
     # A maximised Firefox has its address bar near the top centre; ctrl+l focuses it anyway.
     address_bar = [width // 2, max(1, round(height * 0.075))]
+    write_page = f"mkdir -p ~/demo && cat > {DEMO_PAGE} <<'HTML'\n{_PAGE_HTML}HTML\necho written"
     steps: list[Reply] = [
         say(
             "I'll take a screenshot to see what is on the desktop.",
@@ -62,18 +112,32 @@ def demo_responder(request: RecordedRequest) -> Turn:
             else None,
         ),
         say(
-            "Firefox is open. I'll focus its address bar.",
+            "This is the offline demo, with no network: I'll write a small local weather page "
+            "to search on.",
+            bash(write_page),
+        ),
+        say(
+            "Now I'll open it in Firefox: first its address bar.",
             computer("left_click", coordinate=address_bar),
             computer("key", text="ctrl+l"),
         ),
-        say(f"Now I'll type the search: {query}.", computer("type", text=query)),
-        say("And press Enter to search.", computer("key", text="Return")),
-        say("Let me check the results.", computer("screenshot")),
+        say(
+            "Typing the page's address.",
+            computer("type", text=f"file://{DEMO_PAGE}"),
+            computer("key", text="Return"),
+        ),
+        say(
+            f"I'll click the search box and type {place}.",
+            computer("left_click", coordinate=list(_SEARCH_BOX)),
+            computer("type", text=place),
+        ),
+        say("And click Search.", computer("left_click", coordinate=list(_SEARCH_BUTTON))),
+        say("Let me check the result.", computer("screenshot")),
     ]
     if step < len(steps):
         return steps[step]
     return say(
-        f"I searched for \u201c{query}\u201d in Firefox and the results are on the screen. "
-        "(This answer comes from the offline demo model, which cannot read the page: with an "
-        "Anthropic API key, Claude would read the forecast and summarise it here.)"
+        f"The demo page shows {forecast(place)} for {place}. (This is the offline demo: the "
+        "page and its forecast are made up. With an Anthropic API key, Claude searches the "
+        "real web and reads you the real forecast.)"
     )
