@@ -50,6 +50,10 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "DATABASE_URL": "",
         "ANTHROPIC_API_KEY": "",
         "SESSION_TTL_SECONDS": "3600",
+        # Suites fire requests faster than any client should; tests/test_security.py checks
+        # the limits themselves.
+        "RATE_LIMIT_SESSIONS": "100000/minute",
+        "RATE_LIMIT_MESSAGES": "100000/minute",
     }
     env.update(extra)
     return env

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_displays: int = Field(default=20, ge=1, le=200)
     filesystem_isolation_enabled: bool = True
     session_disk_quota_mb: int = Field(default=500, ge=16)
+    # Per-session cgroup caps (memory, and tasks: processes plus their threads).
+    session_memory_limit_mb: int = Field(default=2048, ge=64)
+    session_max_processes: int = Field(default=512, ge=32)
     debug: bool = False
     cors_origins: str = "localhost"
 
@@ -56,6 +59,22 @@ class Settings(BaseSettings):
     # ("name:*" = any port). Add your public host name (and https origin) behind a proxy.
     mcp_allowed_hosts: str = "127.0.0.1:*,localhost:*,[::1]:*"
     mcp_allowed_origins: str = "http://127.0.0.1:*,http://localhost:*,http://[::1]:*"
+    # HTTP hardening (security.py): the largest request body, and per-client-IP rate limits
+    # on session creation and message posting ("N/second|minute|hour|day", the `limits` syntax).
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    rate_limit_sessions: str = "30/minute"
+    rate_limit_messages: str = "60/minute"
+
+    @field_validator("rate_limit_sessions", "rate_limit_messages")
+    @classmethod
+    def _parsable_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must look like 30/minute (N per second/minute/hour/day)") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

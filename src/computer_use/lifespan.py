@@ -60,6 +60,8 @@ def build_runtime(settings: Settings) -> Runtime:
         max_displays=settings.max_displays,
         isolation_enabled=settings.filesystem_isolation_enabled,
         disk_quota_mb=settings.session_disk_quota_mb,
+        memory_limit_mb=settings.session_memory_limit_mb,
+        max_processes=settings.session_max_processes,
         display_base=settings.desktop_display_base,
         user_prefix=settings.desktop_user_prefix,
         on_event=sessions.on_desktop_event,

@@ -16,6 +16,7 @@ from computer_use.config import Settings
 from computer_use.errors import install_error_handlers
 from computer_use.lifespan import lifespan
 from computer_use.mcp_server.mount import mount_mcp
+from computer_use.security import install_security
 from computer_use.sessions.router import router as sessions_router
 from computer_use.streaming.router import router as streaming_router
 from computer_use.system.router import router as system_router
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app, debug=settings.debug)
+    install_security(app, settings)  # inside CORS: a 413/429 still carries its headers
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,

@@ -6,7 +6,12 @@ private mount namespace, held open by a `sleep` process, in which:
 - the session's merged home is bind-mounted at `/home/user` (the same path for every session),
 - `/tmp` is a private, size-capped tmpfs that exists only inside the namespace (so no host
   directory has to be protected), with the host's `/tmp/.X11-unix` bind-mounted into it so X
-  clients still find their display's socket.
+  clients still find their display's socket,
+- `/proc` is a fresh procfs with `hidepid=2`: a session sees (and can name) only its own
+  processes; signalling another session's fails anyway (different uid: EPERM).
+
+With a `SessionCgroup` (limits.py) every program is moved into the session's cgroup (memory
+and task caps) by a `sh` that then execs nsenter: nothing the program forks starts outside.
 
 Each program then starts as
 `nsenter --target <holder> --mount -- setpriv --reuid U ... -- env --chdir DIR -- argv`:
@@ -41,6 +46,7 @@ from computer_use.agent.desktop import CommandResult
 from computer_use.desktops.errors import DesktopError
 
 if TYPE_CHECKING:
+    from computer_use.desktops.limits import SessionCgroup
     from computer_use.desktops.users import SessionUser
 
 logger = logging.getLogger(__name__)
@@ -62,6 +68,8 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 X11_SOCKET_DIR = "/tmp/.X11-unix"
 # The private /tmp lives in RAM; the cap keeps one session from eating the host's memory.
 PRIVATE_TMP_OPTIONS = "mode=1777,size=512m,nosuid,nodev"
+# hidepid=2 is "invisible" under its pre-5.8 name: other users' /proc/<pid> do not exist.
+PRIVATE_PROC_OPTIONS = "hidepid=2,nosuid,nodev,noexec"
 HELPER_TIMEOUT = 10.0
 # After run()'s process exits, a background child may keep its pipes open: don't wait forever.
 OUTPUT_GRACE = 1.0
@@ -232,11 +240,16 @@ class SessionSandbox:
         mode: SandboxMode,
         holder: asyncio.subprocess.Process | None = None,
         tmpdir: Path | None = None,
+        cgroup: SessionCgroup | None = None,
+        proc_hidden_reason: str | None = "no private mount namespace",
     ) -> None:
         self.session_id = session_id
         self.user = user
         self.home = home
         self.mode: SandboxMode = mode
+        self.cgroup = cgroup
+        # None when /proc shows only the session's own processes; else why it does not.
+        self.proc_hidden_reason = proc_hidden_reason
         self.home_path = SANDBOX_HOME if mode == "namespace" else str(home)
         self._holder = holder
         self._tmpdir = tmpdir
@@ -245,8 +258,14 @@ class SessionSandbox:
 
     @classmethod
     async def create(
-        cls, *, session_id: str, user: SessionUser | None, home: Path
+        cls,
+        *,
+        session_id: str,
+        user: SessionUser | None,
+        home: Path,
+        cgroup: SessionCgroup | None = None,
     ) -> SessionSandbox:
+        """`cgroup` (created by the caller, emptied and removed by close()) caps resources."""
         if user is None or os.geteuid() != 0:
             if user is not None and user.uid != os.getuid():
                 logger.warning("not root: session %s runs as uid %d", session_id, os.getuid())
@@ -255,7 +274,7 @@ class SessionSandbox:
         if user.uid == 0:
             raise SandboxError("refusing to run a session as root")
         try:
-            holder = await _start_namespace(home)
+            holder, proc_hidden_reason = await _start_namespace(home)
         except (CommandError, SandboxError, TimeoutError, OSError) as exc:
             logger.warning(
                 "session %s: no private mount namespace (%s); HOME is the host path",
@@ -264,9 +283,24 @@ class SessionSandbox:
             )
             tmpdir = _private_tmpdir(session_id)
             os.chown(tmpdir, user.uid, user.gid)
-            return cls(session_id=session_id, user=user, home=home, mode="user", tmpdir=tmpdir)
+            return cls(
+                session_id=session_id,
+                user=user,
+                home=home,
+                mode="user",
+                tmpdir=tmpdir,
+                cgroup=cgroup,
+            )
         logger.debug("session %s: namespace held by pid %d", session_id, holder.pid)
-        return cls(session_id=session_id, user=user, home=home, mode="namespace", holder=holder)
+        return cls(
+            session_id=session_id,
+            user=user,
+            home=home,
+            mode="namespace",
+            holder=holder,
+            cgroup=cgroup,
+            proc_hidden_reason=proc_hidden_reason,
+        )
 
     @property
     def namespace_pid(self) -> int | None:
@@ -318,6 +352,8 @@ class SessionSandbox:
                 raise SandboxError(f"namespace holder of session {self.session_id} died")
             enter = [_tool("nsenter"), f"--target={self._holder.pid}", "--mount", "--"]
             prefix = [*enter, *prefix]
+        if self.cgroup is not None and self.mode != "direct":
+            prefix = [*self.cgroup.enter_argv(), *prefix]
         proc = await asyncio.create_subprocess_exec(
             *prefix,
             *argv,
@@ -387,6 +423,8 @@ class SessionSandbox:
                         "session %s: %d processes ignore SIGKILL", self.session_id, len(stuck)
                     )
             self._procs.clear()
+            if self.cgroup is not None:
+                await asyncio.to_thread(self.cgroup.remove)
             if self._tmpdir is not None:
                 await asyncio.to_thread(shutil.rmtree, self._tmpdir, True)
 
@@ -415,7 +453,8 @@ class SessionSandbox:
         logger.debug("no process of %s left", user.name)
 
 
-async def _start_namespace(home: Path) -> asyncio.subprocess.Process:
+async def _start_namespace(home: Path) -> tuple[asyncio.subprocess.Process, str | None]:
+    """The holder of a new mount namespace, and why /proc is not private there (or None)."""
     _ensure_host_dir(Path(SANDBOX_HOME), 0o755)
     _ensure_host_dir(Path(X11_SOCKET_DIR), 0o1777)
     holder = await asyncio.create_subprocess_exec(
@@ -457,11 +496,35 @@ async def _start_namespace(home: Path) -> asyncio.subprocess.Process:
         ):
             await run_command([*enter, *args])
         await run_command([*enter[:-1], _tool("rmdir"), "/tmp/.home"])
+        # Some container runtimes refuse a new procfs: the session still works, with the
+        # host's /proc (health says so).
+        proc = await run_command(
+            [*enter, "-t", "proc", "-o", PRIVATE_PROC_OPTIONS, "proc", "/proc"], check=False
+        )
+        proc_hidden_reason = None
+        if proc.returncode != 0:
+            proc_hidden_reason = f"mount proc: {proc.stderr.decode(errors='replace').strip()}"
     except BaseException:
         kill_process_group(holder.pid)
         await holder.wait()
         raise
-    return holder
+    return holder, proc_hidden_reason
+
+
+async def probe_private_proc() -> str | None:
+    """None if a session's namespace can get a private /proc here, else why not."""
+    if os.geteuid() != 0:
+        return "not root"
+    try:
+        argv = [_tool("unshare"), "--mount", "--propagation=private", "--", _tool("mount")]
+        result = await run_command(
+            [*argv, "-t", "proc", "-o", PRIVATE_PROC_OPTIONS, "proc", "/proc"], check=False
+        )
+    except (SandboxError, OSError) as exc:
+        return str(exc)
+    if result.returncode != 0:
+        return f"mount proc: {result.stderr.decode(errors='replace').strip()}"
+    return None
 
 
 def _private_tmpdir(session_id: str) -> Path:

@@ -24,7 +24,14 @@ from computer_use.desktops.display import (
 from computer_use.desktops.errors import DesktopExists, DesktopNotFound, DesktopStartError
 from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.input import InputInjector
-from computer_use.desktops.launcher import CommandError, SandboxError, SessionSandbox
+from computer_use.desktops.launcher import (
+    CommandError,
+    SandboxError,
+    SessionSandbox,
+    probe_private_proc,
+)
+from computer_use.desktops.limits import ResourceLimits
+from computer_use.desktops.netrules import NetworkRules
 from computer_use.desktops.shm import remove_orphaned_segments
 from computer_use.desktops.slots import (
     Slot,
@@ -62,6 +69,8 @@ class DesktopManager:
         restart_limit: int = 5,
         restart_window: float = 60.0,
         retry_after: int = 30,
+        memory_limit_mb: int = 2048,
+        max_processes: int = 512,
     ) -> None:
         self.width = width
         self.height = height
@@ -70,6 +79,11 @@ class DesktopManager:
         # user names: start() and destroy() kill every process of their pool's users.
         self.users = UserPool(max_displays, prefix=user_prefix)
         self.slots = SlotAllocator(max_displays, display_base=display_base, retry_after=retry_after)
+        self.limits = ResourceLimits(
+            memory_mb=memory_limit_mb, max_processes=max_processes, name=user_prefix
+        )
+        self.network = NetworkRules(name=user_prefix)
+        self._proc_hidden_reason: str | None = "not probed yet"
         # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
         self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
         self._on_event = on_event
@@ -94,6 +108,11 @@ class DesktopManager:
             for user in self.users.all_users():
                 await SessionSandbox.kill_user_processes(user)
                 remove_orphaned_segments(user.uid)
+            await self.network.install([user.uid for user in self.users.all_users()])
+        else:
+            await self.network.install([])
+        await asyncio.to_thread(self.limits.setup)
+        self._proc_hidden_reason = await probe_private_proc()
         for slot in self.slots.all_slots():
             if remove_stale_display_files(slot.display_number):
                 logger.warning("removed stale X files of display %s", slot.display)
@@ -117,6 +136,8 @@ class DesktopManager:
             self._authority = None
         await asyncio.to_thread(shutil.rmtree, self.runtime_root, True)
         await self.homes.close()
+        await self.network.remove()
+        await asyncio.to_thread(self.limits.remove_all)
 
     # -- per session ---------------------------------------------------------------------------
 
@@ -149,6 +170,12 @@ class DesktopManager:
             "isolation_reason": self.homes.reason,
             "quota_enforced": self.homes.quota_enforced,
             "launcher": self._launcher_mode or _expected_launcher_mode(self.users),
+            "process_view": {
+                "enabled": self._proc_hidden_reason is None,
+                "reason": self._proc_hidden_reason,
+            },
+            "network": self.network.health(),
+            "resource_limits": self.limits.health(),
             "desktops_running": len(self._desktops),
             "desktops_failed": failed,
             "capacity": self.slots.capacity,
@@ -174,13 +201,21 @@ class DesktopManager:
                 raise DesktopStartError(f"cannot mount the session's home: {exc}") from exc
             cleanup.push_async_callback(self.homes.detach, session_id)
             try:
+                cgroup = self.limits.create(user.name) if self.users.enabled else None
+                if cgroup is not None:
+                    cleanup.callback(cgroup.remove)
                 sandbox = await SessionSandbox.create(
-                    session_id=session_id, user=user if self.users.enabled else None, home=home
+                    session_id=session_id,
+                    user=user if self.users.enabled else None,
+                    home=home,
+                    cgroup=cgroup,
                 )
             except (SandboxError, OSError) as exc:
                 raise DesktopStartError(f"cannot create the session sandbox: {exc}") from exc
             cleanup.push_async_callback(sandbox.close)
             self._launcher_mode = sandbox.mode
+            if sandbox.mode != "direct":
+                self._proc_hidden_reason = sandbox.proc_hidden_reason
             desktop = await self._start_desktop(session_id, slot, user, sandbox, browser, cleanup)
             await asyncio.to_thread(save_slot, session_dir, slot)
             cleanup.pop_all()  # success: the desktop owns all of it now

@@ -69,6 +69,12 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "screen_width": settings.screen_width,
         "screen_height": settings.screen_height,
         "max_message_chars": settings.max_message_chars,
+        "agent_max_steps": settings.agent_max_steps,
+        "session_memory_limit_mb": settings.session_memory_limit_mb,
+        "session_max_processes": settings.session_max_processes,
+        "max_request_bytes": settings.max_request_bytes,
+        "rate_limit_sessions": settings.rate_limit_sessions,
+        "rate_limit_messages": settings.rate_limit_messages,
         "debug": settings.debug,
     }
 

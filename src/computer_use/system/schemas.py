@@ -35,4 +35,10 @@ class ConfigPublic(BaseModel):
     screen_width: int
     screen_height: int
     max_message_chars: int
+    agent_max_steps: int
+    session_memory_limit_mb: int
+    session_max_processes: int
+    max_request_bytes: int
+    rate_limit_sessions: str
+    rate_limit_messages: str
     debug: bool
