@@ -54,6 +54,10 @@ demo: setup ## the whole system offline: a scripted model stands in for the Anth
 bench: $(VENV)/.stamp-test ## desktop benchmarks (prints figures next to their targets)
 	$(PY) bench/desktop.py
 
+.PHONY: soak
+soak: $(VENV)/.stamp-test ## reliability load for 10 min (SOAK_ARGS="--minutes 30 --database-url ...")
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
 .PHONY: clean
 clean: ## remove the virtualenv (keeps ./data)
 	rm -rf $(VENV)

@@ -32,11 +32,18 @@ def format_event(event: StoredEvent) -> bytes:
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
+# Event ids are 32-bit integers in the database (INTEGER on PostgreSQL); a larger resume id
+# would overflow the query's parameter.
+MAX_EVENT_ID = 2**31 - 1
+
+
 def parse_last_event_id(*candidates: str | None) -> int | None:
     """The first usable id among e.g. the Last-Event-ID header and a `last_event_id` query."""
     for raw in candidates:
-        if raw is not None and raw.strip().isdigit():
-            return int(raw.strip())
+        text = "" if raw is None else raw.strip()
+        # isdigit() alone accepts "²" (int() refuses it) and non-ASCII digits
+        if text.isascii() and text.isdigit():
+            return min(int(text), MAX_EVENT_ID)
     return None
 
 

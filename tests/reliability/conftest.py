@@ -1,0 +1,266 @@
+"""Fault-injection helpers: a scripted model, servers on disjoint desktop ranges, SSE readers
+that survive a dropped connection, and views of what a session left in /proc and mountinfo.
+
+Every server here uses displays 1000-1100 and users `cu-r<letter>NN`; other test modules use
+other ranges, because a server's start-up reclaims every display and user of its range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pwd
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from computer_use.loopback import LoopbackModelServer
+from tests.conftest import server_env
+from tests.helpers import ServerProcess
+
+T = TypeVar("T")
+KEY = "sk-ant-reliability-0123456789"
+AUTH = {"X-Anthropic-API-Key": KEY}
+
+Event = tuple[int, str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+async def model() -> AsyncIterator[LoopbackModelServer]:
+    async with LoopbackModelServer([], chunk_size=256) as server:
+        yield server
+
+
+def make_server(
+    data_dir: Path, *, display_base: int, letter: str, max_displays: int = 2, **extra: str
+) -> ServerProcess:
+    assert display_base >= 1000 and display_base + max_displays <= 1100
+    env = server_env(
+        data_dir,
+        MAX_DISPLAYS=str(max_displays),
+        DESKTOP_DISPLAY_BASE=str(display_base),
+        DESKTOP_USER_PREFIX=f"cu-r{letter}",
+        **extra,
+    )
+    return ServerProcess(env, data_dir / "server.log")
+
+
+async def start(server: ServerProcess) -> ServerProcess:
+    """Starts the server; one that never got healthy is stopped, not left running."""
+    try:
+        # ServerProcess waits by polling with time.sleep: off the loop the model server runs in.
+        return await asyncio.to_thread(server.start)
+    except BaseException:
+        await asyncio.to_thread(server.stop)
+        raise
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+) -> T:
+    """The async wait_for: awaits `condition` until truthy, or fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = await condition()
+            if result:
+                return result
+        except Exception as exc:  # the condition may fail until the thing is up
+            last_error = exc
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}: {last_error}")
+
+
+@dataclass
+class SseReader:
+    """Reads one session's SSE stream in the background, recording every event frame."""
+
+    http: httpx.AsyncClient
+    session_id: str
+    last_event_id: int | None = None
+    events: list[Event] = field(default_factory=list)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    status: int | None = None
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> SseReader:
+        self.task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        headers = {} if self.last_event_id is None else {"Last-Event-ID": str(self.last_event_id)}
+        url = f"/api/v1/sessions/{self.session_id}/stream"
+        try:
+            async with self.http.stream("GET", url, headers=headers) as response:
+                self.status = response.status_code
+                frame: dict[str, str] = {}
+                async for line in response.aiter_lines():
+                    if line:
+                        name, _, value = line.partition(": ")
+                        frame[name] = value
+                        continue
+                    if "id" in frame:
+                        item = (int(frame["id"]), frame["event"], json.loads(frame["data"]))
+                        self.events.append(item)
+                    frame = {}
+        except (httpx.HTTPError, OSError):
+            pass  # the server went away: that is what some tests do to it
+        finally:
+            self.ended.set()
+
+    def types(self) -> list[str]:
+        return [t for _, t, _ in self.events if not t.endswith("_delta")]
+
+    async def until(
+        self, predicate: Callable[[Event], bool], timeout: float = 30.0, *, start: int = 0
+    ) -> Event:
+        """The first event (from the `start`-th received on) matching `predicate`."""
+
+        async def seen() -> Event | None:
+            return next((e for e in self.events[start:] if predicate(e)), None)
+
+        return await wait_until(seen, timeout=timeout, what=f"an event on {self.session_id}")
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+def is_type(name: str) -> Callable[[Event], bool]:
+    return lambda event: event[1] == name
+
+
+def uid_of(name: str) -> int:
+    return pwd.getpwnam(name).pw_uid
+
+
+def live_pids_of(uid: int) -> set[int]:
+    """Processes (not zombies) whose real uid is `uid`."""
+    pids: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("State", "").strip().startswith(("Z", "X")):
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            pids.add(int(entry.name))
+    return pids
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points under `path`, one per mount (a mount stacked twice shows twice)."""
+    root = str(path.resolve())
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == root or point.startswith(root + "/"):
+            points.append(point)
+    return sorted(points)
+
+
+def x_lock_owner(display: int) -> int | None:
+    try:
+        return int(Path(f"/tmp/.X{display}-lock").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+async def session_detail(http: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
+    response = await http.get(f"/api/v1/sessions/{session_id}")
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def wait_status(
+    http: httpx.AsyncClient, session_id: str, status: str, timeout: float = 20.0
+) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        body = await session_detail(http, session_id)
+        return body if body["status"] == status else None
+
+    return await wait_until(reached, timeout=timeout, what=f"status {status} of {session_id}")
+
+
+async def post_message(
+    http: httpx.AsyncClient, session_id: str, content: str, timeout: float = 15.0
+) -> None:
+    """Posts a message, retrying the 409 of the moment between message_complete and active."""
+
+    async def accepted() -> bool:
+        response = await http.post(
+            f"/api/v1/sessions/{session_id}/messages", json={"content": content}, headers=AUTH
+        )
+        if response.status_code == 409:
+            return False
+        assert response.status_code == 202, response.text
+        return True
+
+    await wait_until(accepted, timeout=timeout, interval=0.1, what="the message accepted")
+
+
+def assert_every_tool_use_answered(messages: list[dict[str, Any]]) -> None:
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        ids = {b["id"] for b in message["content"] if b.get("type") == "tool_use"}
+        if not ids:
+            continue
+        assert index + 1 < len(messages), f"tool_use {ids} of the last message is unanswered"
+        following = messages[index + 1]
+        answered = {
+            b.get("tool_use_id") for b in following["content"] if b.get("type") == "tool_result"
+        }
+        assert following["role"] == "user" and ids <= answered, (ids, following)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one session's desktop holds on the host, from outside the server."""
+
+    user: str
+    display: int
+    vnc_port: int
+    pids: frozenset[int]
+    mounts: tuple[str, ...]
+
+
+def footprint(server: ServerProcess, session_id: str, letter: str) -> Footprint:
+    data_dir = Path(server.env["DATA_DIR"])
+    record = json.loads((data_dir / "sessions" / session_id / "desktop.json").read_text())
+    user = f"cu-r{letter}{record['slot']:02d}"
+    return Footprint(
+        user=user,
+        display=int(str(record["display"]).lstrip(":")),
+        vnc_port=int(record["vnc_port"]),
+        pids=frozenset(live_pids_of(uid_of(user))),
+        mounts=tuple(mounts_under(data_dir)),
+    )
+
+
+def pids_named(uid: int, comm: str) -> set[int]:
+    """Live processes of `uid` whose command name (/proc/PID/comm) is `comm`."""
+    found = set()
+    for pid in live_pids_of(uid):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == comm:
+                found.add(pid)
+        except OSError:
+            continue
+    return found
