@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
+import uvicorn
 from pydantic import ValidationError
 
 from computer_use.config import Settings, format_settings_error
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +43,6 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 
 
 def serve(settings: Settings, host: str, port: int, reload: bool) -> None:
-    import uvicorn
-
     from computer_use.main import configure_logging, create_app
 
     configure_logging(settings)
@@ -45,28 +51,49 @@ def serve(settings: Settings, host: str, port: int, reload: bool) -> None:
             "computer_use.main:app", host=host, port=port, reload=True, ws_per_message_deflate=False
         )
         return
+    app = create_app(settings)
     # The only websocket is VNC, whose frames are already compressed: deflate would triple the
     # proxy's CPU cost for nothing.
-    uvicorn.run(
-        create_app(settings),
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         log_level="info",
         access_log=False,
         ws_per_message_deflate=False,
-        # Open SSE streams and VNC viewers would hold a SIGTERM forever; after this long
-        # they are closed and the lifespan stops runs and desktops.
+        # Open VNC viewers (and anything else still open) get this long after a SIGTERM;
+        # then they are closed and the lifespan stops runs and desktops.
         timeout_graceful_shutdown=3,
     )
+    _StreamClosingServer(config, app).run()
+
+
+class _StreamClosingServer(uvicorn.Server):
+    """Ends every SSE stream as soon as a shutdown signal arrives: uvicorn waits for open
+    connections before the app's lifespan may close them, and an event stream never ends by
+    itself."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        runtime = getattr(self._app.state, "runtime", None)
+        if runtime is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(runtime.bus.close_all)
+        super().handle_exit(sig, frame)
 
 
 def demo(settings: Settings, host: str, port: int) -> None:
     """The whole service, offline: a scripted stand-in for the Anthropic API runs beside it."""
-    import socket
     import threading
     import time
 
-    import uvicorn
     from pydantic import SecretStr
 
     from computer_use.loopback.app import LoopbackState

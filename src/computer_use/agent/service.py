@@ -42,9 +42,17 @@ class _Hooks:
         self._session_id = session_id
 
     async def emit(self, type: str, data: Any) -> None:
+        if type == "message_complete":
+            # The session is ready again before anyone hears the run is over, so a client may
+            # send its next message (or re-read the session) the moment it sees this event.
+            await self._runner.mark_active(self._session_id)
         await self._runner.bus.publish(self._session_id, type, dict(data))
         if type == "tool_result":  # agent work counts as activity for the TTL
             await self._runner.sessions.touch(session_id=self._session_id)
+        elif type == "message_complete":
+            await self._runner.bus.publish(
+                self._session_id, "status", {"status": SessionStatus.ACTIVE}
+            )
 
     async def save_image(self, png: bytes) -> str:
         return await self._runner.save_image(self._session_id, png)
@@ -139,11 +147,15 @@ class AgentRunner:
             session = await self.sessions.get(session_id=session_id)
             if session.status == SessionStatus.EXPIRED:
                 raise errors.Conflict("This session has expired; create a new session to continue.")
-            if session.status == SessionStatus.PROCESSING or session_id in self._runs:
+            if session.status == SessionStatus.PROCESSING:
                 raise errors.Conflict(
                     "The agent is still working on the previous message; wait for "
                     "message_complete or cancel it first (POST .../cancel)."
                 )
+            finishing = self._runs.get(session_id)
+            if finishing is not None:  # past message_complete, releasing its client
+                async with asyncio.timeout(10):
+                    await finishing.done.wait()
             desktop = self.sessions.desktop(session_id)
             if desktop is None:
                 raise errors.ServiceUnavailable(
@@ -223,14 +235,21 @@ class AgentRunner:
                 run.result = result
                 run.done.set()
 
-    async def _finish(self, session_id: str) -> None:
+    async def mark_active(self, session_id: str) -> bool:
+        """processing -> active (False when the session is gone or was not processing)."""
         try:
             session = await self.sessions.get(session_id=session_id)
         except errors.NotFound:
-            return  # deleted during the run
-        if session.status == SessionStatus.PROCESSING:
-            await self.sessions.set_status(session_id=session_id, status=SessionStatus.ACTIVE)
-            await self.sessions.touch(session_id=session_id)
+            return False  # deleted during the run
+        if session.status != SessionStatus.PROCESSING:
+            return False
+        await self.sessions.set_status(session_id=session_id, status=SessionStatus.ACTIVE)
+        await self.sessions.touch(session_id=session_id)
+        return True
+
+    async def _finish(self, session_id: str) -> None:
+        # Normally done at message_complete already; this covers a run that died without one.
+        if await self.mark_active(session_id):
             await self.bus.publish(session_id, "status", {"status": SessionStatus.ACTIVE})
 
     async def cancel(self, *, session_id: str) -> bool:
