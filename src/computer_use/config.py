@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         default=None, description="Server default Claude API key (clients may bring their own)."
     )
     api_provider: Literal["anthropic", "bedrock", "vertex"] = "anthropic"
+    # Comma-separated; empty = no authentication (fine on localhost only). See auth.py.
+    api_tokens: SecretStr | None = Field(
+        default=None, description="API tokens clients must send (Authorization: Bearer ...)."
+    )
     database_url: str = Field(
         default="", description="sqlite:///path, postgresql://... or postgres://...; empty = SQLite"
     )
@@ -130,6 +134,6 @@ def format_settings_error(exc: Exception) -> str:
     lines = ["Invalid configuration:"]
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
-        shown = "" if "KEY" in name else f" (got {err.get('input')!r})"
+        shown = "" if "KEY" in name or "TOKEN" in name else f" (got {err.get('input')!r})"
         lines.append(f"  {name}: {err['msg']}{shown}")
     return "\n".join(lines)

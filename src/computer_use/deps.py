@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from computer_use import errors
 from computer_use.agent.service import AgentRunner
+from computer_use.auth import CallerDep
 from computer_use.config import Settings
 from computer_use.desktops import Desktop
 from computer_use.lifespan import Runtime
@@ -41,9 +42,12 @@ SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]
 AgentRunnerDep = Annotated[AgentRunner, Depends(get_agent_runner)]
 
 
-async def get_desktop(session_id: uuid.UUID, service: SessionServiceDep) -> Desktop:
-    """The running desktop of a session (404 unknown, 409 expired, 503 not running)."""
-    session = await service.get(session_id=str(session_id))
+async def get_desktop(
+    session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
+) -> Desktop:
+    """The running desktop of a session (404 unknown or not the caller's, 409 expired, 503 not
+    running)."""
+    session = await service.get(session_id=str(session_id), owner=caller)
     if session.status == SessionStatus.EXPIRED:
         raise errors.Conflict("This session has expired; its desktop is gone.")
     desktop = service.desktop(session.id)

@@ -108,6 +108,8 @@ def install_error_handlers(app: FastAPI, *, debug: bool) -> None:
         headers = {}
         if isinstance(exc, CapacityReached):
             headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(
             _body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
         )

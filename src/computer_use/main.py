@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from computer_use import __version__
+from computer_use.auth import install_auth
 from computer_use.config import Settings
 from computer_use.errors import install_error_handlers
 from computer_use.lifespan import lifespan
@@ -48,13 +49,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app, debug=settings.debug)
+    install_auth(app, settings)  # innermost: a 401 carries the security and CORS headers
     install_security(app, settings)  # inside CORS: a 413/429 still carries its headers
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
         allow_origin_regex=settings.cors_origin_regex,
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "X-Anthropic-API-Key", "Last-Event-ID", "Authorization"],
+        allow_headers=[
+            "Content-Type",
+            "X-Anthropic-API-Key",
+            "Last-Event-ID",
+            "Authorization",
+            "X-API-Token",
+        ],
         expose_headers=["Retry-After"],
     )
     app.include_router(system_router)
@@ -69,6 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "WEBSOCKET /api/v1/sessions/{session_id}/vnc/websockify?token=...: the VNC proxy",
         "GET /: the web console",
     ]
+    if settings.api_tokens is not None:
+        app.state.llms_extra_routes.append(
+            "Authentication: every route but /api/v1/health* needs Authorization: Bearer <token>"
+        )
     if settings.mcp_enabled:
         app.state.llms_extra_routes.append(
             "POST /mcp: MCP (Streamable HTTP); tools create_session, execute_task, "

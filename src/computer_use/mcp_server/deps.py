@@ -16,6 +16,8 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.requests import Request
 
+from computer_use.auth import MISSING_TOKEN_MESSAGE, ApiTokens
+
 if TYPE_CHECKING:
     from computer_use.lifespan import Runtime
 
@@ -53,6 +55,20 @@ def deps(ctx: MCPContext) -> MCPDeps:
 def http_request(ctx: MCPContext) -> Request | None:
     request = ctx.request_context.request
     return request if isinstance(request, Request) else None
+
+
+def caller(ctx: MCPContext) -> str | None:
+    """The caller's owner id from the Authorization (or X-API-Token) header of this MCP request;
+    None when API_TOKENS is off. The HTTP gate already refused a missing token: this is the
+    same check where the tools can see it."""
+    tokens: ApiTokens | None = getattr(deps(ctx).app.state, "api_tokens", None)
+    if tokens is None or not tokens.enabled:
+        return None
+    headers = ctx.headers
+    owner = tokens.from_headers({k.lower(): v for k, v in (headers or {}).items()})
+    if owner is None:
+        raise ToolError(MISSING_TOKEN_MESSAGE)
+    return owner
 
 
 def api_key(ctx: MCPContext) -> str | None:

@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError
 
 from computer_use import errors
 from computer_use.desktops import Desktop, DesktopError
-from computer_use.mcp_server.deps import MCPContext, api_key, deps, http_request
+from computer_use.mcp_server.deps import MCPContext, api_key, caller, deps, http_request
 from computer_use.mcp_server.errors import (
     MISSING_KEY,
     busy_session,
@@ -68,7 +68,7 @@ async def create_session(
     runtime = mcp.runtime
     with tool_errors():
         body = SessionCreate(title=title or "MCP session", model=model)
-        session = await runtime.sessions.open(title=body.title, model=body.model)
+        session = await runtime.sessions.open(title=body.title, model=body.model, owner=caller(ctx))
     return SessionCreated(
         session_id=session.id,
         title=session.title,
@@ -111,7 +111,7 @@ async def execute_task(
                 f"The task has {len(task)} characters; the limit is "
                 f"{runtime.settings.max_message_chars}. Shorten it."
             )
-        session = await runtime.sessions.get(session_id=session_id)
+        session = await runtime.sessions.get(session_id=session_id, owner=caller(ctx))
         if session.status == SessionStatus.PROCESSING:
             raise ToolError(busy_session(session_id))
         try:
@@ -149,7 +149,7 @@ async def get_session_status(ctx: MCPContext, session_id: SessionId) -> SessionS
     mcp = deps(ctx)
     runtime = mcp.runtime
     with tool_errors(session_id):
-        session = await runtime.sessions.get(session_id=session_id)
+        session = await runtime.sessions.get(session_id=session_id, owner=caller(ctx))
     return SessionStatusPublic(
         session_id=session.id,
         title=session.title,
@@ -167,7 +167,7 @@ async def destroy_session(ctx: MCPContext, session_id: SessionId) -> SessionDest
     files and its history. Cannot be undone. Idle sessions also expire on their own."""
     runtime = deps(ctx).runtime
     with tool_errors(session_id):
-        await runtime.sessions.close(session_id=session_id)
+        await runtime.sessions.close(session_id=session_id, owner=caller(ctx))
     return SessionDestroyed(session_id=session_id, destroyed=True)
 
 
@@ -176,7 +176,7 @@ async def take_screenshot(ctx: MCPContext, session_id: SessionId) -> Image:
     Works while a task is running too. Counts as activity (resets the expiry countdown)."""
     runtime = deps(ctx).runtime
     with tool_errors(session_id):
-        session = await runtime.sessions.get(session_id=session_id)
+        session = await runtime.sessions.get(session_id=session_id, owner=caller(ctx))
         if session.status == SessionStatus.EXPIRED:
             raise ToolError(
                 f"Session {session_id} has expired and its desktop is gone; create a new session."

@@ -40,6 +40,8 @@ class Session(Base):
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     # Highest event id handed out; incremented atomically (UPDATE ... RETURNING) per event.
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
+    # auth.owner_id of the API token that created it; None when authentication is off.
+    owner: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="session",

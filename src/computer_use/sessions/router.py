@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from computer_use import errors
+from computer_use.auth import CallerDep, StreamTokens
 from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep, SettingsDep
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.schemas import (
@@ -43,9 +44,19 @@ def _public_blocks(session_id: str, blocks: list[dict[str, Any]]) -> list[dict[s
     return out
 
 
+def stream_url(request: Request, session_id: str, owner: str | None) -> str:
+    """With authentication on, signed (EventSource cannot send the Authorization header)."""
+    url = f"/api/v1/sessions/{session_id}/stream"
+    stream_tokens: StreamTokens | None = getattr(request.app.state, "stream_tokens", None)
+    if owner is None or stream_tokens is None:
+        return url
+    return f"{url}?token={stream_tokens.mint(session_id, owner)}"
+
+
 def to_public(
     service: SessionService, session: Session, request: Request, *, interactive: bool = False
 ) -> dict[str, Any]:
+    """Only ever for the session's owner: it carries the VNC and stream tokens."""
     desktop = service.desktop(session.id)
     vnc_url = vnc_interactive_url = None
     vnc_minter = getattr(request.app.state, "vnc_url_for", None)
@@ -68,7 +79,7 @@ def to_public(
         "vnc_port": getattr(desktop, "vnc_port", None),
         "vnc_url": vnc_url,
         "vnc_interactive_url": vnc_interactive_url,
-        "stream_url": f"/api/v1/sessions/{session.id}/stream",
+        "stream_url": stream_url(request, session.id, session.owner),
     }
 
 
@@ -86,13 +97,13 @@ def _message_public(session_id: str, message: Message) -> MessagePublic:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=SessionPublic,
-    responses=errors.error_responses(422, 429, 503),
+    responses=errors.error_responses(400, 422, 429, 503),
     summary="Create a session with its own desktop",
 )
 async def create_session(
-    body: SessionCreate, service: SessionServiceDep, request: Request
+    body: SessionCreate, service: SessionServiceDep, caller: CallerDep, request: Request
 ) -> dict[str, Any]:
-    session = await service.open(title=body.title, model=body.model)
+    session = await service.open(title=body.title, model=body.model, owner=caller)
     return to_public(service, session, request)
 
 
@@ -104,11 +115,12 @@ async def create_session(
 )
 async def list_sessions(
     service: SessionServiceDep,
+    caller: CallerDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
     offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
 ) -> dict[str, Any]:
-    rows, total = await service.get_all(limit=limit, offset=offset)
+    rows, total = await service.get_all(limit=limit, offset=offset, owner=caller)
     return {
         "items": [to_public(service, s, request) for s in rows],
         "total": total,
@@ -126,12 +138,13 @@ async def list_sessions(
 async def get_session(
     session_id: uuid.UUID,
     service: SessionServiceDep,
+    caller: CallerDep,
     request: Request,
     interactive: Annotated[
         bool, Query(description="Also mint `vnc_interactive_url` (viewer with control).")
     ] = False,
 ) -> dict[str, Any]:
-    session = await service.get(session_id=str(session_id), with_messages=True)
+    session = await service.get(session_id=str(session_id), with_messages=True, owner=caller)
     body = to_public(service, session, request, interactive=interactive)
     body["messages"] = [_message_public(session.id, m) for m in session.messages]
     body["last_event_id"] = max((m.last_event_id or 0 for m in session.messages), default=0)
@@ -144,8 +157,10 @@ async def get_session(
     responses=errors.error_responses(404, 422),
     summary="Delete a session, its desktop, files and history",
 )
-async def delete_session(session_id: uuid.UUID, service: SessionServiceDep) -> Response:
-    await service.close(session_id=str(session_id))
+async def delete_session(
+    session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
+) -> Response:
+    await service.close(session_id=str(session_id), owner=caller)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -162,6 +177,8 @@ async def post_message(
     service: SessionServiceDep,
     runner: AgentRunnerDep,
     settings: SettingsDep,
+    caller: CallerDep,
+    request: Request,
     x_anthropic_api_key: Annotated[
         str | None,
         Header(description="Your Anthropic API key for this run (else the server's is used)."),
@@ -173,7 +190,7 @@ async def post_message(
             f"content has {len(body.content)} characters; the limit is "
             f"{settings.max_message_chars} (MAX_MESSAGE_CHARS)."
         )
-    session = await service.get(session_id=sid)
+    session = await service.get(session_id=sid, owner=caller)
     if session.status == SessionStatus.EXPIRED:
         raise errors.Conflict("This session has expired; create a new session to continue.")
     if session.status == SessionStatus.PROCESSING:
@@ -185,7 +202,7 @@ async def post_message(
     return {
         "session_id": sid,
         "status": SessionStatus.PROCESSING,
-        "stream_url": f"/api/v1/sessions/{sid}/stream",
+        "stream_url": stream_url(request, sid, session.owner),
     }
 
 
@@ -196,10 +213,10 @@ async def post_message(
     summary="Cancel the agent's current run",
 )
 async def cancel(
-    session_id: uuid.UUID, service: SessionServiceDep, runner: AgentRunnerDep
+    session_id: uuid.UUID, service: SessionServiceDep, runner: AgentRunnerDep, caller: CallerDep
 ) -> dict[str, Any]:
     sid = str(session_id)
-    await service.get(session_id=sid)
+    await service.get(session_id=sid, owner=caller)
     cancelled = await runner.cancel(session_id=sid)
     return {"session_id": sid, "cancelled": cancelled}
 
@@ -210,7 +227,15 @@ async def cancel(
     responses={200: {"content": {"image/png": {}}}, **errors.error_responses(404, 422)},
     summary="A screenshot the agent took (referenced from history and events)",
 )
-async def get_image(session_id: uuid.UUID, image_id: uuid.UUID, runner: AgentRunnerDep) -> Response:
+async def get_image(
+    session_id: uuid.UUID,
+    image_id: uuid.UUID,
+    service: SessionServiceDep,
+    runner: AgentRunnerDep,
+    caller: CallerDep,
+) -> Response:
+    if caller is not None:
+        await service.get(session_id=str(session_id), owner=caller)
     data = await runner.load_image(str(session_id), str(image_id))
     # Images never change once stored: let the browser keep them.
     return Response(

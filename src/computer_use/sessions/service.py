@@ -65,9 +65,14 @@ class SessionService:
 
     # --- reads -------------------------------------------------------------------------
 
-    async def get(self, *, session_id: str, with_messages: bool = False) -> Session:
+    async def get(
+        self, *, session_id: str, with_messages: bool = False, owner: str | None = None
+    ) -> Session:
+        """`owner` (auth on): another owner's session is NotFound, exactly like a missing one."""
         async with self._sessionmaker() as db:
             stmt = select(Session).where(Session.id == session_id)
+            if owner is not None:
+                stmt = stmt.where(Session.owner == owner)
             if with_messages:
                 stmt = stmt.options(selectinload(Session.messages))
             session = await db.scalar(stmt)
@@ -75,11 +80,15 @@ class SessionService:
             raise errors.NotFound(f"Session {session_id} not found.")
         return session
 
-    async def get_all(self, *, limit: int, offset: int) -> tuple[Sequence[Session], int]:
+    async def get_all(
+        self, *, limit: int, offset: int, owner: str | None = None
+    ) -> tuple[Sequence[Session], int]:
+        mine = () if owner is None else (Session.owner == owner,)
         async with self._sessionmaker() as db:
-            total = await db.scalar(select(func.count()).select_from(Session)) or 0
+            total = await db.scalar(select(func.count()).select_from(Session).where(*mine)) or 0
             rows = await db.scalars(
                 select(Session)
+                .where(*mine)
                 .order_by(Session.created_at.desc(), Session.id)
                 .limit(limit)
                 .offset(offset)
@@ -102,10 +111,11 @@ class SessionService:
 
     # --- writes ------------------------------------------------------------------------
 
-    async def create(self, *, title: str, model: str | None) -> Session:
+    async def create(self, *, title: str, model: str | None, owner: str | None = None) -> Session:
         moment = now()
         session = Session(
             id=str(uuid.uuid4()),
+            owner=owner,
             title=title,
             model=model or self._settings.default_model,
             status=SessionStatus.STARTING,
@@ -212,11 +222,11 @@ class SessionService:
         await self.publish(session_id, "status", {"status": status, "detail": detail})
         return session
 
-    async def open(self, *, title: str, model: str | None) -> Session:
+    async def open(self, *, title: str, model: str | None, owner: str | None = None) -> Session:
         """Creates a session and its desktop; returns once the desktop is screenshot-able."""
         from computer_use.desktops import DesktopCapacityError
 
-        session = await self.create(title=title, model=model)
+        session = await self.create(title=title, model=model, owner=owner)
         if self.desktops is None:
             return await self.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
         async with self.lock(session.id):
@@ -249,9 +259,9 @@ class SessionService:
         else:  # not running (failed, or never restored): its files may still be on disk
             await self.desktops.homes.remove(session_id)
 
-    async def close(self, *, session_id: str) -> None:
+    async def close(self, *, session_id: str, owner: str | None = None) -> None:
         """DELETE: the desktop, its files and the whole history go."""
-        await self.get(session_id=session_id)
+        await self.get(session_id=session_id, owner=owner)
         async with self.lock(session_id):
             await self._release_desktop(session_id)
             await self.delete(session_id=session_id)
@@ -294,6 +304,7 @@ class SessionService:
             session = await self.get(session_id=session_id)
             if session.status == SessionStatus.PROCESSING:
                 detail = "interrupted: the server stopped during the run"
+                await self._answer_unanswered_tool_uses(session_id)
                 await self.publish_error(
                     session_id,
                     "interrupted",
@@ -314,6 +325,29 @@ class SessionService:
                 )
                 continue
             await self._set_and_publish(session_id, SessionStatus.ACTIVE)
+
+    async def _answer_unanswered_tool_uses(self, session_id: str) -> None:
+        """A run killed mid-tool left a tool_use without its tool_result: store an
+        "interrupted" one, so the stored history (REST, UI, next request) stays valid."""
+        from computer_use.agent import history
+
+        async with self._sessionmaker() as db:
+            last = await db.scalar(
+                select(Message)
+                .where(Message.session_id == session_id)
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+        if last is None or last.role != "assistant":
+            return
+        ids = history.tool_use_ids({"role": last.role, "content": last.content})
+        if ids:
+            reason = "interrupted: the server stopped during the run"
+            await self.add_message(
+                session_id=session_id,
+                role="user",
+                content=[history.interrupted_result(i, reason) for i in ids],
+            )
 
     async def on_desktop_event(
         self, session_id: str, component: str, kind: str, detail: str

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from computer_use import errors
+from computer_use.auth import CallerDep
 from computer_use.deps import RuntimeDep
 from computer_use.streaming.sse import SSE_HEADERS, parse_last_event_id, sse_stream
 
@@ -30,6 +31,7 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["streaming"])
 async def stream(
     session_id: uuid.UUID,
     runtime: RuntimeDep,
+    caller: CallerDep,
     last_event_id: Annotated[
         str | None, Header(description="Resume after this event id (set by EventSource).")
     ] = None,
@@ -40,9 +42,13 @@ async def stream(
         int | None,
         Query(alias="last_event_id", ge=0, description="Same as `after` (for EventSource users)."),
     ] = None,
+    token: Annotated[
+        str | None,
+        Query(description="Signed stream token (API_TOKENS set): use the session's stream_url."),
+    ] = None,
 ) -> StreamingResponse:
     sid = str(session_id)
-    await runtime.sessions.get(session_id=sid)
+    await runtime.sessions.get(session_id=sid, owner=caller)
     queried = after if after is not None else last_event_id_query
     resume = parse_last_event_id(last_event_id, None if queried is None else str(queried))
     events = runtime.bus.subscribe(sid, resume)

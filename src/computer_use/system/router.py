@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from computer_use import __version__, errors
+from computer_use.auth import ApiTokens
 from computer_use.deps import RuntimeDep, SettingsDep
 from computer_use.system.llms import render_llms_txt
 from computer_use.system.schemas import ConfigPublic, Health, Readiness
@@ -22,6 +23,7 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
     return {
         "status": "ok",
         "version": __version__,
+        "auth_required": ApiTokens.from_settings(runtime.settings).enabled,
         "database": "sqlite" if runtime.settings.is_sqlite else "postgresql",
         "desktops": desktops.health() if desktops is not None else None,
     }
@@ -59,6 +61,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "api_provider": settings.api_provider,
         "default_model": settings.default_model,
         "server_api_key_configured": settings.anthropic_api_key is not None,
+        "auth_required": ApiTokens.from_settings(settings).enabled,
         "database": "sqlite" if settings.is_sqlite else "postgresql",
         "session_ttl_seconds": settings.session_ttl_seconds,
         "cleanup_interval_seconds": settings.cleanup_interval_seconds,

@@ -8,6 +8,9 @@ from pydantic import BaseModel, Field
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+    auth_required: bool = Field(
+        description="Whether API_TOKENS is set: requests need `Authorization: Bearer <token>`."
+    )
     database: Literal["sqlite", "postgresql"]
     desktops: dict[str, Any] | None = Field(
         description="Desktop backend: isolation mode, quota enforcement, capacity (null if off)."
@@ -24,6 +27,9 @@ class ConfigPublic(BaseModel):
     default_model: str
     server_api_key_configured: bool = Field(
         description="Whether ANTHROPIC_API_KEY is set on the server (never the key itself)."
+    )
+    auth_required: bool = Field(
+        description="Whether API_TOKENS is set: requests need `Authorization: Bearer <token>`."
     )
     database: Literal["sqlite", "postgresql"]
     session_ttl_seconds: int

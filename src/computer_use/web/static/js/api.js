@@ -2,6 +2,7 @@
 import config from "./config.js";
 
 const KEY_STORAGE = "computer-use.anthropic-key";
+const TOKEN_STORAGE = "computer-use.api-token";
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /**
@@ -46,6 +47,11 @@ export class ApiError extends Error {
     this.retryAfter = retryAfter;
   }
 
+  /** The server requires an API token (API_TOKENS) and this request had none it accepts. */
+  get needsApiToken() {
+    return this.status === 401 && this.code === "unauthorized";
+  }
+
   /** The server wants an Anthropic key that neither it nor this request has. */
   get needsApiKey() {
     if (this.status !== 400 && this.status !== 401) return false;
@@ -55,32 +61,55 @@ export class ApiError extends Error {
 
 // --- the user's own Anthropic key: this tab only (sessionStorage), never localStorage ---
 
-let memoryKey = null;
+// The server's own API token (API_TOKENS) is kept the same way.
 
-export function getApiKey() {
+const memory = new Map();
+
+function stored(name) {
   try {
-    return window.sessionStorage.getItem(KEY_STORAGE) || memoryKey;
+    return window.sessionStorage.getItem(name) || memory.get(name) || null;
   } catch {
-    return memoryKey; // storage disabled: keep it in memory
+    return memory.get(name) || null; // storage disabled: keep it in memory
   }
 }
 
-export function setApiKey(key) {
-  memoryKey = key;
+function store(name, value) {
+  memory.set(name, value);
   try {
-    window.sessionStorage.setItem(KEY_STORAGE, key);
+    window.sessionStorage.setItem(name, value);
   } catch {
     // memory only
   }
 }
 
-export function clearApiKey() {
-  memoryKey = null;
+function forget(name) {
+  memory.delete(name);
   try {
-    window.sessionStorage.removeItem(KEY_STORAGE);
+    window.sessionStorage.removeItem(name);
   } catch {
     // nothing stored
   }
+}
+
+export const getApiKey = () => stored(KEY_STORAGE);
+export const setApiKey = (key) => store(KEY_STORAGE, key);
+export const clearApiKey = () => forget(KEY_STORAGE);
+export const getApiToken = () => stored(TOKEN_STORAGE);
+export const setApiToken = (token) => store(TOKEN_STORAGE, token);
+export const clearApiToken = () => forget(TOKEN_STORAGE);
+
+// Signed stream URLs (auth on) by session id, from every session the server returned:
+// EventSource cannot send the Authorization header, so it uses these.
+const signedStreams = new Map();
+
+function remember(payload) {
+  const sessions = payload && Array.isArray(payload.items) ? payload.items : [payload];
+  for (const session of sessions) {
+    if (session && session.id && String(session.stream_url || "").includes("token=")) {
+      signedStreams.set(session.id, session.stream_url);
+    }
+  }
+  return payload;
 }
 
 // --- requests ---
@@ -94,6 +123,8 @@ async function request(method, path, { body, withKey = false, query } = {}) {
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const key = withKey ? getApiKey() : null;
   if (key) headers["X-Anthropic-API-Key"] = key;
+  const token = getApiToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
 
   let response;
   try {
@@ -136,10 +167,12 @@ export const api = {
   config: () => request("GET", "/api/v1/config"),
   health: () => request("GET", "/api/v1/health"),
   listSessions: ({ limit = 100, offset = 0 } = {}) =>
-    request("GET", "/api/v1/sessions", { query: { limit, offset } }),
+    request("GET", "/api/v1/sessions", { query: { limit, offset } }).then(remember),
   createSession: ({ title, model }) =>
-    request("POST", "/api/v1/sessions", { body: model ? { title, model } : { title } }),
-  getSession: (id) => request("GET", sessionPath(id)),
+    request("POST", "/api/v1/sessions", { body: model ? { title, model } : { title } }).then(
+      remember,
+    ),
+  getSession: (id) => request("GET", sessionPath(id)).then(remember),
   deleteSession: (id) => request("DELETE", sessionPath(id)),
   sendMessage: (id, content) =>
     request("POST", `${sessionPath(id)}/messages`, { body: { content }, withKey: true }),
@@ -156,10 +189,11 @@ export const api = {
 
   /**
    * The SSE endpoint, resuming after `lastEventId`: a new EventSource cannot send the
-   * Last-Event-ID header, so the first request says it with `?after=`.
+   * Last-Event-ID header, so the first request says it with `?after=`. With API_TOKENS on,
+   * the signed stream_url of the session's last read (re-read before each reopen).
    */
   streamUrl(id, lastEventId) {
-    const url = new URL(`${apiBase}${sessionPath(id)}/stream`);
+    const url = new URL(apiBase + (signedStreams.get(id) || `${sessionPath(id)}/stream`));
     if (lastEventId > 0) url.searchParams.set("after", String(lastEventId));
     return url.href;
   },

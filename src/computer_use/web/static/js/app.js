@@ -9,6 +9,7 @@ import { ChatView } from "./chat.js";
 import { DesktopPanel } from "./desktop.js";
 import { $, formatDuration } from "./dom.js";
 import { KeyForm } from "./keyform.js";
+import { TokenForm } from "./tokenform.js";
 import { Banner, confirmInDialog, Lightbox } from "./notices.js";
 import { Conversation } from "./render.js";
 import { SessionList } from "./sessions.js";
@@ -78,6 +79,27 @@ const keyForm = new KeyForm(
   },
 );
 
+const tokenForm = new TokenForm(
+  {
+    form: $("token-form"),
+    reason: $("token-reason"),
+    input: $("token-input"),
+    status: $("token-status"),
+    forget: $("token-forget"),
+  },
+  () => {
+    banner.online();
+    loadConfig().then(refreshSessions);
+  },
+);
+
+/** A 401 for want of the server's API token: ask for it. True when that was the error. */
+function askForToken(error) {
+  if (!(error instanceof ApiError && error.needsApiToken)) return false;
+  tokenForm.ask(error.message);
+  return true;
+}
+
 const conversation = new Conversation(els.conversation, {
   // Screenshots come from our own API only; anything else is not loaded.
   imageSrc: (url) => {
@@ -121,6 +143,7 @@ async function loadConfig() {
   try {
     state.config = await api.config();
   } catch (error) {
+    if (askForToken(error)) return;
     if (!banner.reportNetwork(error)) banner.show(`Could not read the server configuration: ${error.message}`);
     els.serverInfo.textContent = apiIsRemote ? apiBase : "Server unavailable";
     return;
@@ -147,6 +170,7 @@ async function refreshSessions() {
   try {
     page = await api.listSessions({ limit: 200 });
   } catch (error) {
+    if (askForToken(error)) return;
     if (!banner.reportNetwork(error)) banner.show(`Could not list sessions: ${error.message}`);
     return;
   }
@@ -169,6 +193,7 @@ els.createForm.addEventListener("submit", async (event) => {
     await refreshSessions();
     navigateTo(session.id);
   } catch (error) {
+    askForToken(error);
     let message = error.message;
     if (error.status === 429 && error.retryAfter) {
       message += ` Try again in ${formatDuration(error.retryAfter)}.`;
@@ -348,7 +373,9 @@ async function sendMessage() {
     bubble.remove();
     conversation.startRun(false);
     if (id !== state.selectedId) return;
-    if (error instanceof ApiError && error.needsApiKey) {
+    if (askForToken(error)) {
+      state.pendingPrompt = text;
+    } else if (error instanceof ApiError && error.needsApiKey) {
       state.pendingPrompt = text;
       keyForm.ask(error.message);
       keyForm.focus();

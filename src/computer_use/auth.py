@@ -1,0 +1,236 @@
+"""Optional API authentication (API_TOKENS): who is calling, and the gate that asks.
+
+Off when API_TOKENS is empty. When set, every request to /api/v1 (but health), /mcp and the
+VNC viewer needs `Authorization: Bearer <token>` (or `X-API-Token`). Two places cannot send a
+header: EventSource, which gets a short-lived signed `stream_url` bound to one session and its
+owner, and the VNC viewer and websocket, whose `?token=` (vnc/tokens.py) already binds one
+session and is minted only for its owner. A session's owner is `owner_id(token)`: a token never
+reaches the database or a log.
+
+`AuthMiddleware` is the gate (pure ASGI: BaseHTTPMiddleware would break SSE); it leaves the
+caller's owner id in the scope for `CallerDep`, which fails closed if the gate was skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import parse_qs, unquote
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from computer_use import errors
+from computer_use.config import Settings
+from computer_use.vnc.tokens import VncTokens
+
+OWNER_SCOPE_KEY = "computer_use.owner"
+TOKEN_HEADER = "X-API-Token"
+MISSING_TOKEN_MESSAGE = (
+    "This server requires an API token (API_TOKENS): send it as `Authorization: Bearer <token>` "
+    f"or `{TOKEN_HEADER}: <token>`."
+)
+_OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/health/ready"})
+_STREAM_PATH = re.compile(r"^/api/v1/sessions/([^/]+)/stream/?$")
+_VNC_PATH = re.compile(r"^(?:/vnc/([^/]+)|/api/v1/sessions/([^/]+)/vnc/websockify)/?$")
+
+
+def owner_id(token: str) -> str:
+    """What a session stores of the token that created it."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+class ApiTokens:
+    """The configured API tokens; `authenticate` compares in constant time against each."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self._tokens = [t.encode() for t in tokens]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiTokens:
+        raw = settings.api_tokens.get_secret_value() if settings.api_tokens else ""
+        return cls([t.strip() for t in raw.split(",") if t.strip()])
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._tokens)
+
+    def authenticate(self, token: str | None) -> str | None:
+        """The caller's owner id, or None when the token is not one of ours."""
+        if not token:
+            return None
+        given = token.encode()
+        matched = False
+        for known in self._tokens:  # no early exit: timing says nothing about which matched
+            matched |= hmac.compare_digest(given, known)
+        return owner_id(token) if matched else None
+
+    def from_headers(self, headers: dict[str, str]) -> str | None:
+        """`headers` with lower-case names."""
+        authorization = headers.get("authorization", "")
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return self.authenticate(credentials.strip())
+        return self.authenticate(headers.get(TOKEN_HEADER.lower(), "").strip() or None)
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class StreamTokens:
+    """Signed `?token=` of a session's stream_url: `<expiry>:<owner>:<session id>` + HMAC.
+
+    An open stream outlives its token (only the connection is checked); a reconnect after the
+    TTL needs a fresh stream_url, which the session's JSON carries every time it is read.
+    """
+
+    def __init__(
+        self,
+        secret: bytes | None = None,
+        ttl_seconds: int = 600,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, b"stream:" + payload, hashlib.sha256).digest()
+
+    def mint(self, session_id: str, owner: str) -> str:
+        payload = f"{int(self._clock() + self.ttl_seconds)}:{owner}:{session_id}".encode()
+        return f"{_b64encode(payload)}.{_b64encode(self._sign(payload))}"
+
+    def verify(self, token: str, session_id: str) -> str | None:
+        """The owner the token was minted for, or None (forged, expired, other session)."""
+        payload_text, _, signature_text = token.partition(".")
+        try:
+            payload, signature = _b64decode(payload_text), _b64decode(signature_text)
+        except (binascii.Error, ValueError):
+            return None
+        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        try:
+            expiry, owner, token_session = payload.decode().split(":", 2)
+            expires_at = int(expiry)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if token_session != session_id or self._clock() >= expires_at:
+            return None
+        return owner
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, *, tokens: ApiTokens, stream_tokens: StreamTokens) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.stream_tokens = stream_tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self.tokens.enabled:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if not _protected(path) or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        owner = self.tokens.from_headers(headers) or self._from_query(scope, path)
+        if owner is None:
+            await _refuse(scope, receive, send)
+            return
+        scope[OWNER_SCOPE_KEY] = owner
+        await self.app(scope, receive, send)
+
+    def _from_query(self, scope: Scope, path: str) -> str | None:
+        """A signed stream token, or (VNC) a valid viewer token: "" = granted, no owner."""
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        token = (query.get("token") or [""])[0]
+        if not token:
+            return None
+        if stream := _STREAM_PATH.match(path):
+            return self.stream_tokens.verify(token, unquote(stream.group(1)))
+        if vnc := _VNC_PATH.match(path):
+            vnc_tokens: VncTokens | None = getattr(scope["app"].state, "vnc_tokens", None)
+            if vnc_tokens is None:
+                return None
+            try:
+                vnc_tokens.verify(token, unquote(vnc.group(1) or vnc.group(2)))
+            except errors.Unauthorized:
+                return None
+            return ""
+        return None
+
+
+def _protected(path: str) -> bool:
+    if path in _OPEN_PATHS:
+        return False
+    return (
+        path.startswith("/api/v1/")
+        or path == "/api/v1"
+        or path == "/mcp"
+        or path.startswith("/mcp/")
+        or bool(_VNC_PATH.match(path))
+    )
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+    unauthorized = errors.Unauthorized(MISSING_TOKEN_MESSAGE)
+    body = errors.ErrorBody(
+        error=errors.ErrorDetail(code=unauthorized.code, message=unauthorized.message)
+    )
+    response = JSONResponse(body.model_dump(), 401, headers={"WWW-Authenticate": "Bearer"})
+    if scope["type"] == "http":
+        await response(scope, receive, send)
+        return
+    # A websocket gets a real 401 where the server can send one (ASGI denial response).
+    await receive()  # websocket.connect
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 401,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": response.body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": "API token required"})
+
+
+def get_caller(conn: HTTPConnection) -> str | None:
+    """The caller's owner id (None: authentication is off)."""
+    tokens: ApiTokens | None = getattr(conn.app.state, "api_tokens", None)
+    if tokens is None or not tokens.enabled:
+        return None
+    owner: Any = conn.scope.get(OWNER_SCOPE_KEY)
+    if not owner:  # the gate did not run for this route: refuse rather than show everything
+        raise errors.Unauthorized(MISSING_TOKEN_MESSAGE)
+    return str(owner)
+
+
+CallerDep = Annotated[str | None, Depends(get_caller)]
+
+
+def install_auth(app: Any, settings: Settings) -> None:
+    """`app.state.api_tokens`, `app.state.stream_tokens` and the gate (innermost middleware)."""
+    tokens = ApiTokens.from_settings(settings)
+    stream_tokens = StreamTokens()
+    app.state.api_tokens = tokens
+    app.state.stream_tokens = stream_tokens
+    app.add_middleware(AuthMiddleware, tokens=tokens, stream_tokens=stream_tokens)
