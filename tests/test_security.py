@@ -140,3 +140,19 @@ def test_message_posting_is_rate_limited_separately(client: httpx.Client) -> Non
 def test_invalid_rate_limit_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="rate_limit_messages"):
         Settings(_env_file=None, rate_limit_messages="lots")
+
+
+def test_a_request_from_an_origin_not_in_cors_origins_is_refused(client: httpx.Client) -> None:
+    preflight = {"Access-Control-Request-Method": "POST"}
+    evil = client.options(
+        "/api/v1/sessions", headers={"Origin": "http://evil.example", **preflight}
+    )
+    assert evil.status_code == 400
+    assert "access-control-allow-origin" not in evil.headers
+    plain = client.get("/api/v1/sessions", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in plain.headers  # the browser withholds it
+    local = client.options(
+        "/api/v1/sessions", headers={"Origin": "http://localhost:8080", **preflight}
+    )
+    assert local.status_code == 200
+    assert local.headers["access-control-allow-origin"] == "http://localhost:8080"
