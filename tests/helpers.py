@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -89,3 +90,16 @@ class ServerProcess:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
+    """A started server on `data_dir` with the test defaults (tests.conftest.server_env) plus
+    `env`, stopped afterwards."""
+    from tests.conftest import server_env
+
+    proc = ServerProcess(server_env(data_dir, **env), data_dir / "server.log").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -11,8 +11,7 @@ import pytest
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Reply, say
-from tests.conftest import server_env
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, running_server
 
 MESSAGES_PER_MINUTE = 100
 HTML_TITLE = '<img src=x onerror="alert(1)"> & <b>bold</b>'
@@ -33,21 +32,16 @@ async def model() -> AsyncIterator[LoopbackModelServer]:
 def flood_server(
     model: LoopbackModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("abuse")
-    env = server_env(
-        data_dir,
+    with running_server(
+        tmp_path_factory.mktemp("abuse"),
         ANTHROPIC_BASE_URL=model.base_url,
         ANTHROPIC_API_KEY="sk-test-flood",
         RATE_LIMIT_MESSAGES=f"{MESSAGES_PER_MINUTE}/minute",
         MAX_DISPLAYS="1",
         DESKTOP_DISPLAY_BASE="1700",
         DESKTOP_USER_PREFIX="cu-ab",
-    )
-    proc = ServerProcess(env, data_dir / "server.log").start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 async def test_html_in_a_title_or_message_comes_back_as_the_same_text(

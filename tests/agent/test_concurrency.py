@@ -11,8 +11,7 @@ import pytest
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Reply, bash, say
 from tests.agent.test_service import KEY, read_events
-from tests.conftest import server_env
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, running_server
 
 
 def respond(request: RecordedRequest) -> Reply:
@@ -35,19 +34,14 @@ async def model() -> AsyncIterator[LoopbackModelServer]:
 def two_session_server(
     model: LoopbackModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("concurrency")
-    env = server_env(
-        data_dir,
+    with running_server(
+        tmp_path_factory.mktemp("concurrency"),
         ANTHROPIC_BASE_URL=model.base_url,
         MAX_DISPLAYS="2",
         DESKTOP_DISPLAY_BASE="840",
         DESKTOP_USER_PREFIX="cu-ac",
-    )
-    proc = ServerProcess(env, data_dir / "server.log").start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 async def test_cancelling_one_session_leaves_the_other_running(

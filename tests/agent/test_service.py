@@ -16,8 +16,7 @@ import pytest
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, computer, say
-from tests.conftest import server_env
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, running_server
 
 KEY = "sk-ant-test-key-0123456789"
 
@@ -32,19 +31,14 @@ async def model() -> AsyncIterator[LoopbackModelServer]:
 def agent_server(
     model: LoopbackModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("agent")
-    env = server_env(
-        data_dir,
+    with running_server(
+        tmp_path_factory.mktemp("agent"),
         ANTHROPIC_BASE_URL=model.base_url,
         MAX_DISPLAYS="3",
         DESKTOP_DISPLAY_BASE="820",
         DESKTOP_USER_PREFIX="cu-ag",
-    )
-    proc = ServerProcess(env, data_dir / "server.log").start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 async def read_events(

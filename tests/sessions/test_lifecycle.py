@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import server_env
-from tests.helpers import ServerProcess, wait_for
+from tests.helpers import ServerProcess, running_server, wait_for
 
 
 @pytest.fixture(scope="module")
 def short_ttl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data_dir: Path = tmp_path_factory.mktemp("ttl")
-    env = server_env(
-        data_dir,
+    with running_server(
+        tmp_path_factory.mktemp("ttl"),
         SESSION_TTL_SECONDS="2",
         CLEANUP_INTERVAL_SECONDS="1",
         MAX_DISPLAYS="2",
         DESKTOP_DISPLAY_BASE="680",
         DESKTOP_USER_PREFIX="cu-tl",
-    )
-    proc = ServerProcess(env, data_dir / "server.log").start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def test_idle_session_expires_and_keeps_its_history(short_ttl_server: ServerProcess) -> None:
