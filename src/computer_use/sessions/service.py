@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from computer_use import errors
+from computer_use.agent import history
 from computer_use.config import Settings
+from computer_use.desktops import DesktopCapacityError
 from computer_use.sessions.models import Message, Session, SessionStatus
 
 if TYPE_CHECKING:
@@ -224,8 +226,6 @@ class SessionService:
 
     async def open(self, *, title: str, model: str | None, owner: str | None = None) -> Session:
         """Creates a session and its desktop; returns once the desktop is screenshot-able."""
-        from computer_use.desktops import DesktopCapacityError
-
         session = await self.create(title=title, model=model, owner=owner)
         if self.desktops is None:
             return await self.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
@@ -329,8 +329,6 @@ class SessionService:
     async def _answer_unanswered_tool_uses(self, session_id: str) -> None:
         """A run killed mid-tool left a tool_use without its tool_result: store an
         "interrupted" one, so the stored history (REST, UI, next request) stays valid."""
-        from computer_use.agent import history
-
         async with self._sessionmaker() as db:
             last = await db.scalar(
                 select(Message)
