@@ -1,5 +1,5 @@
-"""Load, short form: several sessions running agents at once with ~100 SSE subscribers, on
-SQLite and PostgreSQL. No `database is locked`, no pool exhaustion, no lost or repeated event.
+"""Load, short form: 20 sessions (MAX_DISPLAYS' default) running agents at once with 200 SSE
+subscribers, on SQLite and PostgreSQL. No `database is locked`, no pool exhaustion, no lost or repeated event.
 (`make soak` runs the long form.)"""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from tests.reliability.conftest import (
     wait_status,
 )
 
-SESSIONS = 4
-SUBSCRIBERS_PER_SESSION = 25
+SESSIONS = 20  # MAX_DISPLAYS default
+SUBSCRIBERS_PER_SESSION = 10  # 200 in all
 STEPS = 3  # bash tool calls per run, then a final answer
 LOG_RED_FLAGS = ("database is locked", "QueuePool limit", "Traceback", "unhandled error")
 
