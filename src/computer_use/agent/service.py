@@ -221,8 +221,8 @@ class AgentRunner:
                     "internal_error",
                     "The agent run failed unexpectedly; see the server log.",
                 )
-                await self.bus.publish(
-                    session_id,
+                # Through the same hook as a normal end: active first, then the news.
+                await _Hooks(self, session_id).emit(
                     "message_complete",
                     {"stop_reason": "error", "steps": 0, "usage": None, "detail": "internal error"},
                 )
