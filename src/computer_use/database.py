@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -78,7 +80,22 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# SQLite has a single writer. Writers queue here, in asyncio, rather than in SQLite's busy
+# handler: a transaction that holds the lock across event-loop turns under heavy load could
+# otherwise keep another writer waiting past busy_timeout ("database is locked").
+_sqlite_write_locks: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @asynccontextmanager
 async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    async with factory() as db, db.begin():
-        yield db
+    """A write transaction, committed on success. Do not nest them."""
+    engine = factory.kw.get("bind")
+    if isinstance(engine, AsyncEngine) and engine.dialect.name == "sqlite":
+        lock = _sqlite_write_locks.setdefault(engine, asyncio.Lock())
+        async with lock, factory() as db, db.begin():
+            yield db
+    else:
+        async with factory() as db, db.begin():
+            yield db

@@ -23,6 +23,7 @@ from computer_use.agent.loop import RunConfig, RunResult, run_agent
 from computer_use.agent.providers import ProviderConfigError, make_client
 from computer_use.agent.tools import SessionTools
 from computer_use.config import Settings
+from computer_use.database import transaction
 from computer_use.sessions.models import Image, Message, SessionStatus
 from computer_use.sessions.service import SessionService, now
 from computer_use.streaming.bus import EventBus
@@ -108,7 +109,7 @@ class AgentRunner:
             data=png,
             created_at=now(),
         )
-        async with self._sessionmaker() as db, db.begin():
+        async with transaction(self._sessionmaker) as db:
             db.add(image)
         return image.id
 

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from computer_use import errors
 from computer_use.agent import history
 from computer_use.config import Settings
+from computer_use.database import transaction
 from computer_use.desktops import DesktopCapacityError
 from computer_use.sessions.models import Message, Session, SessionStatus
 
@@ -126,31 +127,37 @@ class SessionService:
             last_activity_at=moment,
             last_event_id=0,
         )
-        async with self._sessionmaker() as db, db.begin():
+        async with transaction(self._sessionmaker) as db:
             db.add(session)
         return session
 
     async def set_status(
         self, *, session_id: str, status: SessionStatus, detail: str | None = None
     ) -> Session:
-        async with self._sessionmaker() as db, db.begin():
-            session = await db.get(Session, session_id)
-            if session is None:
-                raise errors.NotFound(f"Session {session_id} not found.")
-            session.status = status
-            session.status_detail = detail
-            session.updated_at = now()
+        # Writes are single statements (no read first): on SQLite a transaction that reads and
+        # then writes cannot wait for the lock and fails with "database is locked" under load.
+        async with transaction(self._sessionmaker) as db:
+            session: Session | None = await db.scalar(
+                update(Session)
+                .where(Session.id == session_id)
+                .values(status=status, status_detail=detail, updated_at=now())
+                .returning(Session)
+            )
+        if session is None:
+            raise errors.NotFound(f"Session {session_id} not found.")
         return session
 
     async def touch(self, *, session_id: str) -> None:
         """Records activity: the TTL counts from the last one."""
-        async with self._sessionmaker() as db, db.begin():
-            session = await db.get(Session, session_id)
-            if session is not None and session.status != SessionStatus.EXPIRED:
-                session.last_activity_at = now()
+        async with transaction(self._sessionmaker) as db:
+            await db.execute(
+                update(Session)
+                .where(Session.id == session_id, Session.status != SessionStatus.EXPIRED)
+                .values(last_activity_at=now())
+            )
 
     async def delete(self, *, session_id: str) -> None:
-        async with self._sessionmaker() as db, db.begin():
+        async with transaction(self._sessionmaker) as db:
             result = await db.execute(delete(Session).where(Session.id == session_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise errors.NotFound(f"Session {session_id} not found.")
@@ -164,12 +171,13 @@ class SessionService:
         content: list[dict[str, object]],
         usage: dict[str, object] | None = None,
     ) -> Message:
-        async with self._sessionmaker() as db, db.begin():
+        async with self._sessionmaker() as db:  # read apart from the write (see set_status)
             last_event_id = await db.scalar(
                 select(Session.last_event_id).where(Session.id == session_id)
             )
-            if last_event_id is None:
-                raise errors.NotFound(f"Session {session_id} not found.")
+        if last_event_id is None:
+            raise errors.NotFound(f"Session {session_id} not found.")
+        async with transaction(self._sessionmaker) as db:
             message = Message(
                 session_id=session_id,
                 role=role,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from computer_use.database import transaction
 from computer_use.sessions.models import Session
 from computer_use.streaming.bus import StoredEvent
 from computer_use.streaming.models import Event
@@ -19,7 +20,7 @@ class DatabaseEventStore:
 
     async def append(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
         now = datetime.now(UTC)
-        async with self._sessionmaker() as db, db.begin():
+        async with transaction(self._sessionmaker) as db:
             # The counter lives on the session row: one atomic UPDATE ... RETURNING hands out
             # the next id on SQLite and PostgreSQL alike, with no race between writers.
             next_id = (
