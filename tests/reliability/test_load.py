@@ -1,6 +1,6 @@
 """Load, short form: 20 sessions (MAX_DISPLAYS' default) running agents at once with 200 SSE
-subscribers, on SQLite and PostgreSQL. No `database is locked`, no pool exhaustion, no lost or repeated event.
-(`make soak` runs the long form.)"""
+subscribers, on SQLite and PostgreSQL. No `database is locked`, no pool exhaustion, no lost or
+repeated event. (`make soak` runs the long form.)"""
 
 from __future__ import annotations
 
