@@ -49,10 +49,9 @@ from computer_use.agent.tools import SessionTools, ToolResult
 from computer_use.agent.versions import ToolVersions
 from computer_use.cli import REPO_ROOT
 from computer_use.config import Settings
-from computer_use.database import create_engine, create_sessionmaker
 from computer_use.desktops import DesktopManager
 from computer_use.desktops.filesystem import read_mounts
-from computer_use.lifespan import Runtime
+from computer_use.lifespan import Runtime, RuntimeParts, build_runtime
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Reply, computer, say
 from computer_use.loopback.server import EmbeddedServer
@@ -286,28 +285,17 @@ def bench_settings(data_dir: Path) -> Settings:
 
 @contextlib.asynccontextmanager
 async def bench_runtime(settings: Settings, base_url: str) -> AsyncIterator[Bench]:
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    bus = TimedBus(TimedStore(sessionmaker))
-    sessions = TimedSessions(sessionmaker=sessionmaker, settings=settings, bus=bus)
-    desktops = DesktopManager(
-        settings.data_dir,
-        width=settings.screen_width,
-        height=settings.screen_height,
-        max_displays=settings.max_displays,
-        isolation_enabled=settings.filesystem_isolation_enabled,
-        disk_quota_mb=settings.session_disk_quota_mb,
-        memory_limit_mb=settings.session_memory_limit_mb,
-        max_processes=settings.session_max_processes,
-        display_base=settings.desktop_display_base,
-        user_prefix=settings.desktop_user_prefix,
-        on_event=sessions.on_desktop_event,
+    runtime = build_runtime(
+        settings,
+        RuntimeParts(
+            event_store=TimedStore, event_bus=TimedBus, sessions=TimedSessions, runner=TimedRunner
+        ),
+        model_base_url=base_url,
     )
-    sessions.desktops = desktops
-    runner = TimedRunner(
-        settings=settings, sessions=sessions, bus=bus, sessionmaker=sessionmaker, base_url=base_url
-    )
-    sessions.before_close.append(runner.forget)
+    sessions, bus, runner = runtime.sessions, runtime.bus, runtime.runner
+    assert isinstance(sessions, TimedSessions) and isinstance(bus, TimedBus)
+    assert isinstance(runner, TimedRunner)
+    engine, sessionmaker, desktops = runtime.engine, runtime.sessionmaker, runtime.desktops
     try:
         await desktops.start()
         yield Bench(settings, engine, sessionmaker, sessions, bus, runner, desktops)

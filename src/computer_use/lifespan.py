@@ -48,11 +48,24 @@ async def _cleanup_loop(runtime: Runtime) -> None:
             logger.exception("session cleanup pass failed; retrying in %s s", interval)
 
 
-def build_runtime(settings: Settings) -> Runtime:
+@dataclass(frozen=True)
+class RuntimeParts:
+    """The classes build_runtime wires together (bench/ substitutes instrumented subclasses)."""
+
+    event_store: type[DatabaseEventStore] = DatabaseEventStore
+    event_bus: type[EventBus] = EventBus
+    sessions: type[SessionService] = SessionService
+    runner: type[AgentRunner] = AgentRunner
+
+
+def build_runtime(
+    settings: Settings, parts: RuntimeParts = RuntimeParts(), *, model_base_url: str | None = None
+) -> Runtime:
+    """Every long-lived object, wired. `model_base_url` overrides ANTHROPIC_BASE_URL."""
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    bus = EventBus(DatabaseEventStore(sessionmaker))
-    sessions = SessionService(sessionmaker=sessionmaker, settings=settings, bus=bus)
+    bus = parts.event_bus(parts.event_store(sessionmaker))
+    sessions = parts.sessions(sessionmaker=sessionmaker, settings=settings, bus=bus)
     desktops = DesktopManager(
         settings.data_dir,
         width=settings.screen_width,
@@ -67,7 +80,13 @@ def build_runtime(settings: Settings) -> Runtime:
         on_event=sessions.on_desktop_event,
     )
     sessions.desktops = desktops
-    runner = AgentRunner(settings=settings, sessions=sessions, bus=bus, sessionmaker=sessionmaker)
+    runner = parts.runner(
+        settings=settings,
+        sessions=sessions,
+        bus=bus,
+        sessionmaker=sessionmaker,
+        base_url=model_base_url,
+    )
     sessions.before_close.append(runner.forget)
     return Runtime(
         settings=settings,
