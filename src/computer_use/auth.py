@@ -26,7 +26,6 @@ from urllib.parse import parse_qs, unquote
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from computer_use import errors
@@ -190,11 +189,7 @@ def _protected(path: str) -> bool:
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
-    unauthorized = errors.Unauthorized(MISSING_TOKEN_MESSAGE)
-    body = errors.ErrorBody(
-        error=errors.ErrorDetail(code=unauthorized.code, message=unauthorized.message)
-    )
-    response = JSONResponse(body.model_dump(), 401, headers={"WWW-Authenticate": "Bearer"})
+    response = errors.error_response(errors.Unauthorized(MISSING_TOKEN_MESSAGE))
     if scope["type"] == "http":
         await response(scope, receive, send)
         return

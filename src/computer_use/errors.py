@@ -102,17 +102,20 @@ def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+def error_response(exc: DomainError) -> JSONResponse:
+    """The HTTP answer for a domain error (also used by the pure ASGI middlewares)."""
+    headers = {}
+    if isinstance(exc, CapacityReached):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers)
+
+
 def install_error_handlers(app: FastAPI, *, debug: bool) -> None:
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        headers = {}
-        if isinstance(exc, CapacityReached):
-            headers["Retry-After"] = str(exc.retry_after)
-        if isinstance(exc, Unauthorized):
-            headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse(
-            _body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
-        )
+        return error_response(exc)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -78,7 +78,7 @@ class SecurityMiddleware:
                 except ValueError:
                     return None  # the server rejects a malformed length itself
                 if declared > self.max_body_bytes:
-                    return _error(errors.PayloadTooLarge(self._too_large_message()))
+                    return errors.error_response(errors.PayloadTooLarge(self._too_large_message()))
         return None
 
     def _rate_limited(self, scope: Scope) -> JSONResponse | None:
@@ -92,7 +92,7 @@ class SecurityMiddleware:
                 continue
             reset = self.limiter.get_window_stats(rule.limit, rule.name, key).reset_time
             retry_after = max(1, math.ceil(reset - time.time()))
-            return _error(
+            return errors.error_response(
                 errors.RateLimited(
                     f"Too many requests from {key}: the limit is {rule.limit} "
                     f"({rule.name}); retry in {retry_after} s.",
@@ -132,7 +132,8 @@ class SecurityMiddleware:
 
         await self.app(scope, capped, guarded)
         if too_large and not started:
-            await _error(errors.PayloadTooLarge(self._too_large_message()))(scope, receive, send)
+            refusal = errors.error_response(errors.PayloadTooLarge(self._too_large_message()))
+            await refusal(scope, receive, send)
 
     def _too_large_message(self) -> str:
         return f"The request body is larger than {self.max_body_bytes} bytes (MAX_REQUEST_BYTES)."
@@ -147,16 +148,6 @@ def _with_default_headers(send: Send) -> Send:
         await send(message)
 
     return sending
-
-
-def _error(exc: errors.DomainError) -> JSONResponse:
-    headers: dict[str, Any] = {}
-    if isinstance(exc, errors.CapacityReached):
-        headers["Retry-After"] = str(exc.retry_after)
-    body = errors.ErrorBody(
-        error=errors.ErrorDetail(code=exc.code, message=exc.message, details=exc.details)
-    )
-    return JSONResponse(body.model_dump(), exc.status_code, headers=headers)
 
 
 def install_security(app: Any, settings: Settings) -> None:
