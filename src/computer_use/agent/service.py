@@ -25,14 +25,10 @@ from computer_use.agent.tools import SessionTools
 from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.sessions.models import Image, Message, SessionStatus
-from computer_use.sessions.service import SessionService, now
+from computer_use.sessions.service import SessionService, image_url, now
 from computer_use.streaming.bus import EventBus
 
 logger = logging.getLogger(__name__)
-
-
-def image_url(session_id: str, image_id: str) -> str:
-    return f"/api/v1/sessions/{session_id}/images/{image_id}"
 
 
 class _Hooks:

@@ -21,13 +21,9 @@ from computer_use.sessions.schemas import (
     SessionPublic,
     SessionsPublic,
 )
-from computer_use.sessions.service import SessionService
+from computer_use.sessions.service import SessionService, image_url
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
-
-
-def image_url(session_id: str, image_id: str) -> str:
-    return f"/api/v1/sessions/{session_id}/images/{image_id}"
 
 
 def _public_blocks(session_id: str, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -41,6 +41,11 @@ LIVE_STATUSES = (
 )
 
 
+def image_url(session_id: str, image_id: str) -> str:
+    """Where a stored screenshot is served (GET .../images/{image_id})."""
+    return f"/api/v1/sessions/{session_id}/images/{image_id}"
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
