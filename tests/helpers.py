@@ -15,6 +15,8 @@ from typing import TypeVar
 
 import httpx
 
+from tests import slots
+
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +55,7 @@ class ServerProcess:
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env}
+        self.env = slots.env({**os.environ, **env})
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

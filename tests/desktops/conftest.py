@@ -18,8 +18,9 @@ import pytest
 from computer_use.desktops.filesystem import HomeManager, IsolationMode, loop_devices, read_mounts
 from computer_use.desktops.launcher import SessionSandbox
 from computer_use.desktops.users import SessionUser, UserPool
+from tests import slots
 
-FS_USER_PREFIX = "cu-fs"
+FS_USER_PREFIX = slots.prefix("cu-fs")
 FS_USER_COUNT = 3
 FS_QUOTA_MB = 20
 
@@ -192,8 +193,8 @@ def desktop_manager(
         max_displays=max_displays,
         isolation_enabled=True,
         disk_quota_mb=FS_QUOTA_MB,
-        display_base=base,
-        user_prefix=user_prefix,
+        display_base=slots.display(base),
+        user_prefix=slots.prefix(user_prefix),
         on_event=events,
         restart_limit=restart_limit,
     )

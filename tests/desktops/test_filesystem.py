@@ -24,7 +24,10 @@ from computer_use.desktops.filesystem import (
 from computer_use.desktops.launcher import SessionSandbox, live_pids_of_uid, poll_until
 from computer_use.desktops.users import SessionUser
 
-CRASHING_SERVER = """
+from .conftest import FS_USER_PREFIX
+
+CRASHING_SERVER = (
+    """
 import asyncio, sys
 from pathlib import Path
 from computer_use.desktops.filesystem import HomeManager
@@ -32,7 +35,7 @@ from computer_use.desktops.launcher import SessionSandbox
 from computer_use.desktops.users import UserPool
 
 async def main(data_dir: str, *session_ids: str) -> None:
-    pool = UserPool(3, prefix="cu-fs")
+    pool = UserPool(3, prefix={FS_USER_PREFIX!r})
     homes = HomeManager(Path(data_dir), enabled=True, quota_mb=20)
     await homes.setup()
     pids = []
@@ -48,6 +51,7 @@ async def main(data_dir: str, *session_ids: str) -> None:
 
 asyncio.run(main(*sys.argv[1:]))
 """
+).replace("{FS_USER_PREFIX!r}", repr(FS_USER_PREFIX))
 
 MakeSandbox = Callable[[str, SessionUser | None, Path], Awaitable[SessionSandbox]]
 MakeHomes = Callable[..., Awaitable[HomeManager]]

@@ -20,11 +20,12 @@ import pytest
 from computer_use.desktops import Desktop, DesktopManager, netrules
 from computer_use.desktops.launcher import collect, live_pids_of_uid, poll_until, run_command
 from computer_use.desktops.netrules import FAMILY, TABLE
+from tests import slots
 
 from .conftest import FS_QUOTA_MB, fs_force_cleanup
 
-BASE = 1200
-PREFIX = "cu-ia"
+BASE = slots.display(1200)
+PREFIX = slots.prefix("cu-ia")
 MEMORY_MB = 256
 MAX_TASKS = 96
 PYTHON = "/usr/bin/python3"

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from computer_use.loopback import LoopbackModelServer
+from tests import slots
 from tests.conftest import server_env
 from tests.helpers import ServerProcess
 
@@ -244,7 +245,7 @@ class Footprint:
 def footprint(server: ServerProcess, session_id: str, letter: str) -> Footprint:
     data_dir = Path(server.env["DATA_DIR"])
     record = json.loads((data_dir / "sessions" / session_id / "desktop.json").read_text())
-    user = f"cu-r{letter}{record['slot']:02d}"
+    user = f"{slots.prefix('cu-r' + letter)}{record['slot']:02d}"
     return Footprint(
         user=user,
         display=int(str(record["display"]).lstrip(":")),
