@@ -13,12 +13,9 @@ caller's owner id in the scope for `CallerDep`, which fails closed if the gate w
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
-import secrets
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -30,6 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from computer_use import errors
 from computer_use.config import Settings
+from computer_use.signing import (
+    BadSignature,
+    MalformedToken,
+    Signer,
+    load_secret_key,
+    random_key,
+)
 from computer_use.vnc.tokens import VncTokens
 
 OWNER_SCOPE_KEY = "computer_use.owner"
@@ -82,16 +86,9 @@ class ApiTokens:
         return self.authenticate(headers.get(TOKEN_HEADER.lower(), "").strip() or None)
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class StreamTokens:
-    """Signed `?token=` of a session's stream_url: `<expiry>:<owner>:<session id>` + HMAC.
+    """Signed `?token=` of a session's stream_url (signing.py, purpose "stream"): the payload is
+    `<expiry>:<owner>:<session id>`.
 
     An open stream outlives its token (only the connection is checked); a reconnect after the
     TTL needs a fresh stream_url, which the session's JSON carries every time it is read.
@@ -104,25 +101,20 @@ class StreamTokens:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        """`secret`: SECRET_KEY (signing.load_secret_key); None = a random per-object key."""
+        self._signer = Signer(secret if secret is not None else random_key(), "stream")
         self.ttl_seconds = ttl_seconds
         self._clock = clock
 
-    def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, b"stream:" + payload, hashlib.sha256).digest()
-
     def mint(self, session_id: str, owner: str) -> str:
         payload = f"{int(self._clock() + self.ttl_seconds)}:{owner}:{session_id}".encode()
-        return f"{_b64encode(payload)}.{_b64encode(self._sign(payload))}"
+        return self._signer.sign(payload)
 
     def verify(self, token: str, session_id: str) -> str | None:
         """The owner the token was minted for, or None (forged, expired, other session)."""
-        payload_text, _, signature_text = token.partition(".")
         try:
-            payload, signature = _b64decode(payload_text), _b64decode(signature_text)
-        except (binascii.Error, ValueError):
-            return None
-        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
+            payload = self._signer.unsign(token)
+        except (MalformedToken, BadSignature):
             return None
         try:
             expiry, owner, token_session = payload.decode().split(":", 2)
@@ -222,10 +214,11 @@ def get_caller(conn: HTTPConnection) -> str | None:
 CallerDep = Annotated[str | None, Depends(get_caller)]
 
 
-def install_auth(app: Any, settings: Settings) -> None:
-    """`app.state.api_tokens`, `app.state.stream_tokens` and the gate (innermost middleware)."""
+def install_auth(app: Any, settings: Settings, *, secret_key: bytes | None = None) -> None:
+    """`app.state.api_tokens`, `app.state.stream_tokens` and the gate (innermost middleware).
+    `secret_key`: what signing.load_secret_key(settings) returns (loaded here when None)."""
     tokens = ApiTokens.from_settings(settings)
-    stream_tokens = StreamTokens()
+    stream_tokens = StreamTokens(secret_key or load_secret_key(settings))
     app.state.api_tokens = tokens
     app.state.stream_tokens = stream_tokens
     app.add_middleware(AuthMiddleware, tokens=tokens, stream_tokens=stream_tokens)

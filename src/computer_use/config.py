@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # "localhost" in CORS_ORIGINS means any port on these two hosts (the UI is often served elsewhere
 # during development, e.g. `python -m http.server 8080`).
 _LOCALHOST_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
+MIN_SECRET_KEY_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     # Comma-separated; empty = no authentication (fine on localhost only). See auth.py.
     api_tokens: SecretStr | None = Field(
         default=None, description="API tokens clients must send (Authorization: Bearer ...)."
+    )
+    # Signs the VNC and event-stream URL tokens (signing.py). Unset: generated once and kept in
+    # DATA_DIR/secret_key (0600). Set it to share one key between processes on several hosts.
+    secret_key: SecretStr | None = Field(
+        default=None, description="Key that signs VNC and stream URL tokens (>= 32 characters)."
     )
     database_url: str = Field(
         default="", description="sqlite:///path, postgresql://... or postgres://...; empty = SQLite"
@@ -78,6 +84,16 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError:
             raise ValueError("must look like 30/minute (N per second/minute/hour/day)") from None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_KEY_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_CHARS} characters (e.g. `openssl rand -hex 32`),"
+                " or unset to keep a generated key in DATA_DIR/secret_key"
+            )
         return value
 
     @field_validator("database_url")

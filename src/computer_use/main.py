@@ -19,6 +19,7 @@ from computer_use.lifespan import lifespan
 from computer_use.mcp_server.mount import mount_mcp
 from computer_use.security import install_security
 from computer_use.sessions.router import router as sessions_router
+from computer_use.signing import load_secret_key
 from computer_use.streaming.router import router as streaming_router
 from computer_use.system.router import router as system_router
 from computer_use.vnc import VncTokens, install_token_log_filter, vnc_url_for
@@ -49,7 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app, debug=settings.debug)
-    install_auth(app, settings)  # innermost: a 401 carries the security and CORS headers
+    # One key signs every URL token (signing.py): from SECRET_KEY or DATA_DIR/secret_key, so
+    # tokens survive a restart and processes sharing the key accept each other's.
+    secret_key = load_secret_key(settings)
+    install_auth(
+        app, settings, secret_key=secret_key
+    )  # innermost: a 401 carries the security and CORS headers
     install_security(app, settings)  # inside CORS: a 413/429 still carries its headers
     app.add_middleware(
         CORSMiddleware,
@@ -86,9 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "POST /mcp: MCP (Streamable HTTP); tools create_session, execute_task, "
             "get_session_status, destroy_session, take_screenshot; key in X-Anthropic-API-Key"
         )
-    # Tokens are short-lived and minted on every read of a session, so a per-process secret
-    # is enough for one worker.
-    vnc_tokens = VncTokens()
+    vnc_tokens = VncTokens(secret_key)
     app.state.vnc_tokens = vnc_tokens
     app.state.vnc_url_for = vnc_url_for(vnc_tokens)
 

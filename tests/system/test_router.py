@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.helpers import ServerProcess
 
 
@@ -22,8 +24,12 @@ def test_config_holds_no_secret(server: ServerProcess) -> None:
     config = body.json()
     assert config["session_ttl_seconds"] == 3600
     assert config["max_displays"] == 4  # as the fixture set it
-    assert not any("key" in k and k != "server_api_key_configured" for k in config)
+    flags = {"server_api_key_configured", "secret_key_configured"}
+    assert not any("key" in k and k not in flags for k in config)
+    assert config["secret_key_configured"] is False  # generated into DATA_DIR/secret_key
+    secret_key = (Path(server.env["DATA_DIR"]) / "secret_key").read_text().strip()
     assert "sk-ant" not in body.text and "postgres@" not in body.text
+    assert secret_key not in body.text
 
 
 def test_llms_txt_names_every_public_route(server: ServerProcess) -> None:

@@ -61,6 +61,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "api_provider": settings.api_provider,
         "default_model": settings.default_model,
         "server_api_key_configured": settings.anthropic_api_key is not None,
+        "secret_key_configured": settings.secret_key is not None,
         "auth_required": ApiTokens.from_settings(settings).enabled,
         "database": "sqlite" if settings.is_sqlite else "postgresql",
         "session_ttl_seconds": settings.session_ttl_seconds,

@@ -28,6 +28,10 @@ class ConfigPublic(BaseModel):
     server_api_key_configured: bool = Field(
         description="Whether ANTHROPIC_API_KEY is set on the server (never the key itself)."
     )
+    secret_key_configured: bool = Field(
+        description="Whether SECRET_KEY is set (never the key itself); when not, URL tokens are "
+        "signed with a key generated once and kept in DATA_DIR/secret_key."
+    )
     auth_required: bool = Field(
         description="Whether API_TOKENS is set: requests need `Authorization: Bearer <token>`."
     )
