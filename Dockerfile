@@ -15,7 +15,7 @@ RUN bash scripts/install-system-deps.sh \
     && rm -rf /var/lib/apt/lists/*
 
 # The project, installed from pyproject.toml (pinned dependencies) into a virtualenv. Editable,
-# as `make setup` does: `computer-use migrate` finds alembic.ini and migrations/ next to src/.
+# as `make setup` does (the migrations ship inside the package either way).
 COPY . .
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \

@@ -38,8 +38,8 @@ run: setup ## set up, apply migrations and serve (127.0.0.1:8000; HOST / PORT ov
 
 .PHONY: lint
 lint: $(VENV)/.stamp-test ## ruff (lint + format check) and mypy --strict
-	$(VENV)/bin/ruff check src tests bench migrations
-	$(VENV)/bin/ruff format --check src tests bench migrations
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
 .PHONY: test

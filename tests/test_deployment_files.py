@@ -270,7 +270,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out_and_build_inputs_in() ->
         "alembic.ini",
         "src",
         "src/computer_use/cli.py",
-        "migrations",
+        "src/computer_use/migrations/env.py",
         "scripts",
         "scripts/install-system-deps.sh",
     ):

@@ -7,7 +7,6 @@ import asyncio
 import os
 import socket
 import sys
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -19,8 +18,6 @@ from computer_use.config import Settings, format_settings_error
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def _settings() -> Settings:
     try:
@@ -31,15 +28,10 @@ def _settings() -> Settings:
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
-    """Applies Alembic migrations to DATABASE_URL."""
-    from alembic import command
-    from alembic.config import Config
+    """Applies the migrations shipped in the package (database.migrate) to DATABASE_URL."""
+    from computer_use.database import migrate as apply_migrations
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
-    config.attributes["settings"] = settings
-    command.upgrade(config, revision)
+    apply_migrations(settings, revision)
 
 
 def serve(settings: Settings, host: str, port: int, reload: bool) -> None:

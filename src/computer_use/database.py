@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, event
@@ -67,8 +69,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":
-            from pathlib import Path
-
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -88,7 +88,7 @@ _sqlite_write_locks: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = (
 )
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A write transaction, committed on success. Do not nest them."""
     engine = factory.kw.get("bind")
@@ -99,3 +99,41 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
     else:
         async with factory() as db, db.begin():
             yield db
+
+
+def migrations_dir() -> Path:
+    """The Alembic environment and revisions, shipped inside the package."""
+    return Path(__file__).resolve().parent / "migrations"
+
+
+def migrate(settings: Settings, revision: str = "head", *, quiet: bool = False) -> None:
+    """Applies the migrations to DATABASE_URL (Alembic `upgrade`), from an installed wheel as
+    from a checkout. Runs its own event loop: call it before the app's loop starts (or in a
+    thread). `quiet`: without Alembic's "Running upgrade ..." lines on stderr."""
+    from alembic import command
+    from alembic.config import Config
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = Config()  # no alembic.ini: an installed package has none
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["settings"] = settings
+    config.attributes["skip_logging"] = True
+    with contextlib.nullcontext() if quiet else _alembic_progress_on_stderr():
+        command.upgrade(config, revision)
+
+
+@contextlib.contextmanager
+def _alembic_progress_on_stderr() -> Iterator[None]:
+    logger = logging.getLogger("alembic")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -1,0 +1,1 @@
+"""Alembic revisions, date-prefixed (Alembic skips this file)."""
