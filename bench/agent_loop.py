@@ -2,7 +2,7 @@
 
 - steps per minute (a step = one model request + its tool call), one session alone and five
   sessions at once, each on a real desktop (no browser), through the real AgentRunner, the
-  EventBus over the DatabaseEventStore and SQLite;
+  InProcessEventBus over the DatabaseEventStore and SQLite;
 - the loop's own cost per step (everything but the model call), split into desktop (the
   tool: input + settle + screenshot + resize), persistence (message, image and event rows,
   the TTL touch) and streaming (the fan-out to subscribers), against its 150 ms p50 target;
@@ -57,7 +57,7 @@ from computer_use.loopback.server import EmbeddedServer
 from computer_use.main import create_app
 from computer_use.sessions.models import Message, SessionStatus
 from computer_use.sessions.service import SessionService
-from computer_use.streaming.bus import EventBus, StoredEvent
+from computer_use.streaming.bus import InProcessEventBus, StoredEvent
 from computer_use.streaming.store import DatabaseEventStore
 
 DISPLAY_BASE = 1500
@@ -166,7 +166,7 @@ class TimedStore(DatabaseEventStore):
             return await super().append(session_id, type, data)
 
 
-class TimedBus(EventBus):
+class TimedBus(InProcessEventBus):
     async def publish(self, session_id: str, type: str, data: Mapping[str, object]) -> StoredEvent:
         async with LEDGER.span("publish"):
             return await super().publish(session_id, type, data)

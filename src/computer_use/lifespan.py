@@ -17,7 +17,7 @@ from computer_use.database import create_engine, create_sessionmaker
 from computer_use.desktops import DesktopManager
 from computer_use.mcp_server.mount import mcp_running
 from computer_use.sessions.service import SessionService
-from computer_use.streaming.bus import EventBus
+from computer_use.streaming.bus import EventBus, InProcessEventBus
 from computer_use.streaming.store import DatabaseEventStore
 from computer_use.vnc import SessionVncTargets
 
@@ -53,7 +53,7 @@ class RuntimeParts:
     """The classes build_runtime wires together (bench/ substitutes instrumented subclasses)."""
 
     event_store: type[DatabaseEventStore] = DatabaseEventStore
-    event_bus: type[EventBus] = EventBus
+    event_bus: type[InProcessEventBus] = InProcessEventBus
     sessions: type[SessionService] = SessionService
     runner: type[AgentRunner] = AgentRunner
 

@@ -13,7 +13,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from computer_use.loopback.server import EmbeddedServer
-from computer_use.streaming.bus import EventBus, InMemoryEventStore, StoredEvent
+from computer_use.streaming.bus import InMemoryEventStore, InProcessEventBus, StoredEvent
 from computer_use.streaming.sse import SSE_HEADERS, format_event, parse_last_event_id, sse_stream
 
 
@@ -33,7 +33,7 @@ def test_last_event_id_comes_from_the_first_usable_source() -> None:
 
 
 async def test_keepalive_comments_flow_while_idle_and_close_ends_the_subscription() -> None:
-    bus = EventBus(InMemoryEventStore())
+    bus = InProcessEventBus(InMemoryEventStore())
     frames = sse_stream(bus.subscribe("s", None), keepalive=0.02)
     async with asyncio.timeout(5):
         assert (await anext(frames)).startswith(b"retry: ")
@@ -57,7 +57,7 @@ def parse(body: str) -> list[tuple[int, str, dict[str, object]]]:
 
 
 async def test_a_client_reconnecting_with_last_event_id_misses_nothing() -> None:
-    bus = EventBus(InMemoryEventStore())
+    bus = InProcessEventBus(InMemoryEventStore())
 
     async def stream(request: Request) -> StreamingResponse:
         last = parse_last_event_id(request.headers.get("last-event-id"))

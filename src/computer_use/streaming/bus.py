@@ -1,9 +1,11 @@
 """Per-session event bus with replay: every event stored first, then fanned out live.
 
-`EventStore` is the durable half (the database in production); `EventBus` is the in-process
-fan-out on top of it. A subscriber reconnecting with Last-Event-ID replays from the store and
-then goes live with no gap and no duplicate, even while events are being published. A Redis or
-PostgreSQL LISTEN/NOTIFY bus for several replicas would implement the same two methods.
+Two protocols: `EventStore` is the durable half (the database in production), `EventBus` what
+publishers and subscribers see. `InProcessEventBus` is the bus of one process, fanning out on
+top of any store. A subscriber reconnecting with Last-Event-ID replays from the store and then
+goes live with no gap and no duplicate, even while events are being published. A bus spanning
+several processes (PostgreSQL LISTEN/NOTIFY, Redis) would implement the same `EventBus`;
+tests/streaming/test_bus.py is the contract every bus and store must pass.
 """
 
 from __future__ import annotations
@@ -29,6 +31,23 @@ class EventStore(Protocol):
 
     async def since(self, session_id: str, after_id: int, limit: int = 1000) -> list[StoredEvent]:
         """Events with id > after_id, oldest first, at most `limit`."""
+
+
+class EventBus(Protocol):
+    async def publish(self, session_id: str, type: str, data: Mapping[str, object]) -> StoredEvent:
+        """Store the event, then deliver it to the session's live subscribers."""
+
+    def subscribe(
+        self, session_id: str, last_event_id: int | None = None
+    ) -> AsyncGenerator[StoredEvent, None]:
+        """Events after `last_event_id` (all when None) in id order, then live ones, until the
+        subscription is closed; no gap, no duplicate."""
+
+    def close(self, session_id: str) -> None:
+        """End every subscription of the session (after the events already delivered)."""
+
+    def close_all(self) -> None:
+        """End every subscription (the server is stopping)."""
 
 
 class InMemoryEventStore:
@@ -75,7 +94,9 @@ class _Channel:
     publishing: int = 0
 
 
-class EventBus:
+class InProcessEventBus:
+    """The EventBus of one process: subscribers are queues in this process."""
+
     def __init__(
         self, store: EventStore, *, queue_size: int = 1000, replay_batch: int = 500
     ) -> None:
