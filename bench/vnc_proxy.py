@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The tests' process helpers (Xvfb with -displayfd, x11vnc's PORT= line) are reused as is.
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import wait_for  # noqa: E402
 from tests.vnc.vnc_helpers import (  # noqa: E402
     SCREEN_HEIGHT,
     SCREEN_WIDTH,
@@ -46,7 +47,6 @@ from tests.vnc.vnc_helpers import (  # noqa: E402
     start_x11vnc,
     start_xvfb,
     stop_process,
-    wait_until,
 )
 
 SECRET = b"benchmark-secret-32-bytes-long!!"
@@ -288,7 +288,7 @@ def start_websockify(target_port: int) -> tuple[int, subprocess.Popen[bytes]] | 
         with socket.socket() as probe:
             return probe.connect_ex(("127.0.0.1", port)) == 0
 
-    wait_until(listening, timeout=10, what="websockify to listen")
+    wait_for(listening, timeout=10, what="websockify to listen")
     return port, proc
 
 

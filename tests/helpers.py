@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +22,36 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
 
 
+class StopWaiting(Exception):
+    """Raised by a condition when what it waits for can no longer happen (the server exited):
+    the wait fails at once with this error instead of retrying until the timeout."""
+
+
+class ServerDied(StopWaiting):
+    pass
+
+
+class _Deadline:
+    """The one polling policy of the suite: what to retry, and what the timeout error says."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.timeout, self.what = timeout, what
+        self.end = time.monotonic() + timeout
+        self.last_error: Exception | None = None
+
+    def open(self) -> bool:
+        return time.monotonic() < self.end
+
+    def failed(self, exc: Exception) -> None:
+        if isinstance(exc, StopWaiting):
+            raise exc
+        self.last_error = exc  # the condition may fail until the thing is up
+
+    def expired(self) -> TimeoutError:
+        detail = f": {self.last_error!r}" if self.last_error else ""
+        return TimeoutError(f"timed out after {self.timeout} s waiting for {self.what}{detail}")
+
+
 def wait_for(
     condition: Callable[[], T | None],
     *,
@@ -28,18 +59,38 @@ def wait_for(
     interval: float = 0.05,
     what: str = "",
 ) -> T:
-    """Polls `condition` until it returns something truthy, or fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    """Polls `condition` until it returns something truthy, or fails after `timeout` seconds.
+    An exception from `condition` counts as "not yet", except StopWaiting, which ends the wait."""
+    deadline = _Deadline(timeout, what or repr(condition))
+    while deadline.open():
         try:
             result = condition()
             if result:
                 return result
-        except Exception as exc:  # the condition may fail until the thing is up
-            last_error = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what or condition}: {last_error}")
+        except Exception as exc:
+            deadline.failed(exc)
+        time.sleep(interval)  # polling interval of a condition, not a synchronisation sleep
+    raise deadline.expired()
+
+
+async def wait_for_async(
+    condition: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+) -> T:
+    """wait_for with an async `condition`, polled without blocking the event loop."""
+    deadline = _Deadline(timeout, what or repr(condition))
+    while deadline.open():
+        try:
+            result = await condition()
+            if result:
+                return result
+        except Exception as exc:
+            deadline.failed(exc)
+        await asyncio.sleep(interval)
+    raise deadline.expired()
 
 
 def free_port() -> int:
@@ -73,7 +124,11 @@ class ServerProcess:
         def healthy() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+                log = self.log_path.read_text(errors="replace")[-3000:]
+                raise ServerDied(
+                    f"the server exited with status {self.proc.returncode} while starting; "
+                    f"the end of {self.log_path}:\n{log}"
+                )
             return httpx.get(f"{self.base_url}/api/v1/health", timeout=2).status_code == 200
 
         wait_for(healthy, timeout=timeout, interval=0.1, what="server health")

@@ -11,7 +11,7 @@ import pytest
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Reply, say
-from tests.helpers import ServerProcess, running_server
+from tests.helpers import ServerProcess, running_server, wait_for_async
 
 MESSAGES_PER_MINUTE = 100
 HTML_TITLE = '<img src=x onerror="alert(1)"> & <b>bold</b>'
@@ -44,6 +44,12 @@ def flood_server(
         yield proc
 
 
+async def active_session(http: httpx.AsyncClient, sid: str) -> dict[str, Any] | None:
+    """The session, once it is active again (its runs are over)."""
+    body: dict[str, Any] = (await http.get(f"/api/v1/sessions/{sid}")).json()
+    return body if body["status"] == "active" else None
+
+
 async def test_html_in_a_title_or_message_comes_back_as_the_same_text(
     flood_server: ServerProcess,
 ) -> None:
@@ -54,12 +60,9 @@ async def test_html_in_a_title_or_message_comes_back_as_the_same_text(
         posted = await http.post(f"/api/v1/sessions/{sid}/messages", json={"content": HTML_MESSAGE})
         # runs before the flood below, so the rate limit has not been touched yet
         assert posted.status_code == 202, posted.text
-        async with asyncio.timeout(30):
-            while True:
-                body = (await http.get(f"/api/v1/sessions/{sid}")).json()
-                if body["status"] == "active":
-                    break
-                await asyncio.sleep(0.1)
+        body = await wait_for_async(
+            lambda: active_session(http, sid), timeout=30, interval=0.1, what="the run to end"
+        )
         assert body["title"] == HTML_TITLE
         first = body["messages"][0]["content"][0]
         assert first == {"type": "text", "text": HTML_MESSAGE}
@@ -92,16 +95,10 @@ async def test_a_thousand_rapid_messages_get_429s_and_lose_nothing(
         accepted = [text for status, text, _ in results if status == 202]
         assert accepted, "the first messages are accepted"
 
-        async def settled() -> list[dict[str, Any]]:
-            while True:
-                body = (await http.get(f"/api/v1/sessions/{sid}")).json()
-                if body["status"] == "active":
-                    messages: list[dict[str, Any]] = body["messages"]
-                    return messages
-                await asyncio.sleep(0.1)
-
-        async with asyncio.timeout(60):
-            messages = await settled()
+        settled = await wait_for_async(
+            lambda: active_session(http, sid), timeout=60, interval=0.1, what="the runs to end"
+        )
+        messages: list[dict[str, Any]] = settled["messages"]
         prompts = [
             block["text"]
             for m in messages

@@ -13,6 +13,7 @@ from PIL import Image
 from computer_use.desktops import Desktop, DesktopInputError
 from computer_use.desktops.capture import encode_png
 from tests.desktops.conftest import DESKTOP_SIZE, desktop_image
+from tests.helpers import wait_for_async
 
 BACKGROUND = (0x3A, 0x4A, 0x5C)  # jwmrc's desktop background
 
@@ -122,8 +123,8 @@ async def test_settle_gives_up_at_the_timeout_while_the_screen_keeps_changing(
 async def _wait_for_change(desktop: Desktop, xy: tuple[int, int]) -> None:
     x, y = xy
     first = await desktop.zoom(x, y, x + 1, y + 1)
-    async with asyncio.timeout(15):
-        while True:
-            if await desktop.zoom(x, y, x + 1, y + 1) != first:
-                return
-            await asyncio.sleep(0.02)
+
+    async def changed() -> bool:
+        return await desktop.zoom(x, y, x + 1, y + 1) != first
+
+    await wait_for_async(changed, timeout=15, interval=0.02, what=f"the pixel at {xy} to change")

@@ -11,7 +11,7 @@ import httpx
 
 from computer_use.loopback import RecordedRequest, ToolUse, demo_responder
 from computer_use.loopback.demo import DEMO_PAGE, forecast, search_query
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, free_port, wait_for_async
 
 TOOLS = [
     {
@@ -92,13 +92,13 @@ async def test_cli_serves_the_demo_to_the_sdk() -> None:
     )
     try:
         base_url = f"http://127.0.0.1:{port}"
-        async with asyncio.timeout(15), httpx.AsyncClient() as http:
-            while True:  # up when it answers; each attempt fails fast until then
-                try:
-                    await http.get(f"{base_url}/v1/models")
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.05)
+        async with httpx.AsyncClient() as http:
+
+            async def answers() -> bool:  # each attempt fails fast until it listens
+                await http.get(f"{base_url}/v1/models")
+                return True
+
+            await wait_for_async(answers, timeout=15, what="the loopback server to answer")
         sdk = anthropic.AsyncAnthropic(base_url=base_url, api_key="any", max_retries=0)
         message = await sdk.beta.messages.create(
             model="claude-opus-4-6",

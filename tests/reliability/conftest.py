@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pwd
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +21,7 @@ import pytest
 from computer_use.loopback import LoopbackModelServer
 from tests import slots
 from tests.conftest import server_env
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, wait_for_async
 
 T = TypeVar("T")
 KEY = "sk-ant-reliability-0123456789"
@@ -59,27 +58,6 @@ async def start(server: ServerProcess) -> ServerProcess:
     except BaseException:
         await asyncio.to_thread(server.stop)
         raise
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[T | None]],
-    *,
-    timeout: float = 10.0,
-    interval: float = 0.05,
-    what: str = "",
-) -> T:
-    """The async wait_for: awaits `condition` until truthy, or fails after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = await condition()
-            if result:
-                return result
-        except Exception as exc:  # the condition may fail until the thing is up
-            last_error = exc
-        await asyncio.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what}: {last_error}")
 
 
 @dataclass
@@ -130,7 +108,7 @@ class SseReader:
         async def seen() -> Event | None:
             return next((e for e in self.events[start:] if predicate(e)), None)
 
-        return await wait_until(seen, timeout=timeout, what=f"an event on {self.session_id}")
+        return await wait_for_async(seen, timeout=timeout, what=f"an event on {self.session_id}")
 
     async def close(self) -> None:
         if self.task is not None:
@@ -196,7 +174,7 @@ async def wait_status(
         body = await session_detail(http, session_id)
         return body if body["status"] == status else None
 
-    return await wait_until(reached, timeout=timeout, what=f"status {status} of {session_id}")
+    return await wait_for_async(reached, timeout=timeout, what=f"status {status} of {session_id}")
 
 
 async def post_message(
@@ -213,7 +191,7 @@ async def post_message(
         assert response.status_code == 202, response.text
         return True
 
-    await wait_until(accepted, timeout=timeout, interval=0.1, what="the message accepted")
+    await wait_for_async(accepted, timeout=timeout, interval=0.1, what="the message accepted")
 
 
 def assert_every_tool_use_answered(messages: list[dict[str, Any]]) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, wait_for_async
 from tests.reliability.conftest import (
     Event,
     SseReader,
@@ -26,7 +26,6 @@ from tests.reliability.conftest import (
     start,
     uid_of,
     wait_status,
-    wait_until,
 )
 
 # (process name, supervisor component): Firefox last, its restart is the slowest.
@@ -68,7 +67,7 @@ async def test_killed_desktop_components_are_reported_within_5_s_and_come_back(
         other = (await http.post("/api/v1/sessions", json={"title": "bystander"})).json()["id"]
         user = footprint(crash_server, victim, "c").user
         uid = uid_of(user)
-        await wait_until(_new_process(uid, "firefox-esr", set()), timeout=20, what="Firefox")
+        await wait_for_async(_new_process(uid, "firefox-esr", set()), timeout=20, what="Firefox")
         stream = SseReader(http, victim).start()
         failures: list[str] = []
         watcher = asyncio.create_task(_screenshots(http, other, failures))
@@ -82,7 +81,7 @@ async def test_killed_desktop_components_are_reported_within_5_s_and_come_back(
                 start = len(stream.events)
                 await stream.until(_error_of(component), timeout=5, start=start)
                 assert time.monotonic() - killed_at < 5
-                await wait_until(_new_process(uid, comm, old), timeout=30, what=f"{comm} back")
+                await wait_for_async(_new_process(uid, comm, old), timeout=30, what=f"{comm} back")
                 await wait_status(http, victim, "active", timeout=30)
             shot = await http.get(f"/api/v1/sessions/{victim}/screenshot")
             assert shot.status_code == 200 and shot.content.startswith(b"\x89PNG")

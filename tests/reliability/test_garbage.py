@@ -16,7 +16,7 @@ import pytest
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, wait_for_async
 from tests.reliability.conftest import (
     AUTH,
     SseReader,
@@ -29,7 +29,6 @@ from tests.reliability.conftest import (
     start,
     uid_of,
     wait_status,
-    wait_until,
 )
 
 SCHEMATHESIS_CHECKS = ",".join(
@@ -191,7 +190,7 @@ async def test_delete_during_a_run_ends_it_cleanly_and_frees_the_desktop(
         async def released() -> bool:
             return not live_pids_of(uid) and not mounts_under(session_dir)
 
-        await wait_until(released, timeout=10, what="the deleted session's desktop gone")
+        await wait_for_async(released, timeout=10, what="the deleted session's desktop gone")
         # its desktop slot is free again: both can be taken
         again = [(await http.post("/api/v1/sessions", json={"title": f"n{i}"})) for i in (1, 2)]
         assert [r.status_code for r in again] == [201, 201], [r.text for r in again]

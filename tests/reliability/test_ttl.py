@@ -12,6 +12,7 @@ import httpx
 from computer_use.desktops.slots import port_listening
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
+from tests.helpers import wait_for_async
 from tests.reliability.conftest import (
     SseReader,
     footprint,
@@ -24,7 +25,6 @@ from tests.reliability.conftest import (
     start,
     uid_of,
     wait_status,
-    wait_until,
     x_lock_owner,
 )
 
@@ -61,7 +61,7 @@ async def test_idle_session_expires_releasing_everything_and_a_working_one_does_
             async def released() -> bool:  # the status flips first, then the desktop goes
                 return not live_pids_of(uid) and not mounts_under(session_dir)
 
-            await wait_until(released, timeout=10, what="the expired session's desktop gone")
+            await wait_for_async(released, timeout=10, what="the expired session's desktop gone")
             assert not port_listening(held.vnc_port)
             assert x_lock_owner(held.display) is None
             shot = await http.get(f"/api/v1/sessions/{idle}/screenshot")

@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from computer_use.vnc import VncTokens, router
+from tests.helpers import wait_for
 from tests.vnc.vnc_helpers import (
     DEAD_PORT,
     NO_DESKTOP,
@@ -29,7 +30,6 @@ from tests.vnc.vnc_helpers import (
     pointer_position,
     proxy_sockets_to,
     proxy_tasks,
-    wait_until,
 )
 
 POLICY_VIOLATION = 1008
@@ -183,7 +183,7 @@ async def test_interactive_click_moves_the_pointer_and_counts_as_activity(
 
 async def _wait_for_no_proxy_tasks(vnc_stack: VncStack) -> None:
     await asyncio.to_thread(
-        wait_until,
+        wait_for,
         lambda: proxy_tasks(vnc_stack.server.base_url) == [],
         timeout=10,
         what="the proxy's tasks to end",
@@ -193,7 +193,7 @@ async def _wait_for_no_proxy_tasks(vnc_stack: VncStack) -> None:
 async def test_browser_closing_releases_the_desktop_socket_and_tasks(vnc_stack: VncStack) -> None:
     no_sockets_left = lambda: proxy_sockets_to(vnc_stack.vnc_port) == 0  # noqa: E731
     # Earlier tests' connections may still be closing: start from none.
-    await asyncio.to_thread(wait_until, no_sockets_left, timeout=10, what="a clean start")
+    await asyncio.to_thread(wait_for, no_sockets_left, timeout=10, what="a clean start")
     token = vnc_stack.tokens.mint(SESSION, interactive=True)
     async with connect(vnc_stack.ws_url(SESSION, token)) as ws:
         await RfbClient(ws).handshake()
@@ -203,7 +203,7 @@ async def test_browser_closing_releases_the_desktop_socket_and_tasks(vnc_stack: 
             "vnc-server-to-client",
         ]
     await asyncio.to_thread(
-        wait_until, no_sockets_left, timeout=10, what="the proxy to close its x11vnc socket"
+        wait_for, no_sockets_left, timeout=10, what="the proxy to close its x11vnc socket"
     )
     await _wait_for_no_proxy_tasks(vnc_stack)
 

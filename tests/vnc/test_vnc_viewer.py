@@ -14,6 +14,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from computer_use.errors import install_error_handlers
 from computer_use.vnc import VncTokens, create_router, vnc_url_for
 from computer_use.vnc.novnc import NoVncFiles
+from tests.helpers import wait_for
 from tests.vnc.vnc_helpers import (
     LEFT_COLOUR,
     NO_DESKTOP,
@@ -26,7 +27,6 @@ from tests.vnc.vnc_helpers import (
     VncStack,
     move_pointer,
     pointer_position,
-    wait_until,
 )
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -210,7 +210,7 @@ async def test_view_only_viewer_cannot_move_the_pointer_even_if_tampered(
         interactive = await open_viewer(context, vnc_stack, interactive=True)
         await interactive.mouse.click(*await page_point(interactive, 800, 600))
         await asyncio.to_thread(
-            wait_until,
+            wait_for,
             lambda: near(pointer_position(display), (800, 600)),
             timeout=10,
             what="the interactive click to move the pointer",

@@ -16,7 +16,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection
 
 from computer_use.errors import install_error_handlers
 from computer_use.vnc import VncTokens, router
+from tests.helpers import wait_for
 
 SCREEN_WIDTH, SCREEN_HEIGHT = 1024, 768
 SECRET = b"test-secret-of-the-vnc-suite-32b"
@@ -36,14 +37,6 @@ OTHER_SESSION = "sess-other"  # also has one (the same), for wrong-session token
 NO_DESKTOP = "sess-no-desktop"
 DEAD_PORT = "sess-dead-port"  # a port nobody listens on
 LEFT_COLOUR, RIGHT_COLOUR = (0x33, 0x66, 0xCC), (0xFF, 0x99, 0x00)
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)  # polling interval of a condition, not a synchronisation sleep
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
@@ -208,7 +201,7 @@ def move_pointer(display: XDisplay, x: int, y: int) -> None:
     subprocess.run(
         ["xdotool", "mousemove", str(x), str(y)], env=display.env, check=True, timeout=10
     )
-    wait_until(lambda: pointer_position(display) == (x, y), timeout=10, what="pointer to move")
+    wait_for(lambda: pointer_position(display) == (x, y), timeout=10, what="pointer to move")
 
 
 class PointerRecorder:
@@ -343,7 +336,7 @@ class ServerThread:
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
         self._thread.start()
-        wait_until(lambda: self.server.started, timeout=10, what="uvicorn to start")
+        wait_for(lambda: self.server.started, timeout=10, what="uvicorn to start")
 
     @property
     def base_url(self) -> str:
