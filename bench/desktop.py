@@ -24,10 +24,15 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import Report, percentile
 
 from computer_use.desktops import Desktop, DesktopCapacityError, DesktopManager
 from computer_use.desktops.filesystem import read_mounts
@@ -66,11 +71,6 @@ def component_pss(desktop: Desktop) -> dict[str, float]:
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def timed(action: Callable[[], Awaitable[object]]) -> float:
     started = time.perf_counter()
     await action()
@@ -88,16 +88,6 @@ def mem_available() -> int:
 def mem_total() -> int:
     with open("/proc/meminfo") as meminfo:
         return int(meminfo.readline().split()[1]) * 1024
-
-
-class Report:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str]] = []
-
-    def add(self, name: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        verdict = "" if ok is None else ("ok" if ok else "MISSED")
-        self.rows.append((name, value, target, verdict))
-        print(f"  {name:<52} {value:>14}  {target:<14} {verdict}", flush=True)
 
 
 # -- the sections ------------------------------------------------------------------------------
@@ -355,7 +345,7 @@ async def main(args: argparse.Namespace) -> None:
         display_base=DISPLAY_BASE,
         user_prefix=USER_PREFIX,
     )
-    report = Report()
+    report = Report(name_width=52, target_width=14)
     try:
         await manager.start()
         print(f"isolation: {manager.homes.mode}; {os.cpu_count()} cores, "
@@ -370,7 +360,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await manager.shutdown()
         cleanup_data_dir(data_dir)
-    missed = [name for name, _, _, verdict in report.rows if verdict == "MISSED"]
+    missed = report.missed
     print("all targets met" if not missed else f"targets missed: {', '.join(missed)}")
 
 

@@ -30,9 +30,13 @@ from pathlib import Path
 
 import httpx
 
-from computer_use.loopback import LoopbackModelServer, RecordedRequest, Reply, bash, say
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.common import percentile  # noqa: E402
+
+from computer_use.loopback import LoopbackModelServer, RecordedRequest, Reply, bash, say  # noqa: E402
+
 KEY = "sk-ant-soak-0123456789"
 STEPS = 3
 
@@ -143,13 +147,6 @@ async def drive(
             if status == "active":
                 stats.runs += 1
                 break
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def start_server(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
