@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
-from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote
 
@@ -27,13 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from computer_use import errors
 from computer_use.config import Settings
-from computer_use.signing import (
-    BadSignature,
-    MalformedToken,
-    Signer,
-    load_secret_key,
-    random_key,
-)
+from computer_use.signing import BadSignature, ExpiringTokens, MalformedToken, load_secret_key
 from computer_use.vnc.tokens import VncTokens
 
 OWNER_SCOPE_KEY = "computer_use.owner"
@@ -86,42 +78,27 @@ class ApiTokens:
         return self.authenticate(headers.get(TOKEN_HEADER.lower(), "").strip() or None)
 
 
-class StreamTokens:
-    """Signed `?token=` of a session's stream_url (signing.py, purpose "stream"): the payload is
-    `<expiry>:<owner>:<session id>`.
+class StreamTokens(ExpiringTokens):
+    """Signed `?token=` of a session's stream_url: `<expiry>:<owner>:<session id>`.
+    `StreamTokens(secret=None, ttl_seconds=600, *, clock=time.time)`: see ExpiringTokens.
 
     An open stream outlives its token (only the connection is checked); a reconnect after the
     TTL needs a fresh stream_url, which the session's JSON carries every time it is read.
     """
 
-    def __init__(
-        self,
-        secret: bytes | None = None,
-        ttl_seconds: int = 600,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        """`secret`: SECRET_KEY (signing.load_secret_key); None = a random per-object key."""
-        self._signer = Signer(secret if secret is not None else random_key(), "stream")
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock
+    purpose = "stream"
+    default_ttl = 600
 
     def mint(self, session_id: str, owner: str) -> str:
-        payload = f"{int(self._clock() + self.ttl_seconds)}:{owner}:{session_id}".encode()
-        return self._signer.sign(payload)
+        return self._seal(owner, session_id)
 
     def verify(self, token: str, session_id: str) -> str | None:
         """The owner the token was minted for, or None (forged, expired, other session)."""
         try:
-            payload = self._signer.unsign(token)
+            expires_at, (owner, token_session) = self._open(token, 2)
         except (MalformedToken, BadSignature):
             return None
-        try:
-            expiry, owner, token_session = payload.decode().split(":", 2)
-            expires_at = int(expiry)
-        except (UnicodeDecodeError, ValueError):
-            return None
-        if token_session != session_id or self._clock() >= expires_at:
+        if token_session != session_id or self._expired(expires_at):
             return None
         return owner
 

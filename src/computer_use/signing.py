@@ -3,7 +3,8 @@
 A token is `<payload>.<signature>`, both base64url without padding, so it can sit in a query
 string as is. The signature is HMAC-SHA256 under a key derived from SECRET_KEY and the token's
 purpose ("vnc", "stream", ...): a token minted for one purpose never verifies as another.
-What a payload means (expiry, session, mode) is up to its caller (vnc/tokens.py, auth.py).
+`ExpiringTokens` puts an expiry first in the payload; what the other fields mean (session,
+mode, owner) is up to its subclasses (vnc/tokens.py, auth.py).
 
 SECRET_KEY comes from the environment or, when unset, from `DATA_DIR/secret_key` (0600),
 generated on first start: tokens survive a restart, and processes sharing DATA_DIR (or the
@@ -22,7 +23,10 @@ import os
 import secrets
 import stat
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from computer_use.config import MIN_SECRET_KEY_CHARS, Settings
 
@@ -88,6 +92,49 @@ class Signer:
 
 def random_key() -> bytes:
     return secrets.token_bytes(32)
+
+
+class ExpiringTokens:
+    """What the URL token classes share: a payload `<expiry>:<field>:...:<last field>` signed
+    for the subclass's `purpose` (the last field may hold any character, e.g. a session id)."""
+
+    purpose: ClassVar[str]
+    default_ttl: ClassVar[int]
+
+    def __init__(
+        self,
+        secret: bytes | None = None,
+        ttl_seconds: int | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`secret`: SECRET_KEY (load_secret_key); None = a random key of this object alone."""
+        ttl = self.default_ttl if ttl_seconds is None else ttl_seconds
+        if ttl < 0:
+            raise ValueError("token ttl_seconds must be >= 0")
+        self._signer = Signer(secret if secret is not None else random_key(), self.purpose)
+        self.ttl_seconds = ttl
+        self._clock = clock
+
+    def _seal(self, *fields: str) -> str:
+        # Flooring the expiry means a token never outlives its TTL (ttl 0 is expired at once).
+        expires_at = int(self._clock() + self.ttl_seconds)
+        return self._signer.sign(":".join((str(expires_at), *fields)).encode())
+
+    def _open(self, token: str, count: int) -> tuple[int, list[str]]:
+        """The expiry and `count` fields of an authentic token (expiry not checked here);
+        MalformedToken or BadSignature otherwise. Nothing unsigned is parsed."""
+        payload = self._signer.unsign(token)
+        try:
+            expiry, *fields = payload.decode().split(":", count)
+            if len(fields) != count:
+                raise ValueError("too few fields")
+            return int(expiry), fields
+        except (UnicodeDecodeError, ValueError):
+            raise MalformedToken("unreadable payload") from None
+
+    def _expired(self, expires_at: int) -> bool:
+        return self._clock() >= expires_at
 
 
 def load_secret_key(settings: Settings) -> bytes:

@@ -8,15 +8,12 @@ rotating SECRET_KEY revokes every token at once.
 from __future__ import annotations
 
 import hmac
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from computer_use import errors
-from computer_use.signing import MIN_KEY_BYTES, BadSignature, MalformedToken, Signer, random_key
+from computer_use.signing import BadSignature, ExpiringTokens, MalformedToken
 
 _MODES = {"i": True, "v": False}  # interactive, view-only
-PURPOSE = "vnc"
 
 
 class VncTokenError(errors.Unauthorized):
@@ -39,34 +36,20 @@ class VncGrant:
     expires_at: int  # unix seconds
 
 
-class VncTokens:
-    def __init__(
-        self,
-        secret: bytes | None = None,
-        ttl_seconds: int = 300,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        """`secret`: SECRET_KEY (signing.load_secret_key); None = a random per-object key."""
-        if secret is not None and len(secret) < MIN_KEY_BYTES:
-            raise ValueError(f"VNC token secret must be at least {MIN_KEY_BYTES} bytes")
-        if ttl_seconds < 0:
-            raise ValueError("VNC token ttl_seconds must be >= 0")
-        self._signer = Signer(secret if secret is not None else random_key(), PURPOSE)
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock
+class VncTokens(ExpiringTokens):
+    """`VncTokens(secret=None, ttl_seconds=300, *, clock=time.time)`: see ExpiringTokens."""
+
+    purpose = "vnc"
+    default_ttl = 300
 
     def mint(self, session_id: str, *, interactive: bool) -> str:
-        # Flooring the expiry means a token never outlives its TTL (ttl 0 is expired at once).
-        expires_at = int(self._clock() + self.ttl_seconds)
-        mode = "i" if interactive else "v"
-        return self._signer.sign(f"{expires_at}:{mode}:{session_id}".encode())
+        return self._seal("i" if interactive else "v", session_id)
 
     def verify(self, token: str, session_id: str) -> VncGrant:
-        # The signature is checked first: nothing of an unauthenticated payload is trusted.
         try:
-            payload = self._signer.unsign(token)
-        except MalformedToken:
+            expires_at, (mode, token_session) = self._open(token, 2)
+            interactive = _MODES[mode]
+        except (MalformedToken, KeyError):
             raise VncTokenError(
                 "The VNC token is missing or malformed; request a new vnc_url."
             ) from None
@@ -74,17 +57,11 @@ class VncTokens:
             raise VncTokenError(
                 "The VNC token signature is invalid; request a new vnc_url."
             ) from None
-        try:
-            expiry_text, mode, token_session = payload.decode().split(":", 2)
-            expires_at = int(expiry_text)
-            interactive = _MODES[mode]
-        except (UnicodeDecodeError, ValueError, KeyError):
-            raise VncTokenError("The VNC token is malformed; request a new vnc_url.") from None
         if not hmac.compare_digest(token_session.encode(), session_id.encode()):
             raise VncTokenWrongSession(
                 "The VNC token was issued for another session; use this session's vnc_url."
             )
-        if self._clock() >= expires_at:
+        if self._expired(expires_at):
             raise VncTokenExpired(
                 "The VNC token has expired; fetch the session again for a fresh vnc_url."
             )
