@@ -6,7 +6,6 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -64,16 +63,32 @@ def test_a_loose_key_file_is_tightened(tmp_path: Path) -> None:
 
 
 def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path)
-    keys: list[bytes] = []
-    threads = [
-        threading.Thread(target=lambda: keys.append(load_secret_key(settings))) for _ in range(8)
+    script = (
+        "import hashlib, sys\n"
+        "from computer_use.config import Settings\n"
+        "from computer_use.signing import load_secret_key\n"
+        "sys.stdin.read()\n"  # all start, then all load at once
+        "key = load_secret_key(Settings(_env_file=None, data_dir=sys.argv[1]))\n"
+        "print(hashlib.sha256(key).hexdigest())\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(keys) == 8 and len(set(keys)) == 1
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.close()
+    digests = set()
+    for proc in procs:
+        assert proc.stdout is not None
+        digests.add(proc.stdout.read().strip())
+        assert proc.wait(timeout=60) == 0
+    assert len(digests) == 1 and len(digests.pop()) == 64
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary file left
 
 
