@@ -110,7 +110,9 @@ class ServerProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    def start(self, timeout: float = 120.0) -> ServerProcess:
+        """Waits for /api/v1/health; fails at once (ServerDied, with its log) if the process
+        exits. The timeout only covers a slow start on a busy machine."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "computer_use", "serve", "--migrate", "--port", str(self.port)],
@@ -131,7 +133,13 @@ class ServerProcess:
                 )
             return httpx.get(f"{self.base_url}/api/v1/health", timeout=2).status_code == 200
 
-        wait_for(healthy, timeout=timeout, interval=0.1, what="server health")
+        try:
+            wait_for(healthy, timeout=timeout, interval=0.1, what="server health")
+        except BaseException:
+            # A server that never got healthy is not left running (SIGTERM, then SIGKILL).
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.stop(timeout=10)
+            raise
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:

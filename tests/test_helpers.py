@@ -24,6 +24,13 @@ def test_a_server_dying_at_start_up_fails_at_once_with_its_log(tmp_path: Path) -
     assert "SESSION_TTL_SECONDS" in message  # the log's own explanation, in the failure
 
 
+def test_a_server_not_healthy_in_time_is_stopped_not_left_running(tmp_path: Path) -> None:
+    server = ServerProcess(server_env(tmp_path), tmp_path / "server.log")
+    with pytest.raises(TimeoutError, match="server health"):
+        server.start(timeout=0.3)  # far too short for a real start-up
+    assert server.proc is not None and server.proc.poll() is not None
+
+
 def test_wait_for_retries_errors_until_ready_and_names_the_last_one() -> None:
     attempts: list[int] = []
 
