@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from computer_use.config import Settings
 from computer_use.signing import BadSignature, MalformedToken, Signer, load_secret_key
 from computer_use.vnc.tokens import VncTokenError, VncTokens
 from tests.conftest import server_env
-from tests.helpers import REPO, ServerProcess, running_server
+from tests.helpers import ServerDied, ServerProcess, running_server
 
 KEY = b"k" * 32
 
@@ -93,21 +91,14 @@ def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
 
 
 def test_short_secret_key_is_refused_at_start(tmp_path: Path) -> None:
-    env = {**server_env(tmp_path), "SECRET_KEY": "too-short-key"}
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "computer_use", "serve", "--port", "1"],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if "SECRET_KEY" in line]
-    assert len(lines) == 1 and "at least 32 characters" in lines[0], result.stderr
-    assert "too-short-key" not in result.stderr + result.stdout
-    assert time.monotonic() - started < 30
+    log = tmp_path / "server.log"
+    server = ServerProcess(server_env(tmp_path, SECRET_KEY="too-short-key"), log)
+    with pytest.raises(ServerDied, match="exited with status 2"):
+        server.start()
+    lines = [line.strip() for line in log.read_text().splitlines() if "SECRET_KEY" in line]
+    assert len(lines) == 1, log.read_text()
+    assert lines[0].startswith("SECRET_KEY: ") and "at least 32 characters" in lines[0]
+    assert "too-short-key" not in log.read_text()
     assert not (tmp_path / "secret_key").exists()
 
 
