@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -52,17 +52,22 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m computer_use serve --migrate` in a subprocess, on an ephemeral port."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, *, argv: Sequence[str] | None = None
+    ) -> None:
+        """`argv`: the command to run instead of `serve --migrate`; `{port}` is replaced."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = slots.env({**os.environ, **env})
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        default = [sys.executable, "-m", "computer_use", "serve", "--migrate", "--port", "{port}"]
+        self.argv = [arg.replace("{port}", str(self.port)) for arg in argv or default]
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "computer_use", "serve", "--migrate", "--port", str(self.port)],
+            self.argv,
             cwd=REPO,
             env=self.env,
             stdout=log,
