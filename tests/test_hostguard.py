@@ -15,6 +15,7 @@ from websockets.typing import Origin, Subprotocol
 
 from computer_use.config import Settings
 from computer_use.hostguard import HostRule, host_rules, split_host
+from computer_use.main import create_app
 from tests.conftest import server_env
 from tests.helpers import ServerProcess
 
@@ -197,3 +198,28 @@ def test_the_bound_host_is_allowed_but_not_the_any_address() -> None:
 def test_refusals_are_json_errors(server: ServerProcess) -> None:
     response = httpx.get(f"{server.base_url}/api/v1/sessions", headers={"Host": FOREIGN})
     assert response.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    ("settings", "address", "status"),
+    [
+        ({}, "192.0.2.1", 403),
+        ({}, "127.0.0.1", 200),
+        ({"api_tokens": "a-token"}, "192.0.2.1", 200),
+        ({"allow_unauthenticated": True}, "192.0.2.1", 200),
+    ],
+    ids=["no-tokens-remote", "no-tokens-loopback", "tokens-remote", "opted-out-remote"],
+)
+async def test_without_tokens_only_loopback_connections_are_served(
+    settings: dict[str, object], address: str, status: int
+) -> None:
+    """What start-up cannot see (`uvicorn ... --host 0.0.0.0` with HOST left at 127.0.0.1):
+    the address a connection came in on. In process, no traffic: the ASGI scope's `server`."""
+    app = create_app(Settings(_env_file=None, **settings))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{address}:8000") as http:
+        response = await http.get("/openapi.json", headers={"Host": "localhost:8000"})
+    assert response.status_code == status, response.text
+    if status == 403:
+        error = response.json()["error"]
+        assert error["code"] == "loopback_only" and "API_TOKENS" in error["message"]

@@ -73,6 +73,13 @@ class OriginNotAllowed(DomainError):
     code = "origin_not_allowed"
 
 
+class LoopbackOnly(DomainError):
+    """No API_TOKENS: a connection to a non-loopback address is not served (hostguard.py)."""
+
+    status_code = 403
+    code = "loopback_only"
+
+
 class HostNotAllowed(DomainError):
     """The Host header names no host this server answers to (hostguard.py)."""
 

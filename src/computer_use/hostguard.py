@@ -12,6 +12,10 @@ allows; else 403. A request without Origin (curl, SDKs, MCP clients) passes.
 The VNC websocket accepts any Origin: its short-lived token is the proof, and an MCP App in a
 host's sandboxed frame sends `Origin: null`. Its Host is checked all the same.
 
+Without API_TOKENS (and without ALLOW_UNAUTHENTICATED) only connections to a loopback address
+are served: start-up refuses a public bind (startup.py), and this catches the bind start-up
+cannot see (`uvicorn computer_use.main:app --host 0.0.0.0` with HOST left at 127.0.0.1).
+
 The health routes answer any Host (load balancers probe by address); a request whose Host is
 not ours is marked in the scope, and health then shows it no detail.
 """
@@ -25,7 +29,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from computer_use import errors
+from computer_use import errors, startup
 from computer_use.config import Settings
 
 FOREIGN_HOST_SCOPE_KEY = "computer_use.foreign_host"
@@ -88,6 +92,9 @@ class HostGuardMiddleware:
         self.cors_origins = frozenset(settings.cors_origin_list)
         regex = settings.cors_origin_regex
         self.cors_regex = re.compile(regex) if regex else None
+        self.loopback_only = (
+            startup.refusal(settings.model_copy(update={"host": "0.0.0.0"})) is not None
+        )
 
     def host_allowed(self, host: str | None) -> bool:
         if not host:
@@ -109,12 +116,22 @@ class HostGuardMiddleware:
             return
         headers = _headers(scope)
         host = headers.get("host", "")
+        health = scope["type"] == "http" and scope["path"] in _HEALTH_PATHS
+        server = scope.get("server")
+        if self.loopback_only and server and not startup.is_loopback(server[0]) and not health:
+            refusal: errors.DomainError = errors.LoopbackOnly(
+                f"This server has no API_TOKENS, so it serves connections to loopback only "
+                f"(this one came in on {server[0]}). Set API_TOKENS, or "
+                "ALLOW_UNAUTHENTICATED=true if an authenticating proxy guards it."
+            )
+            await refuse(scope, receive, send, refusal)
+            return
         if not self.host_allowed(host):
-            if scope["type"] == "http" and scope["path"] in _HEALTH_PATHS:
+            if health:
                 scope[FOREIGN_HOST_SCOPE_KEY] = True
                 await self.app(scope, receive, send)
                 return
-            refusal: errors.DomainError = errors.HostNotAllowed(
+            refusal = errors.HostNotAllowed(
                 f"This server does not answer to the host {host!r}. If that is its name, add "
                 "it to ALLOWED_HOSTS (comma-separated, e.g. computer-use.example.com)."
             )
