@@ -47,7 +47,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from computer_use.agent.service import AgentRunner
 from computer_use.agent.tools import SessionTools, ToolResult
 from computer_use.agent.versions import ToolVersions
-from computer_use.cli import REPO_ROOT
 from computer_use.config import Settings
 from computer_use.desktops import DesktopManager
 from computer_use.desktops.filesystem import read_mounts
@@ -657,15 +656,10 @@ async def main(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def migrate_quietly(settings: Settings) -> None:
-    """cli.migrate, without Alembic's INFO lines in the report."""
-    from alembic import command
-    from alembic.config import Config
+    """The migrations (under their lock), without Alembic's INFO lines in the report."""
+    from computer_use import schema
 
-    config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
-    config.attributes["settings"] = settings
-    config.attributes["skip_logging"] = True
-    command.upgrade(config, "head")
+    schema.upgrade(settings, quiet=True)
 
 
 def cleanup_data_dir(data_dir: Path) -> list[Path]:

@@ -12,14 +12,13 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
-from computer_use.cli import REPO_ROOT
+from computer_use import schema
 from computer_use.config import Settings
 from computer_use.database import Base, create_engine
 
 
 def _alembic_config(settings: Settings) -> Config:
-    config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.attributes["settings"] = settings
+    config = schema.alembic_config(settings)
     config.attributes["skip_logging"] = True
     return config
 

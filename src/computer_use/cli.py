@@ -7,7 +7,6 @@ import asyncio
 import os
 import socket
 import sys
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -18,8 +17,6 @@ from computer_use.config import Settings, format_settings_error
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings() -> Settings:
