@@ -84,9 +84,10 @@ async def test_generated_requests_get_no_500_and_only_documented_answers(
         f"{server.base_url}/openapi.json",
         "--checks",
         SCHEMATHESIS_CHECKS,
-        # The stateful phase chains calls through the schema's links (create, read, delete).
+        # coverage: each bound and one past it; stateful: calls chained through the links
+        # schemathesis infers (create, read, delete).
         "--phases",
-        "examples,fuzzing,stateful",
+        "examples,coverage,fuzzing,stateful",
         # 50 per operation: on the code before integer bounds, 25 already found the 500 of
         # GET /api/v1/sessions?offset=10000000000000000001; 10 (the old figure) did not.
         "--max-examples",
