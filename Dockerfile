@@ -3,7 +3,9 @@
 # short version:
 #   docker build -t computer-use .
 #   docker run --privileged --shm-size=1g -p 127.0.0.1:8000:8000 -v computer-use-data:/data \
-#     -e ANTHROPIC_API_KEY computer-use
+#     -e ANTHROPIC_API_KEY -e API_TOKENS=$(openssl rand -hex 24) computer-use
+# It listens on all of the container's interfaces, so it refuses to start without API_TOKENS
+# (or ALLOW_UNAUTHENTICATED=true when an authenticating proxy is in front).
 # Debian bookworm, like the machines `make run` targets: Debian's python3 (3.11) runs the service,
 # so the system packages and the interpreter come from one place.
 FROM debian:bookworm-slim
@@ -37,6 +39,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # Runs as root on purpose: the service mounts overlays and creates one unprivileged user per
 # session, and starts every session's programs as that user.
 # tini as PID 1 reaps any orphan (e.g. a desktop program whose parent died), also where
-# `--init` cannot be passed (Render). Render (and others) set PORT; migrations run first.
+# `--init` cannot be passed (Render). Render (and others) set PORT; start-up applies
+# migrations (under a lock, so replicas may start together).
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["sh", "-c", "exec computer-use serve --migrate --host 0.0.0.0 --port \"${PORT:-8000}\""]
+CMD ["sh", "-c", "exec computer-use serve --host 0.0.0.0 --port \"${PORT:-8000}\""]

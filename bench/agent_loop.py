@@ -656,10 +656,10 @@ async def main(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def migrate_quietly(settings: Settings) -> None:
-    """cli.migrate, without Alembic's INFO lines in the report."""
-    from computer_use.database import migrate
+    """The migrations (under their lock), without Alembic's INFO lines in the report."""
+    from computer_use import schema
 
-    migrate(settings, quiet=True)
+    schema.upgrade(settings, quiet=True)
 
 
 def cleanup_data_dir(data_dir: Path) -> list[Path]:

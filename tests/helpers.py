@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -103,19 +103,24 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m computer_use serve --migrate` in a subprocess, on an ephemeral port."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, *, argv: Sequence[str] | None = None
+    ) -> None:
+        """`argv`: the command to run instead of `serve --migrate`; `{port}` is replaced."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = slots.env({**os.environ, **env})
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        default = [sys.executable, "-m", "computer_use", "serve", "--migrate", "--port", "{port}"]
+        self.argv = [arg.replace("{port}", str(self.port)) for arg in argv or default]
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
         """Waits for /api/v1/health; fails at once (ServerDied, with its log) if the process
         exits. The timeout only covers a slow start on a busy machine."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "computer_use", "serve", "--migrate", "--port", str(self.port)],
+            self.argv,
             cwd=REPO,
             env=self.env,
             stdout=log,

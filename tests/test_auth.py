@@ -210,3 +210,61 @@ async def test_session_created_over_mcp_belongs_to_its_token(server: ServerProce
         finally:
             destroyed = await client.call_tool("destroy_session", {"session_id": sid})
             assert not destroyed.is_error
+
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+MCP_VERSION = {"mcp-protocol-version": "2025-06-18"}
+
+
+def _rpc(method: str, id: int | None = 1, **params: object) -> dict[str, object]:
+    message: dict[str, object] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if id is not None:
+        message["id"] = id
+    return message
+
+
+def test_another_token_can_neither_use_nor_end_an_mcp_session(server: ServerProcess) -> None:
+    with server.client() as http:
+        opened = http.post(
+            "/mcp",
+            json=_rpc(
+                "initialize",
+                protocolVersion="2025-06-18",
+                capabilities={},
+                clientInfo={"name": "a", "version": "0"},
+            ),
+            headers={**MCP_HEADERS, **A},
+        )
+        assert opened.status_code == 200, opened.text
+        sid = {"mcp-session-id": opened.headers["mcp-session-id"], **MCP_VERSION}
+        ready = _rpc("notifications/initialized", id=None)
+        assert http.post("/mcp", json=ready, headers={**MCP_HEADERS, **A, **sid}).is_success
+
+        used = http.post("/mcp", json=_rpc("ping", 2), headers={**MCP_HEADERS, **B, **sid})
+        assert used.status_code == 404, used.text
+        ended = http.delete("/mcp", headers={**MCP_HEADERS, **B, **sid})
+        assert ended.status_code == 404, ended.text
+
+        still = http.post("/mcp", json=_rpc("ping", 3), headers={**MCP_HEADERS, **A, **sid})
+        assert still.status_code == 200 and '"result"' in still.text, still.text
+        assert http.delete("/mcp", headers={**MCP_HEADERS, **A, **sid}).status_code == 200
+        gone = http.post("/mcp", json=_rpc("ping", 4), headers={**MCP_HEADERS, **A, **sid})
+        assert gone.status_code == 404
+
+
+def test_unauthenticated_health_says_only_what_a_load_balancer_needs(
+    server: ServerProcess, session_of_a: dict[str, object]
+) -> None:
+    with server.client() as http:
+        anonymous = http.get("/api/v1/health")
+        forged = http.get("/api/v1/health", headers={"Authorization": "Bearer nope"})
+        detailed = http.get("/api/v1/health", headers=B)
+    for response in (anonymous, forged):
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "auth_required": True}
+    assert detailed.status_code == 200
+    body = detailed.json()
+    assert body["status"] == "ok" and body["auth_required"] is True
+    assert {"version", "database", "desktops", "warnings"} <= set(body)
+    assert body["desktops"]["desktops_running"] >= 1
+    assert "desktops_failed" in body["desktops"]

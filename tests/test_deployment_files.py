@@ -200,12 +200,13 @@ def test_dockerfile_copies_only_paths_that_exist() -> None:
                 assert (ROOT / source).exists(), f"COPY {source}: no such path in the repo"
 
 
-def test_dockerfile_default_command_migrates_then_serves_on_all_interfaces_at_port(
-    clean_env: pytest.MonkeyPatch,
+def test_dockerfile_default_command_serves_on_all_interfaces_at_port_and_asks_for_tokens(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = dockerfile_env()
     assert env.get("PORT") == "8000"
     assert env.get("DATA_DIR") == "/data"
+    assert "API_TOKENS" not in env and "ALLOW_UNAUTHENTICATED" not in env
     exposed = [args for keyword, args in dockerfile_instructions() if keyword == "EXPOSE"]
     assert exposed == ["8000"]
     volumes = [args for keyword, args in dockerfile_instructions() if keyword == "VOLUME"]
@@ -218,28 +219,33 @@ def test_dockerfile_default_command_migrates_then_serves_on_all_interfaces_at_po
     raw = " ".join(argv)
     assert re.search(r"--port \$(\{PORT(:-8000)?\}|PORT\b)", raw), "the port must come from $PORT"
     assert "--host 0.0.0.0" in raw
-    assert "--migrate" in argv
 
-    # The real CLI accepts the command and, with Render's PORT, migrates, then serves.
+    # The real CLI accepts the command with Render's PORT; without API_TOKENS it refuses in one
+    # line naming API_TOKENS; with them it serves (start-up then applies migrations).
     render_port = "10000"
     expanded = [re.sub(r"\$\{PORT(:-\d+)?\}|\$PORT\b", render_port, a) for a in argv]
     for key, value in env.items():
         if key in SETTINGS_VARS:
             clean_env.setenv(key, value)
     clean_env.setenv("PORT", render_port)
-    calls: list[tuple[str, Any]] = []
-    clean_env.setattr(
-        cli, "migrate", lambda settings, revision="head": calls.append(("migrate", settings))
-    )
-    clean_env.setattr(
-        cli,
-        "serve",
-        lambda settings, host, port, reload: calls.append(("serve", (host, port, reload))),
-    )
+    served: list[tuple[Settings, tuple[str, int]]] = []
+
+    def fake_run(server: Any) -> None:
+        served.append((server.config.app.state.settings, (server.config.host, server.config.port)))
+
+    clean_env.setattr(cli._StreamClosingServer, "run", fake_run)
+    with pytest.raises(SystemExit) as refused:
+        cli.main(expanded[1:])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "API_TOKENS" in err, err
+    assert served == []
+
+    clean_env.setenv("API_TOKENS", "a-long-random-token")
     cli.main(expanded[1:])
-    assert [name for name, _ in calls] == ["migrate", "serve"]
-    assert calls[0][1].data_dir == Path("/data")
-    assert calls[1][1] == ("0.0.0.0", int(render_port), False)
+    [(settings, bound)] = served
+    assert bound == ("0.0.0.0", int(render_port))
+    assert settings.data_dir == Path("/data") and settings.auto_migrate
 
 
 def test_dockerfile_healthcheck_polls_the_health_route() -> None:
@@ -349,7 +355,7 @@ def test_render_blueprint_runs_the_dockerfile_with_the_health_check() -> None:
     assert (ROOT / web.get("dockerContext", ".")).resolve() == ROOT
     assert (ROOT / web["dockerfilePath"]).resolve() == ROOT / "Dockerfile"
     assert web["healthCheckPath"] == HEALTH_PATH
-    assert "dockerCommand" not in web, "the image's CMD (migrate, then serve on $PORT) is used"
+    assert "dockerCommand" not in web, "the image's CMD (serve on $PORT) is used"
 
 
 def test_render_blueprint_env_vars_are_settings_wired_to_the_disk_and_database(
@@ -362,6 +368,10 @@ def test_render_blueprint_env_vars_are_settings_wired_to_the_disk_and_database(
 
     assert env_vars["ANTHROPIC_API_KEY"].get("sync") is False
     assert "value" not in env_vars["ANTHROPIC_API_KEY"]
+    # Public on Render: tokens are generated (a non-loopback bind refuses to start without).
+    assert env_vars["API_TOKENS"].get("generateValue") is True
+    assert "ALLOW_UNAUTHENTICATED" not in env_vars
+    assert env_vars["ALLOWED_HOSTS"]["value"]
 
     from_db = env_vars["DATABASE_URL"]["fromDatabase"]
     assert from_db["property"] == "connectionString"

@@ -28,17 +28,25 @@ def _settings() -> Settings:
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
-    """Applies the migrations shipped in the package (database.migrate) to DATABASE_URL."""
-    from computer_use.database import migrate as apply_migrations
+    """Applies Alembic migrations to DATABASE_URL (under the migration lock, schema.py)."""
+    from computer_use import schema
 
-    apply_migrations(settings, revision)
+    schema.upgrade(settings, revision)
 
 
 def serve(settings: Settings, host: str, port: int, reload: bool) -> None:
     from computer_use.main import configure_logging, create_app
+    from computer_use.startup import refusal
 
+    # The start-up rules (startup.py) judge the address actually bound.
+    settings = settings.model_copy(update={"host": host})
+    problem = refusal(settings)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        raise SystemExit(2)
     configure_logging(settings)
     if reload:
+        os.environ["HOST"] = host
         uvicorn.run(
             "computer_use.main:app", host=host, port=port, reload=True, ws_per_message_deflate=False
         )
@@ -128,7 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     p_serve.add_argument("--host", help="bind address (HOST, default 127.0.0.1)")
     p_serve.add_argument("--port", type=int, help="port (PORT, default 8000)")
     p_serve.add_argument("--reload", action="store_true", help="reload on code changes (dev)")
-    p_serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    p_serve.add_argument(
+        "--migrate", action="store_true", help="apply migrations first (the default anyway)"
+    )
     p_demo = sub.add_parser("demo", help="serve with a scripted offline model (no API key)")
     p_demo.add_argument("--host", help="bind address (HOST, default 127.0.0.1)")
     p_demo.add_argument("--port", type=int, help="port (PORT, default 8000)")

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # "localhost" in CORS_ORIGINS means any port on these two hosts (the UI is often served elsewhere
@@ -65,10 +65,16 @@ class Settings(BaseSettings):
     # Several instances on one host (or the test suite) need disjoint displays and users.
     desktop_display_base: int = Field(default=100, ge=1, le=60000)
     desktop_user_prefix: str = Field(default="cu-s", pattern=r"^[a-z][a-z0-9-]{0,15}$")
-    # DNS-rebinding protection of /mcp: comma-separated Host values and Origins it accepts
-    # ("name:*" = any port). Add your public host name (and https origin) behind a proxy.
-    mcp_allowed_hosts: str = "127.0.0.1:*,localhost:*,[::1]:*"
-    mcp_allowed_origins: str = "http://127.0.0.1:*,http://localhost:*,http://[::1]:*"
+    # DNS-rebinding protection of every route (hostguard.py): Host names served besides
+    # localhost, 127.0.0.1, [::1] and HOST. MCP_ALLOWED_HOSTS is its old name.
+    allowed_hosts: str = Field(
+        default="",
+        validation_alias=AliasChoices("allowed_hosts", "mcp_allowed_hosts"),
+        description="Extra Host names served, comma-separated (name, name:port, *.domain, *).",
+    )
+    # Start-up rules (startup.py, schema.py).
+    allow_unauthenticated: bool = False
+    auto_migrate: bool = True
     # HTTP hardening (security.py): the largest request body, and per-client-IP rate limits
     # on session creation and message posting ("N/second|minute|hour|day", the `limits` syntax).
     max_request_bytes: int = Field(default=1_048_576, ge=1024)

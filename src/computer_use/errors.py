@@ -66,6 +66,27 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class OriginNotAllowed(DomainError):
+    """A browser page of a foreign origin tried to change something (hostguard.py)."""
+
+    status_code = 403
+    code = "origin_not_allowed"
+
+
+class LoopbackOnly(DomainError):
+    """No API_TOKENS: a connection to a non-loopback address is not served (hostguard.py)."""
+
+    status_code = 403
+    code = "loopback_only"
+
+
+class HostNotAllowed(DomainError):
+    """The Host header names no host this server answers to (hostguard.py)."""
+
+    status_code = 421
+    code = "host_not_allowed"
+
+
 class ServiceUnavailable(DomainError):
     """A dependency (database, desktop backend, agent) is down or missing."""
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from computer_use import schema, startup
 from computer_use.agent.service import AgentRunner
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
@@ -103,11 +104,14 @@ def build_runtime(
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    startup.check(settings)  # e.g. a public bind without API_TOKENS: one line, no traceback
+    await schema.prepare(settings)  # AUTO_MIGRATE: migrate under a lock, else check
     runtime = build_runtime(settings)
     app.state.runtime = runtime
     app.state.vnc_targets = SessionVncTargets(runtime.sessions)
     try:
         await runtime.desktops.start(keep=await runtime.sessions.get_live_ids())
+        startup.announce(runtime.desktops.health())
         await runtime.sessions.restore_all()
         runtime.tasks.append(asyncio.create_task(_cleanup_loop(runtime), name="session-cleanup"))
         # MCP sessions end first on shutdown: a cancelled execute_task stops its run cleanly.

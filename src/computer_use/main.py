@@ -15,11 +15,13 @@ from computer_use import __version__
 from computer_use.auth import install_auth
 from computer_use.config import Settings
 from computer_use.errors import install_error_handlers
+from computer_use.hostguard import install_host_guard
 from computer_use.lifespan import lifespan
 from computer_use.mcp_server.mount import mount_mcp
 from computer_use.security import install_security
 from computer_use.sessions.router import router as sessions_router
 from computer_use.signing import load_secret_key
+from computer_use.startup import install_startup_rules
 from computer_use.streaming.router import router as streaming_router
 from computer_use.system.router import router as system_router
 from computer_use.vnc import VncTokens, install_token_log_filter, vnc_url_for
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         expose_headers=["Retry-After"],
     )
+    install_host_guard(app, settings)  # outermost: a foreign Host or Origin reaches nothing
+    install_startup_rules(app)
     app.include_router(system_router)
     app.include_router(sessions_router)
     app.include_router(streaming_router)

@@ -16,6 +16,8 @@ import pytest
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
+from computer_use.sessions.schemas import MAX_OFFSET
+from computer_use.streaming.sse import MAX_EVENT_ID
 from tests.helpers import ServerProcess, wait_for_async
 from tests.reliability.conftest import (
     AUTH,
@@ -31,6 +33,7 @@ from tests.reliability.conftest import (
     wait_status,
 )
 
+SCHEMATHESIS_EXAMPLES = 50
 SCHEMATHESIS_CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -80,10 +83,14 @@ async def test_generated_requests_get_no_500_and_only_documented_answers(
         f"{server.base_url}/openapi.json",
         "--checks",
         SCHEMATHESIS_CHECKS,
+        # coverage: each bound and one past it; stateful: calls chained through the links
+        # schemathesis infers (create, read, delete).
         "--phases",
-        "examples,fuzzing",
+        "examples,coverage,fuzzing,stateful",
+        # 50 per operation: on the code before integer bounds, 25 already found the 500 of
+        # GET /api/v1/sessions?offset=10000000000000000001; 10 (the old figure) did not.
         "--max-examples",
-        "10",
+        str(SCHEMATHESIS_EXAMPLES),
         "--generation-deterministic",
         "--request-timeout",
         "20",
@@ -94,7 +101,7 @@ async def test_generated_requests_get_no_500_and_only_documented_answers(
     ]
     try:
         result = await asyncio.to_thread(
-            subprocess.run, command, capture_output=True, text=True, timeout=90, check=False
+            subprocess.run, command, capture_output=True, text=True, timeout=300, check=False
         )
     finally:
         await asyncio.to_thread(server.stop)
@@ -123,12 +130,34 @@ async def test_malformed_resume_ids_are_a_clear_4xx_or_a_full_replay(
             for query in ["-1", "abc", "1.5", "", "1;2"]:
                 response = await http.get(f"/api/v1/sessions/{sid}/stream?after={query}")
                 assert_error_shape(response, 422)
-            url = f"/api/v1/sessions/{sid}/stream?after=99999999999999999999999"
+            url = f"/api/v1/sessions/{sid}/stream?after={MAX_EVENT_ID}"
             async with http.stream("GET", url) as response:  # beyond the last event: just live
                 assert response.status_code == 200
                 assert (await anext(response.aiter_bytes())).startswith(b"retry:")
+            response = await http.get(f"/api/v1/sessions/{sid}/stream?after=99999999999999999999")
+            assert str(MAX_EVENT_ID) in assert_error_shape(response, 422)["message"]
         finally:
             await http.delete(f"/api/v1/sessions/{sid}")
+
+
+async def test_numbers_past_their_bounds_are_a_422_naming_the_bound(
+    garbage_server: ServerProcess,
+) -> None:
+    huge = "279209994463397203422671273984"
+    async with httpx.AsyncClient(base_url=garbage_server.base_url, timeout=10) as http:
+        for query in (f"offset={huge}", f"offset={MAX_OFFSET + 1}", f"limit={huge}"):
+            error = assert_error_shape(await http.get(f"/api/v1/sessions?{query}"), 422)
+            assert query.split("=")[0] in error["message"], error
+        assert str(MAX_OFFSET) in error_message_of(
+            await http.get(f"/api/v1/sessions?offset={huge}")
+        )
+        at_bound = await http.get(f"/api/v1/sessions?offset={MAX_OFFSET}")
+        assert at_bound.status_code == 200, at_bound.text
+        assert at_bound.json()["items"] == []
+
+
+def error_message_of(response: httpx.Response) -> str:
+    return str(assert_error_shape(response, 422)["message"])
 
 
 async def test_huge_odd_and_nul_messages_are_refused_or_kept_exactly(

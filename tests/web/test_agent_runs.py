@@ -226,6 +226,23 @@ async def test_stop_ends_a_running_agent(open_console: Opener, agent_server: Ser
     assert console.errors == []
 
 
+async def test_a_session_created_without_a_title_is_named_after_its_first_message(
+    open_console: Opener, agent_server: ServerProcess
+) -> None:
+    page, console = await open_console(agent_server)
+    await expect(page.locator("#create-title")).not_to_have_attribute("required", "")
+    await page.click("#create-button")  # no title typed: no browser bubble, a session all the same
+    item = page.locator(".session-item.selected")
+    await expect(item.locator(".session-title")).to_have_text("Untitled session", timeout=30_000)
+    await send(page, SLOW_PROMPT)
+    # the list refreshes on the run's events (and every 10 s)
+    await expect(item.locator(".session-title")).to_have_text(SLOW_PROMPT, timeout=20_000)
+    await expect(page.locator("#chat-title")).to_have_text(SLOW_PROMPT)
+    await page.click("#stop-button")
+    await expect(page.locator(".run-end")).to_contain_text("Stopped by you", timeout=20_000)
+    assert console.errors == []
+
+
 async def test_two_sessions_run_at_the_same_time(
     open_console: Opener, agent_server: ServerProcess
 ) -> None:

@@ -12,25 +12,39 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from computer_use.auth import OWNER_SCOPE_KEY
 from computer_use.config import Settings
 from computer_use.mcp_server.server import create_mcp_server
 
 MCP_PATH = "/mcp"
 
 
-def _items(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
+def transport_security() -> TransportSecuritySettings:
+    """The SDK's own Host/Origin check is off: hostguard.py applies one rule to every route,
+    /mcp included."""
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """DNS-rebinding protection: unknown Host gets 421, unknown Origin 403."""
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=_items(settings.mcp_allowed_hosts),
-        allowed_origins=_items(settings.mcp_allowed_origins),
-    )
+class _SessionsBoundToCaller:
+    """The SDK binds each MCP session to the credential that opened it (`scope["user"]`) and
+    answers 404 to any other. Ours is the caller's owner id from the API-token gate
+    (auth.py), so token B can neither use nor end token A's `mcp-session-id`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        owner = scope.get(OWNER_SCOPE_KEY)
+        if owner:
+            credential = AccessToken(token=owner, client_id=owner, scopes=[])
+            scope["user"] = AuthenticatedUser(credential)
+        await self.app(scope, receive, send)
 
 
 def mount_mcp(app: FastAPI, settings: Settings) -> None:
@@ -40,8 +54,11 @@ def mount_mcp(app: FastAPI, settings: Settings) -> None:
     server = create_mcp_server(app)
     # SSE responses (not json_response): progress notifications of execute_task need them.
     http_app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=transport_security(settings)
+        streamable_http_path=MCP_PATH, transport_security=transport_security()
     )
+    for route in http_app.routes:
+        if isinstance(route, Route):
+            route.app = _SessionsBoundToCaller(route.app)
     app.router.routes.extend(http_app.routes)
     app.state.mcp_server = server
     extra: list[str] = getattr(app.state, "llms_extra_routes", [])

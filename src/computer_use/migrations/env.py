@@ -12,6 +12,7 @@ import computer_use.sessions.models
 import computer_use.streaming.models  # noqa: F401  (registers the tables)
 from computer_use.config import Settings
 from computer_use.database import Base, create_engine
+from computer_use.schema import migration_lock
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging"):
@@ -44,9 +45,11 @@ def _run(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = create_engine(_settings())
+    settings = _settings()
+    engine = create_engine(settings)
     try:
-        async with engine.connect() as connection:
+        # One migrator at a time per database: replicas starting together wait here.
+        async with engine.connect() as connection, migration_lock(connection, settings):
             await connection.run_sync(_run)
             await connection.commit()
     finally:

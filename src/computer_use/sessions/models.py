@@ -20,6 +20,10 @@ class SessionStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+# A session created without a title keeps this until its first message names it.
+UNTITLED = "Untitled session"
+
+
 class Session(Base):
     __tablename__ = "sessions"
 

@@ -12,6 +12,7 @@ from computer_use.auth import CallerDep, StreamTokens
 from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep, SettingsDep
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.schemas import (
+    MAX_OFFSET,
     CancelResult,
     MessageAccepted,
     MessageCreate,
@@ -114,7 +115,7 @@ async def list_sessions(
     caller: CallerDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
 ) -> dict[str, Any]:
     rows, total = await service.get_all(limit=limit, offset=offset, owner=caller)
     return {

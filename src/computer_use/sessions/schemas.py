@@ -7,8 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from computer_use.sessions.models import SessionStatus
+from computer_use.sessions.models import UNTITLED, SessionStatus
 
+# A list offset past this is refused (422) rather than handed to the database driver, which
+# cannot bind an integer beyond 64 bits (a 500 before).
+MAX_OFFSET = 2**31 - 1
 _CONTROL_CHARS = {chr(c) for c in range(32)} - {"\t", "\n", "\r"}
 
 
@@ -23,7 +26,10 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(
-        default="Untitled session", min_length=1, max_length=200, description="Shown in lists."
+        default=UNTITLED,
+        min_length=1,
+        max_length=200,
+        description="Shown in lists. Omitted: named after the first message.",
     )
     model: str | None = Field(
         default=None,

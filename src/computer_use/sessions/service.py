@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -23,7 +23,7 @@ from computer_use.agent import history
 from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.desktops import DesktopCapacityError
-from computer_use.sessions.models import Message, Session, SessionStatus
+from computer_use.sessions.models import UNTITLED, Message, Session, SessionStatus
 
 if TYPE_CHECKING:
     from computer_use.desktops import Desktop, DesktopManager
@@ -39,6 +39,9 @@ LIVE_STATUSES = (
     SessionStatus.PROCESSING,
     SessionStatus.ERROR,
 )
+
+
+TITLE_FROM_MESSAGE_CHARS = 60
 
 
 def image_url(session_id: str, image_id: str) -> str:
@@ -183,6 +186,8 @@ class SessionService:
         if last_event_id is None:
             raise errors.NotFound(f"Session {session_id} not found.")
         async with transaction(self._sessionmaker) as db:
+            if role == "user":
+                await self._name_untitled(db, session_id, content)
             message = Message(
                 session_id=session_id,
                 role=role,
@@ -193,6 +198,24 @@ class SessionService:
             )
             db.add(message)
         return message
+
+    @staticmethod
+    async def _name_untitled(
+        db: AsyncSession, session_id: str, content: list[dict[str, object]]
+    ) -> None:
+        """An untitled session takes its name from its first message's text."""
+        text = " ".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
+        words = " ".join(text.split())
+        if not words:
+            return
+        limit = TITLE_FROM_MESSAGE_CHARS
+        title = words if len(words) <= limit else words[: limit - 1].rstrip() + "…"
+        first = ~exists().where(Message.session_id == session_id)
+        await db.execute(
+            update(Session)
+            .where(Session.id == session_id, Session.title == UNTITLED, first)
+            .values(title=title)
+        )
 
     async def get_idle_ids(self) -> list[str]:
         """Sessions whose inactivity passed the TTL; a processing session never is."""

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from computer_use import errors
 from computer_use.auth import CallerDep
 from computer_use.deps import RuntimeDep
-from computer_use.streaming.sse import SSE_HEADERS, parse_last_event_id, sse_stream
+from computer_use.streaming.sse import MAX_EVENT_ID, SSE_HEADERS, parse_last_event_id, sse_stream
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["streaming"])
 
@@ -36,11 +36,17 @@ async def stream(
         str | None, Header(description="Resume after this event id (set by EventSource).")
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Resume after this event id (query form).")
+        int | None,
+        Query(ge=0, le=MAX_EVENT_ID, description="Resume after this event id (query form)."),
     ] = None,
     last_event_id_query: Annotated[
         int | None,
-        Query(alias="last_event_id", ge=0, description="Same as `after` (for EventSource users)."),
+        Query(
+            alias="last_event_id",
+            ge=0,
+            le=MAX_EVENT_ID,
+            description="Same as `after` (for EventSource users).",
+        ),
     ] = None,
     token: Annotated[
         str | None,

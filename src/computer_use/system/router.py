@@ -11,22 +11,44 @@ from sqlalchemy import text
 from computer_use import __version__, errors
 from computer_use.auth import ApiTokens
 from computer_use.deps import RuntimeDep, SettingsDep
+from computer_use.hostguard import FOREIGN_HOST_SCOPE_KEY
+from computer_use.startup import isolation_warnings
 from computer_use.system.llms import render_llms_txt
 from computer_use.system.schemas import ConfigPublic, Health, Readiness
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/api/v1/health", response_model=Health, summary="Liveness and isolation report")
-async def health(runtime: RuntimeDep) -> dict[str, Any]:
+@router.get(
+    "/api/v1/health",
+    response_model=Health,
+    response_model_exclude_unset=True,
+    summary="Liveness; with a token (or without API_TOKENS) the isolation report too",
+)
+async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
+    auth_required = ApiTokens.from_settings(runtime.settings).enabled
+    if not _may_see_details(request, auth_required):
+        return {"status": "ok", "auth_required": auth_required}
     desktops = runtime.sessions.desktops
+    report = desktops.health() if desktops is not None else None
     return {
         "status": "ok",
         "version": __version__,
-        "auth_required": ApiTokens.from_settings(runtime.settings).enabled,
+        "auth_required": auth_required,
         "database": "sqlite" if runtime.settings.is_sqlite else "postgresql",
-        "desktops": desktops.health() if desktops is not None else None,
+        "desktops": report,
+        "warnings": isolation_warnings(report),
     }
+
+
+def _may_see_details(request: Request, auth_required: bool) -> bool:
+    """A load balancer gets liveness only: the details (failed desktops, isolation) are for
+    a caller with a token, or any local caller when there are no tokens."""
+    if auth_required:
+        tokens: ApiTokens = request.app.state.api_tokens
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return tokens.from_headers(headers) is not None
+    return not request.scope.get(FOREIGN_HOST_SCOPE_KEY, False)
 
 
 @router.get(
@@ -79,6 +101,9 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "max_request_bytes": settings.max_request_bytes,
         "rate_limit_sessions": settings.rate_limit_sessions,
         "rate_limit_messages": settings.rate_limit_messages,
+        "allowed_hosts": settings.allowed_hosts,
+        "allow_unauthenticated": settings.allow_unauthenticated,
+        "auto_migrate": settings.auto_migrate,
         "debug": settings.debug,
     }
 

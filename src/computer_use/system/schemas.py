@@ -6,14 +6,22 @@ from pydantic import BaseModel, Field
 
 
 class Health(BaseModel):
+    """With API_TOKENS set, a request without a valid token gets `status` and
+    `auth_required` only."""
+
     status: Literal["ok"]
-    version: str
     auth_required: bool = Field(
         description="Whether API_TOKENS is set: requests need `Authorization: Bearer <token>`."
     )
-    database: Literal["sqlite", "postgresql"]
+    version: str | None = None
+    database: Literal["sqlite", "postgresql"] | None = None
     desktops: dict[str, Any] | None = Field(
-        description="Desktop backend: isolation mode, quota enforcement, capacity (null if off)."
+        default=None,
+        description="Desktop backend: isolation mode, quota enforcement, capacity (null if off).",
+    )
+    warnings: list[str] | None = Field(
+        default=None,
+        description="Isolation measures that fell back to off on this host, one sentence each.",
     )
 
 
@@ -51,4 +59,7 @@ class ConfigPublic(BaseModel):
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str
+    allowed_hosts: str
+    allow_unauthenticated: bool
+    auto_migrate: bool
     debug: bool

@@ -169,9 +169,9 @@ export const api = {
   listSessions: ({ limit = 100, offset = 0 } = {}) =>
     request("GET", "/api/v1/sessions", { query: { limit, offset } }).then(remember),
   createSession: ({ title, model }) =>
-    request("POST", "/api/v1/sessions", { body: model ? { title, model } : { title } }).then(
-      remember,
-    ),
+    request("POST", "/api/v1/sessions", {
+      body: { ...(title && { title }), ...(model && { model }) },
+    }).then(remember),
   getSession: (id) => request("GET", sessionPath(id)).then(remember),
   deleteSession: (id) => request("DELETE", sessionPath(id)),
   sendMessage: (id, content) =>

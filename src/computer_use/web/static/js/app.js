@@ -182,7 +182,8 @@ async function refreshSessions() {
 
 els.createForm.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const title = els.createTitle.value.trim() || "Untitled session";
+  // No title: the server names the session after its first message.
+  const title = els.createTitle.value.trim() || undefined;
   const model = els.createModel.value.trim() || undefined;
   els.createButton.disabled = true;
   els.createButton.textContent = "Starting a desktop…";
