@@ -73,7 +73,7 @@ def test_no_request_is_one_the_api_refuses(entry: catalogue.ModelEntry) -> None:
 
 
 def test_loopback_rules_refuse_what_the_api_refuses() -> None:
-    refused = [
+    refused: list[tuple[dict[str, Any], str]] = [
         ({"model": "claude-sonnet-5-5", "tools": [{"type": "computer_20251124"}]}, "toolset"),
         ({"model": "claude-opus-5-5", "thinking": {"type": "disabled"}}, "adaptive"),
         ({"model": "claude-sonnet-5-5", "thinking": {"type": "disabled"}}, "between_tools"),
