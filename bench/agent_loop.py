@@ -496,7 +496,7 @@ async def bench_one(bench: Bench, report: Report) -> list[dict[str, Any]]:
     return requests
 
 
-async def bench_paths(bench: Bench, report: Report, rounds: int = 2) -> None:
+async def bench_paths(bench: Bench, report: Report, rounds: int = 3) -> None:
     """The toolset and the beta tool, one session each, runs interleaved (same machine state):
     the loop's cost per step and per tool call on each path, and their ratio."""
     paths = {"toolset": TOOLSET_MODEL, "beta tool": BETA_MODEL}
@@ -519,6 +519,9 @@ async def bench_paths(bench: Bench, report: Report, rounds: int = 2) -> None:
         report.add(f"{name}: overhead per step p50", ms(per_step), f"{calls:.2f} calls/step")
         report.add(f"{label}:   per tool call p50", ms(per_call))
         report.add(f"{label}:   desktop per step p50", ms(desktop))
+        report.add(f"{label}:   persistence / streaming p50",
+                   f"{statistics.median(s.persistence for s in steps) * 1000:.0f}/"
+                   f"{statistics.median(s.streaming for s in steps) * 1000:.0f} ms")  # fmt: skip
         report.add(f"{label}:   other (request, SDK driver, loop) p50",
                    ms(statistics.median(s.other for s in steps)))  # fmt: skip
     toolset, beta = figures["toolset"], figures["beta tool"]
