@@ -276,9 +276,12 @@ async def test_the_console_model_choice_creates_a_working_session(
     agent_server: ServerProcess,
     model: tuple[LoopbackModelServer, DemoModel],
 ) -> None:
-    page, console = await open_console(agent_server)
     with agent_server.client() as http:
         catalogue = http.get("/api/v1/models").json()["items"]
+        # This server has MAX_DISPLAYS=4: make room after the module's earlier runs.
+        for old in http.get("/api/v1/sessions").json()["items"]:
+            http.delete(f"/api/v1/sessions/{old['id']}")
+    page, console = await open_console(agent_server)
     offered = await page.eval_on_selector_all("#model-options option", "os => os.map(o => o.value)")
     assert offered == [m["id"] for m in catalogue if m["status"] != "retired"]
     assert "claude-sonnet-4-5-20250929" not in offered and "claude-sonnet-5-5" in offered
