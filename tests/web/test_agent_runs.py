@@ -209,10 +209,13 @@ async def test_weather_demo_streams_live_and_its_history_survives_a_reload(
     await page.click("#control-button")
     await expect(viewer.locator("body")).to_have_attribute("data-view-only", "true")
 
-    # History rebuilt from the stored messages: the same blocks, nothing twice.
+    # History rebuilt from the stored messages: the same blocks, nothing twice, and the
+    # toolset's member calls described from the stored blocks as the live events were.
     before = [k for k in await block_kinds(page) if k != "end"]
+    descriptions = await page.locator(".block.tool .tool-desc").all_text_contents()
     await page.reload()
     await page.wait_for_selector("body[data-ready=true]")
+    await expect(page.locator(".block.tool .tool-desc")).to_have_text(descriptions)
     await expect(page.locator(".block.tool .thumb img")).to_have_count(2)
     await expect(page.locator("#stream-state")).to_have_text("Live")
     after = [k for k in await block_kinds(page) if k != "end"]
