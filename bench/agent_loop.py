@@ -8,12 +8,16 @@
   the TTL touch) and streaming (the fan-out to subscribers), against its 150 ms p50 target;
 - the baseline: the very same model requests sent alone, so the loop's share is visible;
 - event delivery from publish to 100 subscribers of one session, p50/p99 (target p99 20 ms),
-  on the bus in process and (bonus) as HTTP SSE from the real app to httpx clients.
+  on the bus in process and (bonus) as HTTP SSE from the real app to httpx clients;
+- the two computer tool paths side by side, same run: the GA computer toolset (the default
+  model, claude-sonnet-5-5: each step is a batch `left_click` + `screenshot` of member calls
+  through the SDK's driver) against the beta tool (claude-sonnet-4-6: one `computer` call
+  whose result carries the screenshot); loop overhead per step and per tool call.
 
 The loopback model runs in a child process (this file with --serve-loopback): a real API is
 another machine, and in-process its request parsing would be charged to the loop.
 
-Run as root: `.venv/bin/python bench/agent_loop.py [--steps 20] [--sessions 5]`.
+Run as root: `.venv/bin/python bench/agent_loop.py [--steps 20] [--sessions 5] [--paths-only]`.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from computer_use.desktops import DesktopManager
 from computer_use.desktops.filesystem import read_mounts
 from computer_use.lifespan import Runtime, RuntimeParts, build_runtime
 from computer_use.loopback import LoopbackModelServer
-from computer_use.loopback.script import RecordedRequest, Reply, computer, say
+from computer_use.loopback.script import RecordedRequest, Reply, computer, member, say
 from computer_use.loopback.server import EmbeddedServer
 from computer_use.main import create_app
 from computer_use.sessions.models import Message, SessionStatus
@@ -60,18 +64,22 @@ from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import InProcessEventBus, StoredEvent
 from computer_use.streaming.store import DatabaseEventStore
 
-DISPLAY_BASE = 1500
-USER_PREFIX = "cu-al"
+# Overridable so two checkouts on one host can run it side by side.
+DISPLAY_BASE = int(os.environ.get("BENCH_DISPLAY_BASE", "1500"))
+USER_PREFIX = os.environ.get("BENCH_USER_PREFIX", "cu-al")
 API_KEY = "bench-key"
 OVERHEAD_TARGET = 0.150
 DELIVERY_P99_TARGET = 0.020
+TOOLSET_MODEL = "claude-sonnet-5-5"  # the default: computer_toolset_20260801
+BETA_MODEL = "claude-sonnet-4-6"  # computer_20251124
 
 # -- the scripted model (runs in the child process) ------------------------------------------
 
 
 def scripted_turn(steps: int, request: RecordedRequest) -> Reply:
     """Step k of a run: a click somewhere new, every fourth a bare screenshot, then a final
-    text. Derived from the request alone, so sessions can share one server."""
+    text. Derived from the request alone, so sessions can share one server. On the toolset a
+    click answers with text only, so the model batches a screenshot after it (as it does)."""
     k = 0  # assistant turns since the user's latest prompt (earlier runs are history)
     for message in request.messages:
         content = message.get("content")
@@ -79,11 +87,16 @@ def scripted_turn(steps: int, request: RecordedRequest) -> Reply:
             k += 1
         elif isinstance(content, list) and any(b.get("type") == "text" for b in content):
             k = 0
+    toolset = "computer" in request.toolset_names
     if k >= steps:
         return say("All done.")
     if k % 4 == 3:
-        return say(f"Step {k}: looking again.", computer("screenshot"))
+        shot = member("screenshot") if toolset else computer("screenshot")
+        return say(f"Step {k}: looking again.", shot)
     x, y = 40 + (k * 97) % 900, 40 + (k * 61) % 650
+    if toolset:
+        click = member("left_click", coordinate=[x, y])
+        return say(f"Step {k}: clicking.", click, member("screenshot"))
     return say(f"Step {k}: clicking.", computer("left_click", coordinate=[x, y]))
 
 
@@ -196,6 +209,12 @@ class TimedTools(SessionTools):
         async with LEDGER.span("tool"):
             return await super().run(name, params, versions)
 
+    async def run_member(
+        self, tool_use_id: str, toolset_name: str, name: str, params: Mapping[str, Any]
+    ) -> ToolResult:
+        async with LEDGER.span("tool"):
+            return await super().run_member(tool_use_id, toolset_name, name, params)
+
 
 class TimedStream:
     """The SDK's stream manager, timed from request to the end of the response."""
@@ -305,9 +324,9 @@ async def bench_runtime(settings: Settings, base_url: str) -> AsyncIterator[Benc
         await engine.dispose()
 
 
-async def open_session(bench: Bench, title: str) -> str:
+async def open_session(bench: Bench, title: str, model: str | None = None) -> str:
     """SessionService.open, but without Firefox (memory): the same rows and desktop."""
-    session = await bench.sessions.create(title=title, model=None)
+    session = await bench.sessions.create(title=title, model=model)
     desktop = await bench.desktops.create(session.id, browser=False)
     await desktop.wait_until_settled(timeout=2)
     await bench.sessions.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
@@ -363,10 +382,15 @@ class Step:
     persistence: float
     streaming: float
     stores: dict[str, float]  # persistence by kind: message, image, append, touch
+    calls: int = 1  # tool calls in the step (a toolset batch has several)
 
     @property
     def overhead(self) -> float:
         return self.wall - self.model
+
+    @property
+    def overhead_per_call(self) -> float:
+        return self.overhead / max(1, self.calls)
 
     @property
     def other(self) -> float:
@@ -397,6 +421,7 @@ def steps_of(spans: list[Span]) -> list[Step]:
                 persistence=total("append", "touch", "message", "image"),
                 streaming=total("publish") - total("append"),
                 stores={kind: total(kind) for kind in ("message", "image", "append", "touch")},
+                calls=sum(1 for s in inside if s.kind == "tool"),
             )
         )
     return steps
@@ -468,6 +493,40 @@ async def bench_one(bench: Bench, report: Report) -> list[dict[str, Any]]:
     del warm
     await bench.desktops.destroy(session_id)
     return requests
+
+
+async def bench_paths(bench: Bench, report: Report, rounds: int = 3) -> None:
+    """The toolset and the beta tool, one session each, runs interleaved (same machine state):
+    the loop's cost per step and per tool call on each path, and their ratio."""
+    paths = {"toolset": TOOLSET_MODEL, "beta tool": BETA_MODEL}
+    ids = {label: await open_session(bench, label, model) for label, model in paths.items()}
+    for session_id in ids.values():
+        await run_session(bench, session_id)  # warm-up
+    LEDGER.spans.clear()
+    for _ in range(rounds):
+        for session_id in ids.values():
+            await run_session(bench, session_id)
+    figures: dict[str, tuple[float, float, float]] = {}
+    for label, session_id in ids.items():
+        steps = steps_of(LEDGER.spans[session_id])
+        per_step = statistics.median(s.overhead for s in steps)
+        per_call = statistics.median(s.overhead_per_call for s in steps)
+        calls = statistics.mean(s.calls for s in steps)
+        desktop = statistics.median(s.desktop for s in steps)
+        figures[label] = (per_step, per_call, desktop)
+        name = f"{label} ({paths[label]})"
+        report.add(f"{name}: overhead per step p50", ms(per_step), f"{calls:.2f} calls/step")
+        report.add(f"{label}:   per tool call p50", ms(per_call))
+        report.add(f"{label}:   desktop per step p50", ms(desktop))
+        report.add(f"{label}:   persistence / streaming p50",
+                   f"{statistics.median(s.persistence for s in steps) * 1000:.0f}/"
+                   f"{statistics.median(s.streaming for s in steps) * 1000:.0f} ms")  # fmt: skip
+        report.add(f"{label}:   other (request, SDK driver, loop) p50",
+                   ms(statistics.median(s.other for s in steps)))  # fmt: skip
+    toolset, beta = figures["toolset"], figures["beta tool"]
+    report.add("toolset / beta tool: overhead per step", f"{toolset[0] / beta[0]:.2f}x")
+    report.add("toolset / beta tool: overhead per tool call", f"{toolset[1] / beta[1]:.2f}x")
+    await asyncio.gather(*(bench.desktops.destroy(sid) for sid in ids.values()))
 
 
 async def bench_baseline(base_url: str, report: Report, requests: list[dict[str, Any]]) -> None:
@@ -645,6 +704,9 @@ async def main(args: argparse.Namespace, settings: Settings) -> None:
     print(f"{os.cpu_count()} cores; {args.steps} tool steps per run; SQLite at {settings.data_dir}")
     print(f"  {'metric':<54} {'value':>14}  {'target':<22}")
     async with loopback_child(args.steps) as base_url, bench_runtime(settings, base_url) as bench:
+        await bench_paths(bench, report)
+        if args.paths_only:
+            return
         requests = await bench_one(bench, report)
         await bench_baseline(base_url, report, requests)
         await bench_many(bench, report, args.sessions)
@@ -687,6 +749,7 @@ if __name__ == "__main__":
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--http-gap", type=float, default=0.01, help="s between HTTP events")
+    parser.add_argument("--paths-only", action="store_true", help="only toolset vs beta tool")
     parser.add_argument("--serve-loopback", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sse-client", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -28,7 +28,8 @@ def test_defaults_match_the_readme_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.debug is False
     assert settings.cors_origins == "localhost"
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
-    assert settings.default_model == "claude-sonnet-4-6"
+    assert settings.default_model == "claude-sonnet-5-5"
+    assert settings.agent_effort is None
     assert (settings.screen_width, settings.screen_height) == (1024, 768)
     assert settings.async_database_url == f"sqlite+aiosqlite:///{Path('data/computer_use.db')}"
 

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    default_model: str = "claude-sonnet-4-6"
+    default_model: str = "claude-sonnet-5-5"
+    # output_config.effort for models with adaptive thinking; unset = each model's own default.
+    agent_effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
     screen_width: int = Field(default=1024, ge=320, le=3840)
     screen_height: int = Field(default=768, ge=240, le=2160)
     max_message_chars: int = Field(default=100_000, ge=1)
@@ -111,9 +113,15 @@ class Settings(BaseSettings):
 
     @field_validator("default_model")
     @classmethod
-    def _non_empty_model(cls, value: str) -> str:
+    def _usable_model(cls, value: str) -> str:
+        from computer_use.agent.catalogue import RetiredModel, check_usable
+
         if not value.strip():
-            raise ValueError("must name a model, e.g. claude-sonnet-4-6")
+            raise ValueError("must name a model, e.g. claude-sonnet-5-5")
+        try:
+            check_usable(value.strip())
+        except RetiredModel as exc:
+            raise ValueError(str(exc)) from None
         return value.strip()
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from computer_use import __version__
+from computer_use.agent.router import router as models_router
 from computer_use.auth import install_auth
 from computer_use.config import Settings
 from computer_use.errors import install_error_handlers
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_startup_rules(app)
     app.include_router(system_router)
     app.include_router(sessions_router)
+    app.include_router(models_router)
     app.include_router(streaming_router)
     app.include_router(vnc_router)
     app.include_router(web_router)  # the console at /: last, after every API route

@@ -92,7 +92,7 @@ async def test_scripted_task_runs_end_to_end_with_events_in_order(
         "display_height_px": 800,
         "enable_zoom": True,
     }
-    assert first.body["thinking"] == {"type": "adaptive"}
+    assert first.body["thinking"] == {"type": "adaptive", "display": "summarized"}
     system = first.body["system"][0]["text"]
     assert "Thursday, November 26, 2026" in system and str(desktop.home) in system
     # the thinking block goes back unchanged (the server checks its signature too)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from computer_use.loopback import LoopbackModelServer
-from computer_use.loopback.script import bash, computer, say
+from computer_use.loopback.script import bash, member, say
 from tests.helpers import ServerProcess, running_server
 
 KEY = "sk-ant-test-key-0123456789"
@@ -100,7 +100,7 @@ async def test_run_streams_events_in_order_and_keeps_history(
     agent_server: ServerProcess, model: LoopbackModelServer, sid: str
 ) -> None:
     model.add(
-        say("Let me look.", computer("screenshot"), thinking="Check the screen first."),
+        say("Let me look.", member("screenshot"), thinking="Check the screen first."),
         say("It is sunny in Santiago."),
     )
     async with httpx.AsyncClient(base_url=agent_server.base_url, timeout=30) as http:
@@ -168,7 +168,7 @@ async def test_run_streams_events_in_order_and_keeps_history(
 async def test_reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing(
     agent_server: ServerProcess, model: LoopbackModelServer, sid: str
 ) -> None:
-    model.add(say("One.", computer("screenshot")), say("Two."))
+    model.add(say("One.", member("screenshot")), say("Two."))
     async with httpx.AsyncClient(base_url=agent_server.base_url, timeout=30) as http:
         await http.post(
             f"/api/v1/sessions/{sid}/messages",

@@ -10,7 +10,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from computer_use.loopback import computer, say
+from computer_use.loopback import member, say
 from tests.helpers import ServerProcess
 from tests.mcp_server.conftest import (
     Gate,
@@ -130,9 +130,9 @@ async def test_execute_task_reports_actions_as_progress_and_returns_answer_and_s
 ) -> None:
     prompt = model.scripted.script(
         "Look at the desktop and click the middle",
-        say("Let me look first.", computer("screenshot")),
-        say("", computer("left_click", coordinate=[512, 300])),
-        say("Clicked the middle.", computer("mouse_move", coordinate=[10, 20])),
+        say("Let me look first.", member("screenshot")),
+        say("", member("left_click", coordinate=[512, 300])),
+        say("Clicked the middle.", member("mouse_move", coordinate=[10, 20])),
         say("Done: the desktop shows an empty screen."),
     )
     progress = ProgressLog()
@@ -172,7 +172,7 @@ async def test_cancelling_execute_task_stops_the_run_and_leaves_a_valid_history(
     gate = Gate(then=say("Too late: this reply is never used."))
     prompt = model.scripted.script(
         f"Wait for something that never comes ({mode})",
-        say("Taking a look.", computer("screenshot")),
+        say("Taking a look.", member("screenshot")),
         gate,
     )
     progress = ProgressLog()
@@ -233,11 +233,11 @@ async def test_two_clients_with_different_keys_at_once_each_use_their_own(
     gates = {KEY_A: Gate(then=say("A is done.")), KEY_B: Gate(then=say("B is done."))}
     prompts = {
         KEY_A: model.scripted.script(
-            "Client A's task", say("A looks.", computer("screenshot")), gates[KEY_A]
+            "Client A's task", say("A looks.", member("screenshot")), gates[KEY_A]
         ),
         KEY_B: model.scripted.script(
             "Client B's task",
-            say("B looks.", computer("mouse_move", coordinate=[100, 100])),
+            say("B looks.", member("mouse_move", coordinate=[100, 100])),
             gates[KEY_B],
         ),
     }

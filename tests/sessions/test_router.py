@@ -19,19 +19,19 @@ def test_session_crud_round_trip(server: ServerProcess) -> None:
     with server.client() as http:
         created = http.post(
             "/api/v1/sessions",
-            json={"title": "Weather Search Task", "model": "claude-sonnet-4-5-20250929"},
+            json={"title": "Weather Search Task", "model": "claude-opus-4-6"},
         )
         assert created.status_code == 201, created.text
         session = created.json()
         assert session["title"] == "Weather Search Task"
-        assert session["model"] == "claude-sonnet-4-5-20250929"
+        assert session["model"] == "claude-opus-4-6"
         assert session["status"] == "active"
         assert 3590 <= session["ttl_remaining_seconds"] <= 3600
         assert session["created_at"].endswith(("Z", "+00:00"))
         uuid.UUID(session["id"])
 
         default = http.post("/api/v1/sessions", json={}).json()
-        assert default["model"] == "claude-sonnet-4-6"
+        assert default["model"] == "claude-sonnet-5-5"
 
         listed = http.get("/api/v1/sessions", params={"limit": 1, "offset": 0}).json()
         assert listed["total"] >= 2 and listed["limit"] == 1 and len(listed["items"]) == 1

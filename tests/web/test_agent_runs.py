@@ -154,7 +154,10 @@ async def wait_for_desktop(page: Page, config: dict[str, Any]) -> None:
 
 
 async def test_weather_demo_streams_live_and_its_history_survives_a_reload(
-    open_console: Opener, agent_server: ServerProcess, artifacts_dir: Path
+    open_console: Opener,
+    agent_server: ServerProcess,
+    artifacts_dir: Path,
+    model: tuple[LoopbackModelServer, DemoModel],
 ) -> None:
     page, console = await open_console(agent_server)
     with agent_server.client() as http:
@@ -181,7 +184,12 @@ async def test_weather_demo_streams_live_and_its_history_survives_a_reload(
     )
     await expect(page.locator('.block.tool[data-state="done"]')).to_have_count(10)
     screenshots = page.locator(".block.tool .thumb img")
-    await expect(screenshots).to_have_count(9)  # every computer action; bash returns text
+    # The default model (claude-sonnet-5-5) is on the computer toolset: the two screenshot
+    # members return images, the other actions a short text ("Clicked."), bash its output.
+    await expect(screenshots).to_have_count(2)
+    served = [r for r in model[0].requests if r.messages and r.messages[0].get("content")]
+    assert served and all(r.computer_tool_type == "computer_toolset_20260801" for r in served)
+    assert all(r.betas == [] for r in served)
     loaded = await screenshots.evaluate_all("imgs => imgs.every(i => i.naturalWidth > 0)")
     assert loaded, "every screenshot thumbnail loads from the API"
     await expect(page.locator(".block.text").last).to_contain_text(
@@ -201,11 +209,14 @@ async def test_weather_demo_streams_live_and_its_history_survives_a_reload(
     await page.click("#control-button")
     await expect(viewer.locator("body")).to_have_attribute("data-view-only", "true")
 
-    # History rebuilt from the stored messages: the same blocks, nothing twice.
+    # History rebuilt from the stored messages: the same blocks, nothing twice, and the
+    # toolset's member calls described from the stored blocks as the live events were.
     before = [k for k in await block_kinds(page) if k != "end"]
+    descriptions = await page.locator(".block.tool .tool-desc").all_text_contents()
     await page.reload()
     await page.wait_for_selector("body[data-ready=true]")
-    await expect(page.locator(".block.tool .thumb img")).to_have_count(9)
+    await expect(page.locator(".block.tool .tool-desc")).to_have_text(descriptions)
+    await expect(page.locator(".block.tool .thumb img")).to_have_count(2)
     await expect(page.locator("#stream-state")).to_have_text("Live")
     after = [k for k in await block_kinds(page) if k != "end"]
     assert after == before
@@ -278,3 +289,44 @@ async def test_a_key_pasted_in_the_console_runs_the_agent(
     await page.click("#key-form button[type=submit]")
     await expect(page.locator(".run-end")).to_have_text(re.compile("^Done"), timeout=RUN_TIMEOUT_MS)
     assert MODEL_KEY not in await page.content()
+
+
+async def test_the_console_model_choice_creates_a_working_session(
+    open_console: Opener,
+    agent_server: ServerProcess,
+    model: tuple[LoopbackModelServer, DemoModel],
+) -> None:
+    with agent_server.client() as http:
+        catalogue = http.get("/api/v1/models").json()["items"]
+        # This server has MAX_DISPLAYS=4: make room after the module's earlier runs.
+        for old in http.get("/api/v1/sessions").json()["items"]:
+            http.delete(f"/api/v1/sessions/{old['id']}")
+    page, console = await open_console(agent_server)
+    offered = await page.eval_on_selector_all("#model-options option", "os => os.map(o => o.value)")
+    assert offered == [m["id"] for m in catalogue if m["status"] != "retired"]
+    assert "claude-sonnet-4-5-20250929" not in offered and "claude-sonnet-5-5" in offered
+
+    # A retired model is refused, and the console says what to use instead.
+    await page.fill("#create-model", "claude-sonnet-4-5-20250929")
+    await page.fill("#create-title", "Retired")
+    await page.click("#create-button")
+    await expect(page.locator("#create-error")).to_contain_text("retired on 2026-11-30")
+    await expect(page.locator("#create-error")).to_contain_text("claude-sonnet-5-5")
+
+    # An older model from the list runs the demo on its beta computer tool.
+    await page.fill("#create-model", "claude-sonnet-4-6")
+    session_id = await create_in_console(page, "On Sonnet 4.6")
+    await expect(page.locator(".session-item.selected .session-model")).to_have_text(
+        "claude-sonnet-4-6"
+    )
+    before = len(model[0].requests)
+    await send(page, PROMPT)
+    await expect(page.locator(".run-end")).to_have_text(re.compile("^Done"), timeout=RUN_TIMEOUT_MS)
+    await expect(page.locator(".block.tool .thumb img")).to_have_count(9)  # beta: every action
+    mine = [r for r in model[0].requests[before:] if r.body.get("model") == "claude-sonnet-4-6"]
+    assert mine and all(r.computer_tool_type == "computer_20251124" for r in mine)
+    assert all(r.rejection is None for r in mine)
+    with agent_server.client() as http:
+        assert http.get(f"/api/v1/sessions/{session_id}").json()["model"] == "claude-sonnet-4-6"
+    # The browser logs the refused creation itself; nothing else went wrong.
+    assert [e for e in console.errors if "status of 422" not in e] == []

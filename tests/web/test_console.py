@@ -51,7 +51,7 @@ async def test_console_loads_under_a_strict_csp_without_errors(
         assert (await http.get("/js/%2e%2e/%2e%2e/router.py")).status_code == 404
 
     page = await tab.open("/")
-    await expect(page.locator("#server-info")).to_contain_text("claude-sonnet-4-6")
+    await expect(page.locator("#server-info")).to_contain_text("claude-sonnet-5-5")
     await expect(page.locator("#welcome")).to_be_visible()
     # The server has no Anthropic key: the console offers the field before anything fails.
     await expect(page.locator("#key-form")).to_be_visible()
@@ -68,13 +68,13 @@ async def test_create_list_and_delete_a_session(
 ) -> None:
     page = await tab.open("/")
     await page.fill("#create-title", "Weather Search Task")
-    await page.fill("#create-model", "claude-sonnet-4-5-20250929")
+    await page.fill("#create-model", "claude-opus-4-6")
     await page.click("#create-button")
 
     item = page.locator(".session-item.selected")
     await expect(item.locator(".session-title")).to_have_text("Weather Search Task")
     await expect(item.locator(".status")).to_have_text("Ready")
-    await expect(item.locator(".session-model")).to_have_text("claude-sonnet-4-5-20250929")
+    await expect(item.locator(".session-model")).to_have_text("claude-opus-4-6")
     await expect(item.locator(".ttl")).to_have_text(re.compile(r"^(59|60):\d\d$"))
     await expect(page.locator("#chat-title")).to_have_text("Weather Search Task")
     await expect(page.locator("#prompt")).to_be_enabled()

@@ -9,7 +9,7 @@ Every run ends with exactly one `message_complete`; a failed run sends `error` j
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 
 class EventType(StrEnum):
@@ -53,9 +53,10 @@ class ToolUseEvent(TypedDict):
     "click at (512, 300)", "type 'weather Santiago'", "run `ls -la`"."""
 
     id: str
-    name: str
+    name: str  # the tool, or the toolset member ("left_click") when toolset_name is set
     input: dict[str, Any]
     description: str
+    toolset_name: NotRequired[str]  # "computer" for a computer toolset member call
 
 
 class ToolResultEvent(TypedDict):

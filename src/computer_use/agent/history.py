@@ -41,8 +41,13 @@ def stored_image(image_id: str, media_type: str = "image/png") -> dict[str, Any]
 
 
 def tool_result_block(
-    tool_use_id: str, result: ToolResult, image: dict[str, Any] | None
+    tool_use_id: str,
+    result: ToolResult,
+    image: dict[str, Any] | None,
+    toolset_name: str | None = None,
 ) -> dict[str, Any]:
+    """The tool_result answering one call; a toolset member's echoes its `toolset_name` (the
+    API requires it there)."""
     content: list[dict[str, Any]] = []
     if result.text:
         content.append({"type": "text", "text": result.text})
@@ -51,6 +56,8 @@ def tool_result_block(
     if not content:  # the API refuses empty text blocks; say so explicitly instead
         content.append({"type": "text", "text": NO_OUTPUT})
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
+    if toolset_name is not None:
+        block["toolset_name"] = toolset_name
     if result.is_error:
         block["is_error"] = True
     return block
@@ -65,19 +72,34 @@ def response_block_param(block: BetaContentBlock) -> dict[str, Any]:
     if block.type == "redacted_thinking":
         return {"type": "redacted_thinking", "data": block.data}
     if block.type == "tool_use":
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+        param: dict[str, Any] = {
+            "type": "tool_use",
+            "id": block.id,
+            "name": block.name,
+            "input": block.input,
+        }
+        if block.toolset_name is not None:
+            param["toolset_name"] = block.toolset_name
+        return param
     return block.model_dump(mode="json", exclude_none=True)
 
 
-def interrupted_result(tool_use_id: str, reason: str = INTERRUPTED) -> dict[str, Any]:
-    return tool_result_block(tool_use_id, ToolResult(error=reason), None)
+def interrupted_result(
+    tool_use_id: str, reason: str = INTERRUPTED, toolset_name: str | None = None
+) -> dict[str, Any]:
+    return tool_result_block(tool_use_id, ToolResult(error=reason), None, toolset_name)
+
+
+def tool_uses(message: Message) -> dict[str, str | None]:
+    """id -> toolset_name (None for a plain tool) of an assistant turn's tool_use blocks."""
+    content = message.get("content")
+    if message.get("role") != "assistant" or not isinstance(content, list):
+        return {}
+    return {str(b["id"]): b.get("toolset_name") for b in content if b.get("type") == "tool_use"}
 
 
 def tool_use_ids(message: Message) -> list[str]:
-    content = message.get("content")
-    if message.get("role") != "assistant" or not isinstance(content, list):
-        return []
-    return [str(b["id"]) for b in content if b.get("type") == "tool_use"]
+    return list(tool_uses(message))
 
 
 def _blocks(content: object) -> list[dict[str, Any]]:
@@ -112,7 +134,7 @@ def repair(messages: Sequence[Message]) -> list[Message]:
     repaired: list[Message] = []
     for index, message in enumerate(merged):
         repaired.append(message)
-        ids = tool_use_ids(message)
+        ids = tool_uses(message)
         if not ids:
             continue
         following = merged[index + 1] if index + 1 < len(merged) else None
@@ -121,7 +143,11 @@ def repair(messages: Sequence[Message]) -> list[Message]:
             for b in (following or {}).get("content", [])
             if b.get("type") == "tool_result"
         }
-        missing = [interrupted_result(i) for i in ids if i not in answered]
+        missing = [
+            interrupted_result(i, toolset_name=toolset)
+            for i, toolset in ids.items()
+            if i not in answered
+        ]
         if missing and following is None:
             repaired.append({"role": "user", "content": missing})
         elif missing and following is not None:

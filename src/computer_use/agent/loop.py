@@ -43,16 +43,26 @@ from computer_use.agent.versions import ToolVersions, versions_for
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
+# What a computer toolset member call is answered with when an earlier one of the same turn
+# failed: the model planned the batch as a sequence (the SDK's runner and the API use this text).
+NOT_EXECUTED = "Not executed: an earlier computer action in this turn failed."
+# Thinking text between tool calls comes back only with this display (the 5.5 generation
+# defaults to "omitted", which leaves the stream silent between actions).
+THINKING_DISPLAY = "summarized"
 
 
 @dataclass(frozen=True)
 class RunConfig:
     model: str
+    provider: str = "anthropic"  # API_PROVIDER: decides where the computer toolset is GA
     max_tokens: int = 8192
     max_steps: int = 50  # model requests per run
-    thinking: bool = True  # adaptive where supported, else a budget of thinking_budget tokens
+    # Adaptive where supported, else a budget of thinking_budget tokens. Off means the model's
+    # lowest setting: none sent, or `between_tools` on Sonnet 5.5; a model whose thinking is
+    # always on keeps it.
+    thinking: bool = True
     thinking_budget: int = 2048
-    effort: Effort | None = None  # output_config.effort, for adaptive-thinking models
+    effort: Effort | None = None  # output_config.effort (AGENT_EFFORT); None: model default
     images_to_keep: int = 10
     image_chunk: int = 5
     system_prompt_suffix: str = ""
@@ -86,7 +96,7 @@ class _Run:
     ) -> None:
         self.client, self.tools, self.hooks, self.config = client, tools, hooks, config
         self.cancel = cancel
-        self.versions: ToolVersions = versions_for(config.model)
+        self.versions: ToolVersions = versions_for(config.model, config.provider)
         self.messages: list[dict[str, Any]] = []
         self.steps = 0
         self.usage: Usage = {
@@ -134,14 +144,10 @@ class _Run:
             "system": context.system_blocks(prompt),
             "tools": self.tools.definitions(versions),
             "messages": context.with_cache_breakpoints(messages),
-            "betas": [versions.beta],
         }
-        if config.thinking and versions.adaptive_thinking:
-            kwargs["thinking"] = {"type": "adaptive"}
-            if config.effort:
-                kwargs["output_config"] = {"effort": config.effort}
-        elif config.thinking and 1024 <= config.thinking_budget < config.max_tokens:
-            kwargs["thinking"] = {"type": "enabled", "budget_tokens": config.thinking_budget}
+        if versions.beta:
+            kwargs["betas"] = [versions.beta]
+        kwargs.update(thinking_params(config, versions))
         return kwargs
 
     async def sample(self) -> BetaMessage:
@@ -172,15 +178,15 @@ class _Run:
             await self.emit(EventType.THINKING, {"thinking": block.thinking})
         elif block.type == "tool_use":
             params = block.input if isinstance(block.input, dict) else {}
-            await self.emit(
-                EventType.TOOL_USE,
-                {
-                    "id": block.id,
-                    "name": block.name,
-                    "input": params,
-                    "description": describe_tool_use(block.name, params),
-                },
-            )
+            event: dict[str, Any] = {
+                "id": block.id,
+                "name": block.name,
+                "input": params,
+                "description": describe_tool_use(block.name, params, block.toolset_name),
+            }
+            if block.toolset_name is not None:
+                event["toolset_name"] = block.toolset_name
+            await self.emit(EventType.TOOL_USE, event)
 
     def count_usage(self, message: BetaMessage) -> None:
         usage = message.usage
@@ -190,15 +196,20 @@ class _Run:
         self.usage["cache_read_input_tokens"] += usage.cache_read_input_tokens or 0
 
     async def run_tools(self, calls: Sequence[dict[str, Any]], runnable: bool) -> None:
-        """Answer every call, in order; after a cancel the rest are answered "interrupted"."""
+        """Answer every call, in order; after a cancel the rest are answered "interrupted", and
+        after a failed computer toolset member the turn's later members "not executed"."""
         api_blocks: list[dict[str, Any]] = []
         stored_blocks: list[dict[str, Any]] = []
         cancelled: _Cancelled | None = None
+        halted = False
         for call in calls:
+            toolset_name: str | None = call.get("toolset_name")
             if cancelled is None and self.cancel.is_set():
                 cancelled = _Cancelled()
             if cancelled is not None:
                 result = ToolResult(error=INTERRUPTED)
+            elif toolset_name is not None and halted:
+                result = ToolResult(error=NOT_EXECUTED)
             elif not runnable:
                 result = ToolResult(
                     error="Not run: the response was cut off (max_tokens) before this call was "
@@ -206,19 +217,18 @@ class _Run:
                 )
             else:
                 try:
-                    result = await self.race(
-                        self.tools.run(call["name"], call["input"], self.versions)
-                    )
+                    result = await self.race(self.run_call(call))
                 except _Cancelled as exc:
                     cancelled, result = exc, ToolResult(error=INTERRUPTED)
                 except asyncio.CancelledError:
                     # task.cancel(): still answer every call so the stored history stays valid.
                     cancelled, result = _Cancelled(by_task=True), ToolResult(error=INTERRUPTED)
+            halted = halted or (toolset_name is not None and result.is_error)
             image_id = await self.hooks.save_image(result.image) if result.image else None
             api_image = base64_image(result.image) if result.image else None
             stored = stored_image(image_id) if image_id else None
-            api_blocks.append(tool_result_block(call["id"], result, api_image))
-            stored_blocks.append(tool_result_block(call["id"], result, stored))
+            api_blocks.append(tool_result_block(call["id"], result, api_image, toolset_name))
+            stored_blocks.append(tool_result_block(call["id"], result, stored, toolset_name))
             await self.emit(
                 EventType.TOOL_RESULT,
                 {
@@ -233,6 +243,14 @@ class _Run:
         await self.hooks.append_message({"role": "user", "content": stored_blocks})
         if cancelled is not None:
             raise cancelled
+
+    async def run_call(self, call: dict[str, Any]) -> ToolResult:
+        toolset_name = call.get("toolset_name")
+        if toolset_name is not None:
+            return await self.tools.run_member(
+                call["id"], str(toolset_name), call["name"], call["input"]
+            )
+        return await self.tools.run(call["name"], call["input"], self.versions)
 
     async def loop(self) -> StopReason:
         while True:
@@ -266,6 +284,27 @@ class _Run:
             if not calls:
                 return _stop(message)
             await self.run_tools(calls, runnable=message.stop_reason == "tool_use")
+
+
+def thinking_params(config: RunConfig, versions: ToolVersions) -> dict[str, Any]:
+    """`thinking` and `output_config` for this model. Never what it refuses: no budget and no
+    `disabled` to the 5.5 generation or to a model whose thinking is always on, and no
+    `between_tools` with effort xhigh/max (Sonnet 5.5 refuses that pair)."""
+    style, effort = versions.thinking, config.effort
+    params: dict[str, Any] = {}
+    if style == "budget":
+        if config.thinking and 1024 <= config.thinking_budget < config.max_tokens:
+            params["thinking"] = {"type": "enabled", "budget_tokens": config.thinking_budget}
+        return params
+    adaptive = {"type": "adaptive", "display": THINKING_DISPLAY}
+    if config.thinking or style == "adaptive_only":
+        params["thinking"] = adaptive
+    elif style == "between_tools":
+        on_high = effort in ("xhigh", "max")
+        params["thinking"] = adaptive if on_high else {"type": "between_tools"}
+    if effort and "thinking" in params:
+        params["output_config"] = {"effort": effort}
+    return params
 
 
 def _stop(message: BetaMessage) -> StopReason:

@@ -166,7 +166,12 @@ class AgentRunner:
             await self.sessions.touch(session_id=session_id)
             await self.bus.publish(session_id, "status", {"status": SessionStatus.PROCESSING})
             cancel = asyncio.Event()
-            config = RunConfig(model=session.model, max_steps=self.settings.agent_max_steps)
+            config = RunConfig(
+                model=session.model,
+                provider=self.settings.api_provider,
+                max_steps=self.settings.agent_max_steps,
+                effort=self.settings.agent_effort,
+            )
             task = asyncio.create_task(
                 self._run(session_id, client, tools, config, stored, content, cancel),
                 name=f"agent-run-{session_id}",

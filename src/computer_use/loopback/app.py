@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from computer_use.loopback.caching import PromptCache
+from computer_use.loopback.errors import InvalidRequest
 from computer_use.loopback.messages import (
     ThinkingSigner,
     build_message,
@@ -26,7 +27,7 @@ from computer_use.loopback.messages import (
     stream_events,
 )
 from computer_use.loopback.script import Fail, RecordedRequest, Reply, Responder, ScriptItem, Turn
-from computer_use.loopback.validation import InvalidRequest, validate_body, validate_headers
+from computer_use.loopback.validation import validate_body, validate_headers
 
 
 class LoopbackState:
@@ -128,7 +129,8 @@ async def _answer(
     if isinstance(turn, Fail) and not (turn.mid_stream and streaming):
         return _error(turn.status, turn.type, turn.message, headers=_fail_headers(turn, base))
     if isinstance(turn, Reply):
-        unknown = [n for n in reply_tool_names(turn) if n not in record.tool_names]
+        declared = {*record.tool_names, *(f"{f}_toolset" for f in record.toolset_names)}
+        unknown = [n for n in reply_tool_names(turn) if n not in declared]
         if unknown:
             problem = f"loopback script error: tool(s) {unknown} not defined in the request"
             return _error(500, "api_error", problem, headers={**base, "x-should-retry": "false"})

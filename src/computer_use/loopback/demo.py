@@ -7,10 +7,21 @@ new prompt starts the sequence again.
 
 from __future__ import annotations
 
+import base64
 import re
+import struct
 from typing import Any
 
-from computer_use.loopback.script import RecordedRequest, Reply, Turn, bash, computer, say
+from computer_use.loopback.script import (
+    RecordedRequest,
+    Reply,
+    ToolUse,
+    Turn,
+    bash,
+    computer,
+    member,
+    say,
+)
 
 _SEARCH = re.compile(
     r"^\s*(?:please\s+)?search\s+(?:for\s+)?(?:the\s+)?(?P<query>.+?)[.!?]?\s*$", re.I
@@ -88,6 +99,23 @@ def forecast(place: str) -> str:
     return f"{14 + total % 15} \u00b0C, {kinds[total % 4]}"
 
 
+def screenshot_size(request: RecordedRequest) -> tuple[int, int] | None:
+    """The size of the latest PNG screenshot in the conversation: what a model on the computer
+    toolset (which declares no display size) knows of the screen."""
+    for message in reversed(request.messages):
+        content = message.get("content")
+        for block in reversed(content if isinstance(content, list) else []):
+            inner = block.get("content") if block.get("type") == "tool_result" else None
+            for part in inner if isinstance(inner, list) else []:
+                source = part.get("source") or {}
+                if part.get("type") == "image" and source.get("type") == "base64":
+                    head = base64.b64decode(str(source.get("data", ""))[:44])
+                    if head[:8] == b"\x89PNG\r\n\x1a\n":
+                        width, height = struct.unpack(">II", head[16:24])
+                        return int(width), int(height)
+    return None
+
+
 def demo_responder(request: RecordedRequest) -> Turn:
     messages = request.messages
     last_prompt = max((i for i, m in enumerate(messages) if _is_prompt(m)), default=0)
@@ -95,18 +123,25 @@ def demo_responder(request: RecordedRequest) -> Turn:
     query = search_query(_prompt_text(messages[last_prompt]) if messages else "")
     place = place_of(query)
     thinking_on = (request.body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
-    if request.display_size is None or request.tool("bash") is None:
+    toolset = "computer" in request.toolset_names
+    size = screenshot_size(request) if toolset else request.display_size
+    if (size is None and not toolset) or request.tool("bash") is None:
         return say(
             f"(offline demo model) I would search for {query!r}, but I have no computer tool."
         )
-    width, height = request.display_size
+    width, height = size or (1024, 768)  # before the first screenshot only step 0 runs
+
+    def act(action: str, **params: Any) -> ToolUse:
+        # The same action on either path: a toolset member, or the beta tool's `action`.
+        return member(action, **params) if toolset else computer(action, **params)
+
     # A maximised Firefox has its address bar near the top centre; ctrl+l focuses it anyway.
     address_bar = [width // 2, max(1, round(height * 0.075))]
     write_page = f"mkdir -p ~/demo && cat > {DEMO_PAGE} <<'HTML'\n{_PAGE_HTML}HTML\necho written"
     steps: list[Reply] = [
         say(
             "I'll take a screenshot to see what is on the desktop.",
-            computer("screenshot"),
+            act("screenshot"),
             thinking=f"The user wants me to search for {query}. First, look at the screen."
             if thinking_on
             else None,
@@ -118,21 +153,21 @@ def demo_responder(request: RecordedRequest) -> Turn:
         ),
         say(
             "Now I'll open it in Firefox: first its address bar.",
-            computer("left_click", coordinate=address_bar),
-            computer("key", text="ctrl+l"),
+            act("left_click", coordinate=address_bar),
+            act("key", text="ctrl+l"),
         ),
         say(
             "Typing the page's address.",
-            computer("type", text=f"file://{DEMO_PAGE}"),
-            computer("key", text="Return"),
+            act("type", text=f"file://{DEMO_PAGE}"),
+            act("key", text="Return"),
         ),
         say(
             f"I'll click the search box and type {place}.",
-            computer("left_click", coordinate=list(_SEARCH_BOX)),
-            computer("type", text=place),
+            act("left_click", coordinate=list(_SEARCH_BOX)),
+            act("type", text=place),
         ),
-        say("And click Search.", computer("left_click", coordinate=list(_SEARCH_BUTTON))),
-        say("Let me check the result.", computer("screenshot")),
+        say("And click Search.", act("left_click", coordinate=list(_SEARCH_BUTTON))),
+        say("Let me check the result.", act("screenshot")),
     ]
     if step < len(steps):
         return steps[step]

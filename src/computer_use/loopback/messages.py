@@ -55,14 +55,15 @@ def build_message(
                 }
             )
         else:
-            content.append(
-                {
-                    "type": "tool_use",
-                    "id": block.id or new_id("toolu"),
-                    "name": block.name,
-                    "input": dict(block.input),
-                }
-            )
+            tool_use: dict[str, Any] = {
+                "type": "tool_use",
+                "id": block.id or new_id("toolu"),
+                "name": block.name,
+                "input": dict(block.input),
+            }
+            if block.toolset_name is not None:
+                tool_use["toolset_name"] = block.toolset_name
+            content.append(tool_use)
     output_tokens = max(1, len(json.dumps(content)) // 4)
     return {
         "id": new_id("msg"),
@@ -77,7 +78,12 @@ def build_message(
 
 
 def reply_tool_names(reply: Reply) -> list[str]:
-    return [b.name for b in reply.blocks if isinstance(b, ToolUse)]
+    """Plain tool names, and toolset families as "<family>_toolset", the reply calls."""
+    return [
+        f"{b.toolset_name}_toolset" if b.toolset_name else b.name
+        for b in reply.blocks
+        if isinstance(b, ToolUse)
+    ]
 
 
 def _chunks(text: str, size: int) -> Iterator[str]:
@@ -123,6 +129,8 @@ def _block_events(
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
     else:
         opening = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+        if "toolset_name" in block:
+            opening["toolset_name"] = block["toolset_name"]
         # The API's first input_json_delta is often empty; clients must cope with it.
         deltas = [{"type": "input_json_delta", "partial_json": ""}]
         raw = json.dumps(block["input"])

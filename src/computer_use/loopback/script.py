@@ -26,9 +26,12 @@ class Thinking:
 
 @dataclass(frozen=True)
 class ToolUse:
+    """A tool call; with `toolset_name` ("computer"), a call of that toolset's member `name`."""
+
     name: str
     input: Mapping[str, Any]
     id: str | None = None  # generated when None
+    toolset_name: str | None = None
 
 
 Block = Text | Thinking | ToolUse
@@ -79,6 +82,12 @@ def say(text: str, *tools: ToolUse, thinking: str | None = None) -> Reply:
 
 def computer(action: str, **params: Any) -> ToolUse:
     return ToolUse("computer", {"action": action, **params})
+
+
+def member(name: str, **params: Any) -> ToolUse:
+    """A computer toolset member call (computer_toolset_20260801), e.g. member("left_click",
+    coordinate=[120, 90])."""
+    return ToolUse(name, params, toolset_name="computer")
 
 
 def bash(command: str | None = None, *, restart: bool = False) -> ToolUse:
@@ -148,7 +157,25 @@ class RecordedRequest:
 
     @property
     def tool_names(self) -> list[str]:
-        return [str(t.get("name")) for t in self.tools]
+        return [str(t.get("name")) for t in self.tools if "name" in t]
+
+    @property
+    def toolset_names(self) -> list[str]:
+        """The toolset families declared ("computer" for computer_toolset_20260801)."""
+        return [
+            str(t["type"]).split("_toolset_")[0]
+            for t in self.tools
+            if "_toolset_" in str(t.get("type", ""))
+        ]
+
+    @property
+    def computer_tool_type(self) -> str | None:
+        """The computer tool or toolset type the request declared."""
+        for tool in self.tools:
+            kind = str(tool.get("type", ""))
+            if kind.startswith("computer_"):
+                return kind
+        return None
 
     def tool(self, name: str) -> dict[str, Any] | None:
         return next((t for t in self.tools if t.get("name") == name), None)
@@ -157,7 +184,7 @@ class RecordedRequest:
     def display_size(self) -> tuple[int, int] | None:
         """The (width, height) advertised in the computer tool definition."""
         tool = self.tool("computer")
-        if tool is None:
+        if tool is None or "display_width_px" not in tool:
             return None
         return int(tool["display_width_px"]), int(tool["display_height_px"])
 

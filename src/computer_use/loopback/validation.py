@@ -11,6 +11,8 @@ import binascii
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from computer_use.loopback import rules
+from computer_use.loopback.errors import InvalidRequest
 from computer_use.loopback.script import count_blocks, count_cache_control
 
 MAX_CACHE_BREAKPOINTS = 4
@@ -18,11 +20,11 @@ MAX_IMAGES = 100
 IMAGE_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 # Tool types that exist only behind a beta flag (any one of the listed flags enables them).
+# bash_20250124 and computer_toolset_20260801 are GA (in the SDK's non-beta tool union).
 TOOL_BETAS: dict[str, frozenset[str]] = {
     "computer_20251124": frozenset({"computer-use-2025-11-24"}),
     "computer_20250124": frozenset({"computer-use-2025-01-24"}),
     "computer_20241022": frozenset({"computer-use-2024-10-22"}),
-    "bash_20250124": frozenset({"computer-use-2025-01-24", "computer-use-2025-11-24"}),
     "bash_20241022": frozenset({"computer-use-2024-10-22"}),
 }
 KNOWN_COMPUTER_BETAS = frozenset().union(*TOOL_BETAS.values())
@@ -30,10 +32,6 @@ USER_BLOCKS = frozenset({"text", "image", "document", "tool_result"})
 ASSISTANT_BLOCKS = frozenset({"text", "thinking", "redacted_thinking", "tool_use"})
 
 SignatureCheck = Callable[[str, str], bool]
-
-
-class InvalidRequest(Exception):
-    """A 400 invalid_request_error; str(exc) is the message the API would send."""
 
 
 def validate_headers(headers: Mapping[str, str]) -> None:
@@ -58,9 +56,11 @@ def validate_body(body: Any, betas: list[str], signature_ok: SignatureCheck) -> 
     if body["max_tokens"] < 1:
         raise InvalidRequest("max_tokens: must be greater than or equal to 1")
     tool_names = _validate_tools(body.get("tools", []), betas)
+    members = rules.enabled_members(body.get("tools", []))
     _validate_system(body.get("system"))
     _validate_thinking(body.get("thinking"), body["max_tokens"])
-    _validate_messages(body["messages"], tool_names, signature_ok)
+    rules.validate_for_model(body)
+    _validate_messages(body["messages"], tool_names, members, signature_ok)
     found = count_cache_control(body)
     if found > MAX_CACHE_BREAKPOINTS:
         raise InvalidRequest(
@@ -77,6 +77,12 @@ def _validate_tools(tools: Any, betas: list[str]) -> set[str]:
     names: set[str] = set()
     for i, tool in enumerate(tools):
         name, kind = tool.get("name"), tool.get("type")
+        if kind in rules.TOOLSET_TYPES:
+            family = rules.validate_toolset(i, tool)
+            if f"{family}_toolset" in names:
+                raise InvalidRequest(f"tools.{i}: only one {kind} entry is allowed")
+            names.add(f"{family}_toolset")
+            continue
         if not isinstance(name, str) or not name:
             raise InvalidRequest(f"tools.{i}.name: Field required")
         if name in names:
@@ -120,16 +126,20 @@ def _validate_thinking(thinking: Any, max_tokens: int) -> None:
             raise InvalidRequest("thinking.enabled.budget_tokens: Input should be >= 1024")
         if budget >= max_tokens:
             raise InvalidRequest("`max_tokens` must be greater than `thinking.budget_tokens`.")
-    elif kind not in ("adaptive", "disabled"):
+    elif kind not in ("adaptive", "disabled", "between_tools"):
         raise InvalidRequest(f"thinking: unknown type {kind!r}")
 
 
 def _validate_messages(
-    messages: list[Any], tool_names: set[str], signature_ok: SignatureCheck
+    messages: list[Any],
+    tool_names: set[str],
+    members: frozenset[str],
+    signature_ok: SignatureCheck,
 ) -> None:
     if not messages:
         raise InvalidRequest("messages: at least one message is required")
-    pending: list[str] = []  # tool_use ids of the previous assistant message
+    # tool_use id -> toolset_name (None: a plain tool) of the previous assistant message
+    pending: dict[str, str | None] = {}
     seen_ids: set[str] = set()
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
@@ -146,11 +156,11 @@ def _validate_messages(
             raise InvalidRequest(f"messages.{i}: all messages must have non-empty content")
         if role == "user":
             _check_user(i, content, pending)
-            pending = []
+            pending = {}
         else:
-            pending = _check_assistant(i, content, tool_names, seen_ids, signature_ok)
+            pending = _check_assistant(i, content, tool_names, members, seen_ids, signature_ok)
     if pending:
-        raise InvalidRequest(_missing_results(len(messages) - 1, pending))
+        raise InvalidRequest(_missing_results(len(messages) - 1, list(pending)))
 
 
 def _missing_results(index: int, ids: list[str]) -> str:
@@ -161,7 +171,7 @@ def _missing_results(index: int, ids: list[str]) -> str:
     )
 
 
-def _check_user(i: int, content: list[Any], pending: list[str]) -> None:
+def _check_user(i: int, content: list[Any], pending: dict[str, str | None]) -> None:
     answered: set[str] = set()
     seen_other = False
     for j, block in enumerate(content):
@@ -189,6 +199,7 @@ def _check_user(i: int, content: list[Any], pending: list[str]) -> None:
                 "previous message."
             )
         answered.add(tool_use_id)
+        _check_toolset_result(where, block, pending[tool_use_id])
         inner = block.get("content", [])
         for k, part in enumerate(inner if isinstance(inner, list) else []):
             if part.get("type") not in ("text", "image"):
@@ -202,14 +213,33 @@ def _check_user(i: int, content: list[Any], pending: list[str]) -> None:
         raise InvalidRequest(_missing_results(i, missing))
 
 
+def _check_toolset_result(where: str, block: dict[str, Any], toolset: str | None) -> None:
+    """A member's result echoes its toolset_name; an is_error result is non-empty text only."""
+    if block.get("toolset_name") != toolset:
+        raise InvalidRequest(
+            f"{where}.toolset_name: must be {toolset!r} to match its `tool_use` block "
+            f"(got {block.get('toolset_name')!r})"
+        )
+    if toolset is not None and block.get("is_error"):
+        inner = block.get("content")
+        parts = [inner] if isinstance(inner, str) else inner if isinstance(inner, list) else []
+        if not parts or any(
+            not isinstance(p, str) and (p.get("type") != "text" or not p.get("text")) for p in parts
+        ):
+            raise InvalidRequest(
+                f"{where}.content: an `is_error` toolset result needs non-empty text content"
+            )
+
+
 def _check_assistant(
     i: int,
     content: list[Any],
     tool_names: set[str],
+    members: frozenset[str],
     seen_ids: set[str],
     signature_ok: SignatureCheck,
-) -> list[str]:
-    ids: list[str] = []
+) -> dict[str, str | None]:
+    ids: dict[str, str | None] = {}
     for j, block in enumerate(content):
         kind = block.get("type")
         where = f"messages.{i}.content.{j}"
@@ -226,13 +256,19 @@ def _check_assistant(
                 raise InvalidRequest(
                     "Requests which include `tool_use` or `tool_result` blocks must define tools."
                 )
-            if block.get("name") not in tool_names:
+            toolset = block.get("toolset_name")
+            if toolset is not None:
+                if f"{toolset}_toolset" not in tool_names or block.get("name") not in members:
+                    raise InvalidRequest(
+                        f"{where}: `{toolset}` member `{block.get('name')}` is not among `tools`"
+                    )
+            elif block.get("name") not in tool_names:
                 raise InvalidRequest(f"{where}: tool `{block.get('name')}` is not among `tools`")
             tool_use_id = str(block.get("id", ""))
             if tool_use_id in seen_ids:
                 raise InvalidRequest(f"{where}: `tool_use` ids must be unique: {tool_use_id}")
             seen_ids.add(tool_use_id)
-            ids.append(tool_use_id)
+            ids[tool_use_id] = toolset
     return ids
 
 

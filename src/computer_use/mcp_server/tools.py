@@ -54,8 +54,11 @@ async def create_session(
     model: Annotated[
         str | None,
         Field(
-            description="Claude model id for the agent, e.g. 'claude-sonnet-4-5-20250929'. "
-            "Omit to use the server's default model.",
+            description="Claude model id for the agent, e.g. 'claude-sonnet-5-5' (current: "
+            "claude-sonnet-5-5, claude-opus-5-5, claude-haiku-5-5, claude-fable-5-1; GET "
+            "/api/v1/models lists all). Omit to use the server's default model. A retired model "
+            "(e.g. claude-sonnet-4-5-20250929) is refused with its replacement named; other ids "
+            "are passed to the API as given.",
             max_length=100,
         ),
     ] = None,

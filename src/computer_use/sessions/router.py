@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from computer_use import errors
+from computer_use.agent import catalogue
 from computer_use.auth import CallerDep, StreamTokens
 from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep, SettingsDep
 from computer_use.sessions.models import Message, Session, SessionStatus
@@ -65,6 +66,7 @@ def to_public(
         "id": session.id,
         "title": session.title,
         "model": session.model,
+        "model_notice": catalogue.notice(session.model),
         "status": session.status,
         "status_detail": session.status_detail,
         "processing": session.status == SessionStatus.PROCESSING,

@@ -36,8 +36,10 @@ class SessionCreate(BaseModel):
         min_length=1,
         max_length=100,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$",
-        description="Claude model id, e.g. claude-sonnet-4-5-20250929; DEFAULT_MODEL if omitted.",
-        examples=["claude-sonnet-4-5-20250929"],
+        description="Claude model id, e.g. claude-sonnet-5-5; DEFAULT_MODEL if omitted. "
+        "GET /api/v1/models lists the catalogue; a retired model is refused (422), other ids "
+        "are passed to the API as given.",
+        examples=["claude-sonnet-5-5"],
     )
 
     @field_validator("title")
@@ -68,6 +70,11 @@ class SessionPublic(BaseModel):
     id: str
     title: str
     model: str
+    model_notice: str | None = Field(
+        default=None,
+        description="Set when the model is deprecated (it still works; move to the named "
+        "replacement) or has been retired since the session began.",
+    )
     status: SessionStatus
     status_detail: str | None = Field(default=None, description="Why the status is what it is.")
     processing: bool

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from computer_use import errors
-from computer_use.agent import history
+from computer_use.agent import catalogue, history
 from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.desktops import DesktopCapacityError
@@ -122,13 +122,25 @@ class SessionService:
 
     # --- writes ------------------------------------------------------------------------
 
+    def check_model(self, model: str | None) -> str:
+        """The model a new session gets (`model` or DEFAULT_MODEL). The one rule REST, MCP and
+        the console share: a retired model is refused (422, naming its retirement date and
+        replacement); a deprecated or unknown one is accepted (see model_notice)."""
+        chosen = model or self._settings.default_model
+        try:
+            catalogue.check_usable(chosen)
+        except catalogue.RetiredModel as exc:
+            raise errors.InvalidInput(str(exc), details={"model": chosen}) from None
+        return chosen
+
     async def create(self, *, title: str, model: str | None, owner: str | None = None) -> Session:
+        chosen = self.check_model(model)
         moment = now()
         session = Session(
             id=str(uuid.uuid4()),
             owner=owner,
             title=title,
-            model=model or self._settings.default_model,
+            model=chosen,
             status=SessionStatus.STARTING,
             created_at=moment,
             updated_at=moment,

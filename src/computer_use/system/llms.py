@@ -17,6 +17,13 @@ Typical flow: POST /api/v1/sessions -> POST /api/v1/sessions/{session_id}/messag
 text, thinking, tool_use, tool_result, message_complete, error). Bring your own Anthropic key
 with the header X-Anthropic-API-Key. Errors have the body {"error": {"code", "message", "details"}}.
 MCP (Streamable HTTP) is served at /mcp when enabled.
+
+Models: GET /api/v1/models lists the catalogue (id, status current/legacy/deprecated/retired,
+retires_on, replacement, tool_path, thinking, prices per million tokens); the session's
+"model" defaults to GET /api/v1/config's default_model. Tool paths: "toolset" (the GA
+computer_toolset_20260801: tool_use events name the member, e.g. left_click, with
+toolset_name "computer"), "computer_20251124" or "computer_20250124" (beta computer tool).
+A retired model is refused with 422 naming its replacement; unknown ids pass through.
 """
 
 

@@ -82,6 +82,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
     return {
         "api_provider": settings.api_provider,
         "default_model": settings.default_model,
+        "agent_effort": settings.agent_effort,
         "server_api_key_configured": settings.anthropic_api_key is not None,
         "secret_key_configured": settings.secret_key is not None,
         "auth_required": ApiTokens.from_settings(settings).enabled,

@@ -32,7 +32,11 @@ class Readiness(BaseModel):
 
 class ConfigPublic(BaseModel):
     api_provider: str
-    default_model: str
+    default_model: str = Field(description="Used when a session names no model (never retired).")
+    agent_effort: str | None = Field(
+        description="AGENT_EFFORT: output_config.effort sent to adaptive-thinking models; "
+        "null = each model's default."
+    )
     server_api_key_configured: bool = Field(
         description="Whether ANTHROPIC_API_KEY is set on the server (never the key itself)."
     )

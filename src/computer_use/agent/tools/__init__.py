@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from anthropic.types.beta import BetaToolUseBlock
+
 from computer_use.agent.desktop import DesktopPort
+from computer_use.agent.tools.approvals import ActionApprover
 from computer_use.agent.tools.base import ToolError, ToolResult
 from computer_use.agent.tools.bash import BashSession, BashTool
 from computer_use.agent.tools.computer import ComputerTool
 from computer_use.agent.tools.describe import describe_tool_use
 from computer_use.agent.tools.edit import EditTool
+from computer_use.agent.tools.toolset import DesktopToolset
 from computer_use.agent.versions import ToolVersions
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ActionApprover",
     "BashSession",
     "BashTool",
     "ComputerTool",
+    "DesktopToolset",
     "EditTool",
     "SessionTools",
     "ToolError",
@@ -30,7 +37,11 @@ __all__ = [
 
 class SessionTools:
     """computer + bash + editor over one desktop. Keep one per session (not per run): the
-    bash shell inside persists across messages. Close it when the session ends."""
+    bash shell inside persists across messages. Close it when the session ends.
+
+    The computer is served either as the beta `computer` tool or as the GA computer toolset
+    (`toolset`, the SDK's driver over the same actions), as the model's versions say. The
+    toolset asks `approver` before every member call: the session's one approval seam."""
 
     def __init__(
         self,
@@ -45,6 +56,8 @@ class SessionTools:
         self.desktop = desktop
         self.home = home
         self.computer = ComputerTool(desktop, settle_timeout=settle_timeout)
+        self.approver = ActionApprover()
+        self.toolset = DesktopToolset(self.computer, confirm=self.approver)
         self.bash_session = BashSession(
             desktop, timeout=bash_timeout, output_limit=bash_output_limit
         )
@@ -52,8 +65,9 @@ class SessionTools:
         self.editor = EditTool(desktop, roots=(home, "/tmp"), max_characters=editor_max_characters)
 
     def definitions(self, versions: ToolVersions) -> list[dict[str, Any]]:
+        computer = dict(self.toolset.to_dict()) if versions.toolset else None
         return [
-            self.computer.definition(versions),
+            computer or self.computer.definition(versions),
             self.bash.definition(versions),
             self.editor.definition(versions),
         ]
@@ -62,6 +76,11 @@ class SessionTools:
         """Run one tool call. Never raises for bad input or a failed tool: that becomes an
         is_error result the model can react to. Cancellation propagates."""
         try:
+            if name == self.computer.name and versions.toolset:
+                raise ToolError(
+                    "This session uses the computer toolset: call its members (screenshot, "
+                    "left_click, ...) as tools of their own; nothing of this call was run."
+                )
             if name == self.computer.name:
                 return await self.computer(params, versions)
             if name == self.bash.name:
@@ -76,5 +95,42 @@ class SessionTools:
             log.exception("tool %s failed on input %r", name, dict(params))
             return ToolResult(error=f"The {name} tool failed: {type(exc).__name__}: {exc}")
 
+    async def run_member(
+        self, tool_use_id: str, toolset_name: str, name: str, params: Mapping[str, Any]
+    ) -> ToolResult:
+        """Run one toolset member call through the SDK's driver (input checks, unknown or
+        disabled members, `confirm`, rendering): never raises for the model's mistakes."""
+        if toolset_name != self.toolset.toolset_name:
+            return ToolResult(
+                error=f"Unknown toolset {toolset_name!r}; this session has only "
+                f"the {self.toolset.toolset_name!r} toolset."
+            )
+        block = BetaToolUseBlock(
+            type="tool_use",
+            id=tool_use_id,
+            name=name,
+            input=dict(params),
+            toolset_name=toolset_name,
+        )
+        result = await self.toolset.tool_result(block)
+        content = result.get("content")
+        parts = [content] if isinstance(content, str) else list(content or [])
+        texts: list[str] = []
+        image: bytes | None = None
+        for part in parts:
+            if isinstance(part, str):
+                texts.append(part)
+            elif part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+            elif part.get("type") == "image" and image is None:
+                source = part.get("source")
+                if isinstance(source, Mapping) and source.get("type") == "base64":
+                    image = base64.b64decode(str(source.get("data", "")))
+        text = "\n".join(t for t in texts if t)
+        if result.get("is_error"):
+            return ToolResult(error=text or "The computer action failed.")
+        return ToolResult(output=text, image=image)
+
     async def aclose(self) -> None:
+        await self.toolset.close()
         await self.bash_session.aclose()

@@ -1,4 +1,5 @@
-"""The computer tool (computer_20250124 and computer_20251124) over a DesktopPort.
+"""The computer tool (computer_20250124 and computer_20251124) over a DesktopPort; its actions
+also serve the computer toolset's members (tools/toolset.py).
 
 Coordinates arrive in the model's image space and are checked there, then mapped to the screen
 (see scaling.py). Every action that can change the screen waits for it to settle and returns a
@@ -42,6 +43,7 @@ ACTIONS_20250124 = frozenset(
 )
 ACTIONS_20251124 = ACTIONS_20250124 | {"zoom"}
 MAX_DURATION = 100.0
+MAX_REPEAT = 100
 
 
 def _is_int(value: object) -> bool:
@@ -127,17 +129,23 @@ class ComputerTool:
         if action == "screenshot":
             return ToolResult(image=await self.screenshot())
         if action == "cursor_position":
-            x, y = await self._desktop.cursor_position()
-            ax, ay = self.scaling.to_api(x, y)
+            ax, ay = await self.cursor_position()
             return ToolResult(output=f"X={ax},Y={ay}")
         if action == "zoom":
-            return await self._zoom(params)
+            return ToolResult(image=await self.zoom(params.get("region")))
         if action == "wait":
-            await asyncio.sleep(_duration(params, action, allow_zero=True))
+            await self.wait(params)
             return ToolResult(image=await self.screenshot())
-        await self._act(action, params)
-        await self._desktop.wait_until_settled(timeout=self._settle_timeout)
+        await self.act(action, params)
         return ToolResult(image=await self.screenshot())
+
+    async def cursor_position(self) -> tuple[int, int]:
+        """Where the pointer is, in the screenshot's pixel space."""
+        x, y = await self._desktop.cursor_position()
+        return self.scaling.to_api(x, y)
+
+    async def wait(self, params: Mapping[str, Any]) -> None:
+        await asyncio.sleep(_duration(params, "wait", allow_zero=True))
 
     async def screenshot(self) -> bytes:
         scaling = self.scaling
@@ -149,10 +157,19 @@ class ComputerTool:
         point = _point(params, key)
         return None if point is None else self.scaling.to_screen(*point)
 
-    async def _act(self, action: str, params: Mapping[str, Any]) -> None:
+    async def act(self, action: str, params: Mapping[str, Any]) -> None:
+        """One input action (coordinates in the screenshot's space), then the settle-wait."""
+        await self._input(action, params)
+        await self._desktop.wait_until_settled(timeout=self._settle_timeout)
+
+    async def _input(self, action: str, params: Mapping[str, Any]) -> None:
         desktop = self._desktop
         if action == "key":
-            await desktop.key(_text(params, action))
+            combo, repeat = _text(params, action), params.get("repeat") or 1
+            if not _is_int(repeat) or not 1 <= repeat <= MAX_REPEAT:
+                raise ToolError(f"repeat must be an integer from 1 to {MAX_REPEAT}")
+            for _ in range(repeat):
+                await desktop.key(combo)
         elif action == "type":
             await desktop.type_text(_text(params, action))
         elif action == "hold_key":
@@ -198,8 +215,9 @@ class ComputerTool:
         x, y = (None, None) if point is None else point
         await self._desktop.scroll(x, y, direction, amount, modifiers=_modifiers(params))
 
-    async def _zoom(self, params: Mapping[str, Any]) -> ToolResult:
-        region = params.get("region")
+    async def zoom(self, region: object) -> bytes:
+        """PNG of `region` ([x1, y1, x2, y2] in the screenshot's space), captured at the
+        screen's own resolution and shrunk only if it exceeds the API's image limits."""
         if (
             not isinstance(region, list | tuple)
             or len(region) != 4
@@ -218,4 +236,4 @@ class ComputerTool:
         sx2 = min(scaling.screen_width, max(sx1 + 1, round(x2 / scale)))
         sy2 = min(scaling.screen_height, max(sy1 + 1, round(y2 / scale)))
         png = await self._desktop.zoom(sx1, sy1, sx2, sy2)
-        return ToolResult(image=await asyncio.to_thread(fit_within_limits, png))
+        return await asyncio.to_thread(fit_within_limits, png)

@@ -25,7 +25,13 @@ def _point(value: object) -> str | None:
     return None
 
 
-def describe_tool_use(name: str, params: Mapping[str, Any]) -> str:
+def describe_tool_use(name: str, params: Mapping[str, Any], toolset_name: str | None = None) -> str:
+    """`toolset_name` "computer": `name` is a computer toolset member, described like the
+    same action of the beta computer tool."""
+    if toolset_name == "computer":
+        return _describe_computer({**params, "action": name})
+    if toolset_name is not None:
+        return f"{toolset_name}: {name}"
     if name == "computer":
         return _describe_computer(params)
     if name == "bash":

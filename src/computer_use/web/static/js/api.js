@@ -165,6 +165,7 @@ const sessionPath = (id) => `/api/v1/sessions/${encodeURIComponent(id)}`;
 
 export const api = {
   config: () => request("GET", "/api/v1/config"),
+  models: () => request("GET", "/api/v1/models"),
   health: () => request("GET", "/api/v1/health"),
   listSessions: ({ limit = 100, offset = 0 } = {}) =>
     request("GET", "/api/v1/sessions", { query: { limit, offset } }).then(remember),

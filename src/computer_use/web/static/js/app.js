@@ -16,7 +16,6 @@ import { SessionList } from "./sessions.js";
 import { SessionStream } from "./sse.js";
 
 const LIST_REFRESH_MS = 10_000;
-const FALLBACK_MODELS = ["claude-sonnet-4-5-20250929"];
 
 const state = {
   config: null,
@@ -152,8 +151,7 @@ async function loadConfig() {
   const where = apiIsRemote ? `${new URL(apiBase).host} · ` : "";
   els.serverInfo.textContent = `${where}default ${config.default_model}`;
   els.createModel.placeholder = config.default_model;
-  const models = new Set([config.default_model, ...(config.models || FALLBACK_MODELS)]);
-  els.modelOptions.replaceChildren(...[...models].map((m) => new Option(m, m)));
+  await loadModels(config.default_model);
   keyForm.setServerHasKey(Boolean(config.server_api_key_configured));
   if (config.screen_width && config.screen_height) {
     // CSSOM custom properties, not a style attribute: allowed under the strict CSP.
@@ -161,6 +159,20 @@ async function loadConfig() {
     root.style.setProperty("--desktop-w", String(config.screen_width));
     root.style.setProperty("--desktop-h", String(config.screen_height));
   }
+}
+
+// The model choice: the server's catalogue minus retired models (any other id may be typed).
+async function loadModels(defaultModel) {
+  let catalogue = [];
+  try {
+    catalogue = (await api.models()).items.filter((m) => m.status !== "retired");
+  } catch {
+    // An older server without the catalogue: offer the default only.
+  }
+  const label = (m) => `${m.name} · ${m.status} · $${m.input_price_per_mtok} / $${m.output_price_per_mtok} per MTok`;
+  const options = catalogue.map((m) => new Option(label(m), m.id));
+  if (!catalogue.some((m) => m.id === defaultModel)) options.unshift(new Option(defaultModel, defaultModel));
+  els.modelOptions.replaceChildren(...options);
 }
 
 // --- sessions list ---

@@ -76,9 +76,11 @@ function describeEditor(input) {
   }
 }
 
-/** A short sentence for a tool call, e.g. "click at (512, 300)", "run `ls -la`". */
-export function describeToolUse(name, input = {}) {
+/** A short sentence for a tool call, e.g. "click at (512, 300)", "run `ls -la`". A computer
+ * toolset member (toolsetName "computer", name "left_click") reads like the same action. */
+export function describeToolUse(name, input = {}, toolsetName = null) {
   const args = input && typeof input === "object" ? input : {};
+  if (toolsetName === "computer") return describeComputer({ ...args, action: name });
   if (name === "computer") return describeComputer(args);
   if (name === "bash") return args.restart ? "restart the shell" : `run \`${shorten(args.command)}\``;
   if (name === "str_replace_based_edit_tool" || name === "str_replace_editor") {
@@ -88,7 +90,8 @@ export function describeToolUse(name, input = {}) {
 }
 
 /** The short label on a tool card: the computer action, or the tool's name. */
-export function toolKind(name, input = {}) {
+export function toolKind(name, input = {}, toolsetName = null) {
+  if (toolsetName === "computer") return toolKind("computer", { action: name });
   if (name === "computer") {
     const action = String(input?.action || "computer");
     if (CLICKS[action]) return "click";

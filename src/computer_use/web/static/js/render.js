@@ -66,7 +66,7 @@ export class Conversation {
         else if (block.type === "thinking") this.#thinkingBlock(block.thinking);
         else if (block.type === "redacted_thinking") this.#thinkingBlock("(redacted)");
         else if (block.type === "tool_use") {
-          this.#toolUse({ id: block.id, name: block.name, input: block.input });
+          this.#toolUse({ id: block.id, name: block.name, input: block.input, toolset_name: block.toolset_name });
         }
       }
     }
@@ -279,12 +279,12 @@ export class Conversation {
   #toolUse(data) {
     if (!data || this.tools.has(data.id)) return; // shown already (history + stream overlap)
     this.#closeOpen();
-    const description = data.description || describeToolUse(data.name, data.input);
+    const description = data.description || describeToolUse(data.name, data.input, data.toolset_name);
     const state = h("span", { class: "tool-state", "aria-label": "running" });
     const body = h("div", { class: "tool-body" });
     const card = h("div", { class: "block tool", dataset: { state: "running", toolUseId: data.id || "" } },
       h("div", { class: "tool-head" },
-        h("span", { class: "tool-kind", text: toolKind(data.name, data.input) }),
+        h("span", { class: "tool-kind", text: toolKind(data.name, data.input, data.toolset_name) }),
         h("span", { class: "tool-desc", text: description }),
         state),
       body);
