@@ -18,6 +18,7 @@ from computer_use.errors import install_error_handlers
 from computer_use.lifespan import lifespan
 from computer_use.mcp_server.mount import mount_mcp
 from computer_use.security import install_security
+from computer_use.sessions.files_router import router as files_router
 from computer_use.sessions.router import router as sessions_router
 from computer_use.streaming.router import router as streaming_router
 from computer_use.system.router import router as system_router
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
         allow_origin_regex=settings.cors_origin_regex,
-        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=[
             "Content-Type",
             "X-Anthropic-API-Key",
@@ -63,10 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Authorization",
             "X-API-Token",
         ],
-        expose_headers=["Retry-After"],
+        expose_headers=["Retry-After", "Content-Disposition"],
     )
     app.include_router(system_router)
     app.include_router(sessions_router)
+    app.include_router(files_router)
     app.include_router(streaming_router)
     app.include_router(vnc_router)
     app.include_router(web_router)  # the console at /: last, after every API route
