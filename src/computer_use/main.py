@@ -18,6 +18,7 @@ from computer_use.errors import install_error_handlers
 from computer_use.lifespan import lifespan
 from computer_use.mcp_server.mount import mount_mcp
 from computer_use.security import install_security
+from computer_use.sessions.exports_router import router as exports_router
 from computer_use.sessions.files_router import router as files_router
 from computer_use.sessions.router import router as sessions_router
 from computer_use.streaming.router import router as streaming_router
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system_router)
     app.include_router(sessions_router)
     app.include_router(files_router)
+    app.include_router(exports_router)
     app.include_router(streaming_router)
     app.include_router(vnc_router)
     app.include_router(web_router)  # the console at /: last, after every API route

@@ -33,6 +33,11 @@ class SessionCreate(BaseModel):
         description="Claude model id, e.g. claude-sonnet-4-5-20250929; DEFAULT_MODEL if omitted.",
         examples=["claude-sonnet-4-5-20250929"],
     )
+    record: bool | None = Field(
+        default=None,
+        description="Record the screen from the start (GET .../recording); RECORD_SESSIONS "
+        "if omitted.",
+    )
 
     @field_validator("title")
     @classmethod
@@ -82,6 +87,9 @@ class SessionPublic(BaseModel):
         description="A viewer that also sends mouse and keyboard (only when ?interactive=true).",
     )
     stream_url: str
+    recording: bool = Field(
+        default=False, description="Whether the session has a screen recording (GET .../recording)."
+    )
 
 
 class SessionDetail(SessionPublic):
