@@ -133,7 +133,9 @@ def _image_url_of(detail: dict[str, Any], tool_use_id: str) -> str:
     for message in detail["messages"]:
         for block in message["content"]:
             if block.get("type") == "tool_result" and block["tool_use_id"] == tool_use_id:
-                return next(c["source"]["url"] for c in block["content"] if c["type"] == "image")
+                return str(
+                    next(c["source"]["url"] for c in block["content"] if c["type"] == "image")
+                )
     raise AssertionError(f"no screenshot for {tool_use_id}")
 
 
