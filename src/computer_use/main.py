@@ -88,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.mcp_enabled:
         app.state.llms_extra_routes.append(
             "POST /mcp: MCP (Streamable HTTP); tools create_session, execute_task, "
-            "get_session_status, destroy_session, take_screenshot; key in X-Anthropic-API-Key"
+            "get_session_status, destroy_session, take_screenshot, upload_file, list_files; "
+            "key in X-Anthropic-API-Key"
         )
     # Tokens are short-lived and minted on every read of a session, so a per-process secret
     # is enough for one worker.

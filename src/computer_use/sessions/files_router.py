@@ -17,23 +17,10 @@ from computer_use import errors
 from computer_use.auth import CallerDep
 from computer_use.deps import SessionServiceDep, SettingsDep
 from computer_use.desktops.files import FileAccessError, SessionFiles, clean_path
-from computer_use.sessions.models import SessionStatus
+from computer_use.sessions.files import MIB, session_files, to_domain_error
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["files"])
 
-MIB = 1024 * 1024
-_STATUS: dict[str, type[errors.DomainError]] = {
-    "invalid_path": errors.DomainError,
-    "outside_home": errors.Forbidden,
-    "permission": errors.Forbidden,
-    "not_found": errors.NotFound,
-    "not_a_directory": errors.Conflict,
-    "is_a_directory": errors.Conflict,
-    "not_a_file": errors.Conflict,
-    "quota": errors.PayloadTooLarge,
-    "too_large": errors.PayloadTooLarge,
-    "aborted": errors.DomainError,
-}
 # A downloaded file is the session's (the agent's) content: never let a browser render it
 # on the API's origin.
 DOWNLOAD_HEADERS = {
@@ -43,38 +30,13 @@ DOWNLOAD_HEADERS = {
 }
 
 
-def to_domain_error(exc: FileAccessError) -> errors.DomainError:
-    kind = _STATUS.get(exc.code)
-    if kind is None:
-        return errors.ServiceUnavailable(f"File access failed: {exc.message}")
-    message = exc.message
-    if exc.code == "quota":
-        message += " (SESSION_DISK_QUOTA_MB); nothing was written. Delete files or upload less."
-    elif exc.code == "too_large":
-        message += " (MAX_UPLOAD_MB); nothing was written."
-    error = kind(message)
-    error.code = exc.code
-    return error
-
-
-async def session_files(
+async def _session_files(
     session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
 ) -> SessionFiles:
-    """The files of the caller's running session (404 unknown or another owner's, 409 expired:
-    its files went with its desktop, 503 desktop not running)."""
-    session = await service.get(session_id=str(session_id), owner=caller)
-    if session.status == SessionStatus.EXPIRED:
-        raise errors.Conflict(
-            "This session has expired: its desktop and its files were deleted with it."
-        )
-    desktop = service.desktop(session.id)
-    if desktop is None:
-        raise errors.ServiceUnavailable("The session's desktop is not running right now.")
-    await service.touch(session_id=session.id)
-    return SessionFiles(desktop.sandbox)
+    return await session_files(service, session_id=str(session_id), owner=caller)
 
 
-FilesDep = Annotated[SessionFiles, Depends(session_files)]
+FilesDep = Annotated[SessionFiles, Depends(_session_files)]
 ZipFormat = Annotated[
     str | None, Query(pattern="^zip$", description="`zip`: the folder as a zip archive")
 ]
