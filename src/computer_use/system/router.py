@@ -78,6 +78,10 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "max_request_bytes": settings.max_request_bytes,
         "rate_limit_sessions": settings.rate_limit_sessions,
         "rate_limit_messages": settings.rate_limit_messages,
+        "max_upload_mb": settings.max_upload_mb,
+        "record_sessions": settings.record_sessions,
+        "recording_fps": settings.recording_fps,
+        "recordings_on_expiry": settings.recordings_on_expiry,
         "debug": settings.debug,
     }
 

@@ -47,4 +47,8 @@ class ConfigPublic(BaseModel):
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str
+    max_upload_mb: int = Field(description="Largest file PUT .../files/{path} accepts, in MiB.")
+    record_sessions: bool = Field(description='Default of "record" when creating a session.')
+    recording_fps: int
+    recordings_on_expiry: Literal["keep", "delete"]
     debug: bool
