@@ -95,9 +95,11 @@ def measure_recording(http: httpx.Client, data_dir: Path, seconds: float) -> Non
                      "xterm", "-geometry", "160x50+0+0", "-e", "sh", "-c",
                      "while :; do ls -lR /usr/share | head -60; done"],
                     env={"DISPLAY": display, "XAUTHORITY": str(xauth), "PATH": "/usr/bin:/bin"},
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 )  # fmt: skip
                 time.sleep(1)
+                if painter.poll() is not None:
+                    raise SystemExit(f"xterm did not start: {painter.stderr.read().decode()}")
             before = {p: cpu_seconds(p) for p in ffmpeg + desktop}
             time.sleep(seconds)
             rec = sum(cpu_seconds(p) - before[p] for p in ffmpeg) / seconds * 100

@@ -26,7 +26,8 @@ from computer_use.desktops.errors import DesktopError
 from computer_use.desktops.launcher import DEFAULT_PATH, SessionSandbox, kill_process_group
 
 HELPER_SOURCE = Path(__file__).with_name("file_helper.py")
-CHUNK = 256 * 1024
+# Bytes per frame up and per body chunk down: bigger pieces, fewer event-loop rounds.
+BATCH = 1024 * 1024
 MAX_PATH = 4096
 MAX_NAME = 255
 # A helper that prints no header within this time is stuck (e.g. a hung network mount).
@@ -82,7 +83,7 @@ class FileStream:
     async def body(self) -> AsyncIterator[bytes]:
         assert self.proc.stdout is not None
         try:
-            while chunk := await self.proc.stdout.read(CHUNK):
+            while chunk := await _read_up_to(self.proc.stdout, BATCH):
                 yield chunk
             await asyncio.wait_for(self.proc.wait(), EXIT_TIMEOUT)
             if self.proc.returncode != 0:
@@ -135,14 +136,20 @@ class SessionFiles:
         try:
             total = 0
             try:
+                pending = bytearray()
                 async for chunk in chunks:
                     total += len(chunk)
                     if total > limit:
                         raise FileAccessError("too_large", f"the upload is over {limit} bytes")
-                    for start in range(0, len(chunk), CHUNK):
-                        piece = chunk[start : start + CHUNK]
-                        proc.stdin.write(struct.pack(">I", len(piece)) + piece)
+                    pending += chunk
+                    # Frames of BATCH bytes: the request arrives in small pieces, and each
+                    # frame is a round of writes and wake-ups in both processes.
+                    while len(pending) >= BATCH:
+                        proc.stdin.write(struct.pack(">I", BATCH) + pending[:BATCH])
+                        del pending[:BATCH]
                         await proc.stdin.drain()
+                if pending:
+                    proc.stdin.write(struct.pack(">I", len(pending)) + pending)
                 proc.stdin.write(struct.pack(">I", 0))  # commit
                 await proc.stdin.drain()
                 proc.stdin.close()
@@ -160,6 +167,20 @@ class SessionFiles:
             await _read_header(proc)
         finally:
             await _finish(proc)
+
+
+async def _read_up_to(stream: asyncio.StreamReader, size: int) -> bytes:
+    """Up to `size` bytes: what the pipe has, topped up until `size` or end of file."""
+    data = await stream.read(size)
+    if not data:
+        return data
+    buffer = bytearray(data)
+    while len(buffer) < size:
+        more = await stream.read(size - len(buffer))
+        if not more:
+            break
+        buffer += more
+    return bytes(buffer)
 
 
 async def _read_header(proc: asyncio.subprocess.Process) -> dict[str, Any]:
