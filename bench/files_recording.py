@@ -99,7 +99,9 @@ def measure_recording(http: httpx.Client, data_dir: Path, seconds: float) -> Non
                 )  # fmt: skip
                 time.sleep(1)
                 if painter.poll() is not None:
-                    raise SystemExit(f"xterm did not start: {painter.stderr.read().decode()}")
+                    err = painter.stderr.read().decode() if painter.stderr else ""
+                    raise SystemExit(f"xterm did not start: {err}")
+                desktop = pids_of_uid(uid)  # the painter's CPU counts as the desktop's
             before = {p: cpu_seconds(p) for p in ffmpeg + desktop}
             time.sleep(seconds)
             rec = sum(cpu_seconds(p) - before[p] for p in ffmpeg) / seconds * 100
