@@ -31,7 +31,7 @@ async def server(
     proc = await start_server(
         data_dir,
         MAX_DISPLAYS="2",
-        DESKTOP_DISPLAY_BASE="1240",
+        DESKTOP_DISPLAY_BASE="1440",
         DESKTOP_USER_PREFIX="cu-te",
         ANTHROPIC_API_KEY=MODEL_KEY,
         ANTHROPIC_BASE_URL=shell_model_server.base_url,

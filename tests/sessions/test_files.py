@@ -33,7 +33,7 @@ async def server(
     proc = await start_server(
         data_dir,
         MAX_DISPLAYS="3",
-        DESKTOP_DISPLAY_BASE="1200",
+        DESKTOP_DISPLAY_BASE="1400",
         DESKTOP_USER_PREFIX="cu-tf",
         SESSION_DISK_QUOTA_MB=str(QUOTA_MB),
         MAX_UPLOAD_MB=str(UPLOAD_MB),

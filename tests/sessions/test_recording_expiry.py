@@ -24,7 +24,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         _env_file=None,
         data_dir=tmp_path,
         max_displays=1,
-        desktop_display_base=slots.display(1280),
+        desktop_display_base=slots.display(1480),
         desktop_user_prefix=slots.prefix("cu-tx"),
         session_ttl_seconds=1,
         recordings_on_expiry=request.param,
