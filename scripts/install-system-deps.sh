@@ -10,6 +10,7 @@ runtime=(
   jwm xterm pcmanfm
   firefox-esr
   novnc
+  ffmpeg
   fuse-overlayfs e2fsprogs util-linux mount procps psmisc iproute2 nftables
   fonts-dejavu-core fonts-wqy-zenhei
 )

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_sessions: str = "30/minute"
     rate_limit_messages: str = "60/minute"
+    # Files API and recordings (sessions/files_router.py, desktops/recorder.py).
+    max_upload_mb: int = Field(default=100, ge=1, le=100_000)
+    record_sessions: bool = False
+    recording_fps: int = Field(default=5, ge=1, le=30)
+    recordings_on_expiry: Literal["keep", "delete"] = "keep"
 
     @field_validator("rate_limit_sessions", "rate_limit_messages")
     @classmethod

@@ -28,6 +28,11 @@ class DomainError(Exception):
         self.details = details
 
 
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"
@@ -109,6 +114,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "Bad request",
         401: "Missing or invalid credentials",
+        403: "Not allowed (e.g. a path leading outside the session's HOME)",
         404: "Not found",
         409: "Conflict with the resource's current state",
         413: "Payload too large",

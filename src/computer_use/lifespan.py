@@ -16,6 +16,7 @@ from computer_use.agent.service import AgentRunner
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
 from computer_use.desktops import DesktopManager
+from computer_use.desktops.recorder import Recordings
 from computer_use.mcp_server.mount import mcp_running
 from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import EventBus, InProcessEventBus
@@ -35,6 +36,7 @@ class Runtime:
     runner: AgentRunner
     desktops: DesktopManager
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    recordings: Recordings | None = None
 
 
 async def _cleanup_loop(runtime: Runtime) -> None:
@@ -81,6 +83,8 @@ def build_runtime(
         on_event=sessions.on_desktop_event,
     )
     sessions.desktops = desktops
+    recordings = Recordings(settings.data_dir, fps=settings.recording_fps)
+    sessions.recordings = recordings
     runner = parts.runner(
         settings=settings,
         sessions=sessions,
@@ -97,6 +101,7 @@ def build_runtime(
         bus=bus,
         runner=runner,
         desktops=desktops,
+        recordings=recordings,
     )
 
 
@@ -112,6 +117,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         await runtime.desktops.start(keep=await runtime.sessions.get_live_ids())
         startup.announce(runtime.desktops.health())
+        if runtime.recordings is not None:
+            await runtime.recordings.reconcile(await runtime.sessions.get_all_ids())
         await runtime.sessions.restore_all()
         runtime.tasks.append(asyncio.create_task(_cleanup_loop(runtime), name="session-cleanup"))
         # MCP sessions end first on shutdown: a cancelled execute_task stops its run cleanly.
@@ -123,5 +130,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         runtime.bus.close_all()
         await runtime.runner.shutdown()
+        if runtime.recordings is not None:
+            await runtime.recordings.stop_all()  # before their displays go
         await runtime.desktops.shutdown()
         await runtime.engine.dispose()

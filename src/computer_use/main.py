@@ -20,6 +20,8 @@ from computer_use.hostguard import install_host_guard
 from computer_use.lifespan import lifespan
 from computer_use.mcp_server.mount import mount_mcp
 from computer_use.security import install_security
+from computer_use.sessions.exports_router import router as exports_router
+from computer_use.sessions.files_router import router as files_router
 from computer_use.sessions.router import router as sessions_router
 from computer_use.signing import load_secret_key
 from computer_use.startup import install_startup_rules
@@ -64,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
         allow_origin_regex=settings.cors_origin_regex,
-        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=[
             "Content-Type",
             "X-Anthropic-API-Key",
@@ -72,13 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Authorization",
             "X-API-Token",
         ],
-        expose_headers=["Retry-After"],
+        expose_headers=["Retry-After", "Content-Disposition"],
     )
     install_host_guard(app, settings)  # outermost: a foreign Host or Origin reaches nothing
     install_startup_rules(app)
     app.include_router(system_router)
     app.include_router(sessions_router)
     app.include_router(models_router)
+    app.include_router(files_router)
+    app.include_router(exports_router)
     app.include_router(streaming_router)
     app.include_router(vnc_router)
     app.include_router(web_router)  # the console at /: last, after every API route
@@ -96,7 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.mcp_enabled:
         app.state.llms_extra_routes.append(
             "POST /mcp: MCP (Streamable HTTP); tools create_session, execute_task, "
-            "get_session_status, destroy_session, take_screenshot; key in X-Anthropic-API-Key"
+            "get_session_status, destroy_session, take_screenshot, upload_file, list_files; "
+            "key in X-Anthropic-API-Key"
         )
     vnc_tokens = VncTokens(secret_key)
     app.state.vnc_tokens = vnc_tokens

@@ -33,6 +33,8 @@ DEFAULT_HEADERS = (
 )
 SESSION_CREATE = re.compile(r"^/api/v1/sessions/?$")
 MESSAGE_POST = re.compile(r"^/api/v1/sessions/[^/]+/messages/?$")
+# Uploads stream to the session's disk under their own limit (MAX_UPLOAD_MB, files_router.py).
+FILE_UPLOAD = re.compile(r"^/api/v1/sessions/[^/]+/files/")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         send = _with_default_headers(send)
+        if scope["method"] == "PUT" and FILE_UPLOAD.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
         refusal = self._too_large(scope) or self._rate_limited(scope)
         if refusal is not None:
             await refusal(scope, receive, send)

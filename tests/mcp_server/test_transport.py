@@ -27,6 +27,8 @@ EXPECTED_ANNOTATIONS = {
     "get_session_status": (True, False, True, False),
     "destroy_session": (False, True, True, False),
     "take_screenshot": (True, False, True, False),
+    "upload_file": (False, True, True, False),
+    "list_files": (True, False, True, False),
 }
 
 

@@ -12,6 +12,7 @@ from mcp_types import ToolAnnotations
 from computer_use import __version__
 from computer_use.mcp_server import tools
 from computer_use.mcp_server.deps import MCPDeps
+from computer_use.mcp_server.file_tools import register_file_tools
 
 INSTRUCTIONS = """\
 Runs Claude computer-use agents, each session on its own Linux desktop with Firefox.
@@ -84,4 +85,5 @@ def create_mcp_server(app: FastAPI) -> MCPServer[MCPDeps]:
             open_world_hint=False,
         ),
     )
+    register_file_tools(server)
     return server

@@ -79,6 +79,7 @@ def to_public(
         "vnc_url": vnc_url,
         "vnc_interactive_url": vnc_interactive_url,
         "stream_url": stream_url(request, session.id, session.owner),
+        "recording": service.recordings is not None and service.recordings.exists(session.id),
     }
 
 
@@ -102,7 +103,9 @@ def _message_public(session_id: str, message: Message) -> MessagePublic:
 async def create_session(
     body: SessionCreate, service: SessionServiceDep, caller: CallerDep, request: Request
 ) -> dict[str, Any]:
-    session = await service.open(title=body.title, model=body.model, owner=caller)
+    session = await service.open(
+        title=body.title, model=body.model, owner=caller, record=body.record
+    )
     return to_public(service, session, request)
 
 

@@ -41,6 +41,11 @@ class SessionCreate(BaseModel):
         "are passed to the API as given.",
         examples=["claude-sonnet-5-5"],
     )
+    record: bool | None = Field(
+        default=None,
+        description="Record the screen from the start (GET .../recording); RECORD_SESSIONS "
+        "if omitted.",
+    )
 
     @field_validator("title")
     @classmethod
@@ -95,6 +100,9 @@ class SessionPublic(BaseModel):
         description="A viewer that also sends mouse and keyboard (only when ?interactive=true).",
     )
     stream_url: str
+    recording: bool = Field(
+        default=False, description="Whether the session has a screen recording (GET .../recording)."
+    )
 
 
 class SessionDetail(SessionPublic):

@@ -27,6 +27,7 @@ from computer_use.sessions.models import UNTITLED, Message, Session, SessionStat
 
 if TYPE_CHECKING:
     from computer_use.desktops import Desktop, DesktopManager
+    from computer_use.desktops.recorder import Recordings
     from computer_use.streaming.bus import EventBus
 
 CloseHook = Callable[..., Awaitable[None]]
@@ -66,6 +67,7 @@ class SessionService:
         self._settings = settings
         self.desktops = desktops
         self.bus = bus
+        self.recordings: Recordings | None = None
         # Called with session_id=... before a session's desktop goes (delete or expiry).
         self.before_close: list[CloseHook] = []
         self._locks: dict[str, asyncio.Lock] = {}
@@ -105,6 +107,10 @@ class SessionService:
                 .offset(offset)
             )
             return rows.all(), total
+
+    async def get_all_ids(self) -> set[str]:
+        async with self._sessionmaker() as db:
+            return set((await db.scalars(select(Session.id))).all())
 
     async def get_live_ids(self) -> set[str]:
         async with self._sessionmaker() as db:
@@ -272,8 +278,16 @@ class SessionService:
         await self.publish(session_id, "status", {"status": status, "detail": detail})
         return session
 
-    async def open(self, *, title: str, model: str | None, owner: str | None = None) -> Session:
-        """Creates a session and its desktop; returns once the desktop is screenshot-able."""
+    async def open(
+        self,
+        *,
+        title: str,
+        model: str | None,
+        owner: str | None = None,
+        record: bool | None = None,
+    ) -> Session:
+        """Creates a session and its desktop; returns once the desktop is screenshot-able.
+        `record` (default RECORD_SESSIONS): the screen is recorded from the start."""
         session = await self.create(title=title, model=model, owner=owner)
         if self.desktops is None:
             return await self.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
@@ -293,11 +307,24 @@ class SessionService:
                 raise errors.ServiceUnavailable(
                     f"The session's desktop failed to start: {exc}"
                 ) from exc
+            if self._settings.record_sessions if record is None else record:
+                await self._start_recording(session.id)
             return await self._set_and_publish(session.id, SessionStatus.ACTIVE)
 
-    async def _release_desktop(self, session_id: str) -> None:
+    async def _start_recording(self, session_id: str) -> None:
+        desktop = self.desktop(session_id)
+        if self.recordings is not None and desktop is not None:
+            spec = desktop.spec
+            await self.recordings.start(session_id, spec.display, spec.width, spec.height)
+
+    async def _release_desktop(self, session_id: str, *, expiring: bool = False) -> None:
         for hook in self.before_close:
             await hook(session_id=session_id)
+        if self.recordings is not None:  # kept on expiry unless RECORDINGS_ON_EXPIRY=delete
+            if expiring and self._settings.recordings_on_expiry == "keep":
+                await self.recordings.stop(session_id)
+            else:
+                await self.recordings.remove(session_id)
         if self.bus is not None:
             self.bus.close(session_id)
         if self.desktops is None:
@@ -329,7 +356,7 @@ class SessionService:
                 SessionStatus.EXPIRED,
                 f"expired after {self._settings.session_ttl_seconds} s without activity",
             )
-            await self._release_desktop(session_id)
+            await self._release_desktop(session_id, expiring=True)
         logger.info("session %s expired", session_id)
         return True
 
@@ -372,6 +399,8 @@ class SessionService:
                     session_id, SessionStatus.ERROR, f"desktop restore failed: {exc}"
                 )
                 continue
+            if self.recordings is not None and self.recordings.exists(session_id):
+                await self._start_recording(session_id)  # a new part of the same recording
             await self._set_and_publish(session_id, SessionStatus.ACTIVE)
 
     async def _answer_unanswered_tool_uses(self, session_id: str) -> None:

@@ -105,6 +105,10 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "allowed_hosts": settings.allowed_hosts,
         "allow_unauthenticated": settings.allow_unauthenticated,
         "auto_migrate": settings.auto_migrate,
+        "max_upload_mb": settings.max_upload_mb,
+        "record_sessions": settings.record_sessions,
+        "recording_fps": settings.recording_fps,
+        "recordings_on_expiry": settings.recordings_on_expiry,
         "debug": settings.debug,
     }
 

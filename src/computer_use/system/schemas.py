@@ -66,4 +66,8 @@ class ConfigPublic(BaseModel):
     allowed_hosts: str
     allow_unauthenticated: bool
     auto_migrate: bool
+    max_upload_mb: int = Field(description="Largest file PUT .../files/{path} accepts, in MiB.")
+    record_sessions: bool = Field(description='Default of "record" when creating a session.')
+    recording_fps: int
+    recordings_on_expiry: Literal["keep", "delete"]
     debug: bool

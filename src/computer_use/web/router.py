@@ -20,7 +20,8 @@ ASSET_FOLDERS = ("css", "js", "img")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
+    # blob: for downloads, the recording player and trajectories opened from a local zip
+    "img-src 'self' blob:; media-src 'self' blob:; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,

@@ -169,9 +169,9 @@ export const api = {
   health: () => request("GET", "/api/v1/health"),
   listSessions: ({ limit = 100, offset = 0 } = {}) =>
     request("GET", "/api/v1/sessions", { query: { limit, offset } }).then(remember),
-  createSession: ({ title, model }) =>
+  createSession: ({ title, model, record = false }) =>
     request("POST", "/api/v1/sessions", {
-      body: { ...(title && { title }), ...(model && { model }) },
+      body: { ...(title && { title }), ...(model && { model }), ...(record ? { record: true } : {}) },
     }).then(remember),
   getSession: (id) => request("GET", sessionPath(id)).then(remember),
   deleteSession: (id) => request("DELETE", sessionPath(id)),

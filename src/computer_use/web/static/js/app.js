@@ -14,6 +14,7 @@ import { Banner, confirmInDialog, Lightbox } from "./notices.js";
 import { Conversation } from "./render.js";
 import { SessionList } from "./sessions.js";
 import { SessionStream } from "./sse.js";
+import { installExtras } from "./extras.js";
 
 const LIST_REFRESH_MS = 10_000;
 
@@ -33,6 +34,7 @@ const els = {
   createForm: $("create-form"),
   createTitle: $("create-title"),
   createModel: $("create-model"),
+  createRecord: $("create-record"),
   createButton: $("create-button"),
   createError: $("create-error"),
   modelOptions: $("model-options"),
@@ -136,6 +138,9 @@ const desktop = new DesktopPanel(
   },
 );
 
+// Files, recording and trajectory (extras.js).
+const extras = installExtras({ imageSrc: (url) => conversation.imageSrc(url) });
+
 // --- configuration ---
 
 async function loadConfig() {
@@ -201,7 +206,8 @@ els.createForm.addEventListener("submit", async (event) => {
   els.createButton.textContent = "Starting a desktop…";
   els.createError.hidden = true;
   try {
-    const session = await api.createSession({ title, model });
+    const record = els.createRecord.checked;
+    const session = await api.createSession({ title, model, record });
     els.createTitle.value = "";
     await refreshSessions();
     navigateTo(session.id);
@@ -264,6 +270,7 @@ async function selectSession(id) {
   conversation.reset();
   if (!id) {
     desktop.show(null);
+    extras.show(null);
     renderHeader();
     return;
   }
@@ -291,6 +298,7 @@ async function selectSession(id) {
   if (!hasCursor) conversation.guardAgainstReplay(messages);
   if (state.processing) conversation.startRun();
   desktop.show(session);
+  extras.show(session);
   renderHeader();
   openStream(id, hasCursor ? session.last_event_id : 0);
 }
@@ -304,6 +312,7 @@ function applySessionUpdate(session) {
     if (!session.processing) state.stopping = false;
   }
   desktop.update(state.session);
+  extras.show(state.session);
   renderHeader();
 }
 
@@ -361,6 +370,7 @@ function handleEvent(id, type, data) {
   }
   conversation.applyEvent(type, data);
   if (type === "message_complete") {
+    extras.refreshFiles(); // the agent may have downloaded or written something
     applySessionUpdate({ id, processing: false, status: "active" });
     refreshSessions(); // status and TTL from the server
   } else if (type === "error" && data.code === "authentication_error") {

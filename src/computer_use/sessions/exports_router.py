@@ -1,0 +1,106 @@
+"""REST routes that export a session's run: its trajectory (zip) and screen recording (MP4)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from computer_use import errors
+from computer_use.auth import CallerDep
+from computer_use.deps import AgentRunnerDep, SessionServiceDep
+from computer_use.desktops.recorder import Recordings
+from computer_use.sessions import trajectory
+from computer_use.sessions.service import SessionService, image_url
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["exports"])
+
+
+@router.get(
+    "/{session_id}/trajectory",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}, **errors.error_responses(404, 422)},
+    summary="The run as a trajectory zip: steps.jsonl (one line per model turn) + screenshots",
+)
+async def get_trajectory(
+    session_id: uuid.UUID, service: SessionServiceDep, runner: AgentRunnerDep, caller: CallerDep
+) -> StreamingResponse:
+    session = await service.get(session_id=str(session_id), with_messages=True, owner=caller)
+
+    async def load(image_id: str) -> bytes:
+        return await runner.load_image(session.id, image_id)
+
+    archive = await trajectory.write_zip(session, session.messages, load)
+    return StreamingResponse(
+        trajectory.chunks(archive),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="trajectory-{session.id}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _recordings(service: SessionService, session_id: str) -> Recordings:
+    recordings = service.recordings
+    if recordings is None or not recordings.exists(session_id):
+        raise errors.NotFound(
+            f'Session {session_id} has no recording: create sessions with "record": true '
+            "(or set RECORD_SESSIONS=true)."
+        )
+    return recordings
+
+
+@router.get(
+    "/{session_id}/recording",
+    response_class=FileResponse,
+    responses={200: {"content": {"video/mp4": {}}}, **errors.error_responses(404, 409, 422)},
+    summary="The screen recording so far, as one MP4 (also while recording goes on)",
+)
+async def get_recording(
+    session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
+) -> FileResponse:
+    session = await service.get(session_id=str(session_id), owner=caller)
+    recordings = _recordings(service, session.id)
+    try:
+        path = await recordings.export(session.id)
+    except FileNotFoundError:
+        raise errors.Conflict("Nothing is recorded yet; try again in a moment.") from None
+
+    async def remove() -> None:
+        await asyncio.to_thread(path.unlink, True)
+
+    return FileResponse(
+        path,
+        media_type="video/mp4",
+        filename=f"recording-{session.id}.mp4",
+        headers={"Cache-Control": "no-store"},
+        background=BackgroundTask(remove),
+    )
+
+
+@router.get(
+    "/{session_id}/recording/timeline",
+    responses=errors.error_responses(404, 422),
+    summary="Where each tool call falls in the recording, with its step's text and screenshot",
+)
+async def get_timeline(
+    session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
+) -> dict[str, Any]:
+    session = await service.get(session_id=str(session_id), with_messages=True, owner=caller)
+    recordings = _recordings(service, session.id)
+    parts = recordings.parts(session.id)
+    return {
+        "recording": recordings.is_recording(session.id),
+        "parts": parts,
+        "markers": trajectory.markers(
+            session,
+            session.messages,
+            lambda moment: recordings.video_seconds(session.id, moment),
+            lambda image_id: image_url(session.id, image_id),
+        ),
+    }

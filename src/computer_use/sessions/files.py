@@ -1,0 +1,55 @@
+"""Which files a caller may reach: those of its own running session (REST and MCP alike)."""
+
+from __future__ import annotations
+
+from computer_use import errors
+from computer_use.desktops.files import FileAccessError, SessionFiles
+from computer_use.sessions.models import SessionStatus
+from computer_use.sessions.service import SessionService
+
+MIB = 1024 * 1024
+_ERRORS: dict[str, type[errors.DomainError]] = {
+    "invalid_path": errors.DomainError,
+    "outside_home": errors.Forbidden,
+    "permission": errors.Forbidden,
+    "not_found": errors.NotFound,
+    "not_a_directory": errors.Conflict,
+    "is_a_directory": errors.Conflict,
+    "not_a_file": errors.Conflict,
+    "quota": errors.PayloadTooLarge,
+    "too_large": errors.PayloadTooLarge,
+    "aborted": errors.DomainError,
+}
+
+
+async def session_files(
+    service: SessionService, *, session_id: str, owner: str | None
+) -> SessionFiles:
+    """The files of the caller's running session (NotFound for an unknown id or another
+    owner's, Conflict once expired: its files went with its desktop, ServiceUnavailable while
+    the desktop is not running). Counts as activity."""
+    session = await service.get(session_id=session_id, owner=owner)
+    if session.status == SessionStatus.EXPIRED:
+        raise errors.Conflict(
+            "This session has expired: its desktop and its files were deleted with it."
+        )
+    desktop = service.desktop(session.id)
+    if desktop is None:
+        raise errors.ServiceUnavailable("The session's desktop is not running right now.")
+    await service.touch(session_id=session.id)
+    return SessionFiles(desktop.sandbox)
+
+
+def to_domain_error(exc: FileAccessError) -> errors.DomainError:
+    """A refusal of the sandboxed file helper as a domain error, saying what to change."""
+    kind = _ERRORS.get(exc.code)
+    if kind is None:
+        return errors.ServiceUnavailable(f"File access failed: {exc.message}")
+    message = exc.message
+    if exc.code == "quota":
+        message += " (SESSION_DISK_QUOTA_MB); nothing was written. Delete files or upload less."
+    elif exc.code == "too_large":
+        message += " (MAX_UPLOAD_MB); nothing was written."
+    error = kind(message)
+    error.code = exc.code
+    return error
