@@ -274,7 +274,7 @@ async def test_a_cancelled_call_only_stops_waiting_and_a_new_connection_gets_the
         again = await later.call_tool("wait_for_task", {"session_id": session_id})
         assert again.structured_content == {
             **done.structured_content,
-            "screenshot_url": again.structured_content["screenshot_url"],  # type: ignore[index]
+            "screenshot_url": again.structured_content["screenshot_url"],
         }
     assert len(model.requests_for(prompt)) == 2
     assert not model.server.rejections

@@ -166,8 +166,6 @@ class TaskTracker:
         """The latest run's state once it ends or after `max_wait` seconds, whichever is
         first. `after`: follow from that event id (from `start`); default the latest run.
         Cancelling the caller only stops the following, never the run."""
-        if after is None:
-            after = await self.latest_start(session_id)
         state = TaskState(session_id)
         count = 0
 
@@ -177,12 +175,21 @@ class TaskTracker:
                 count += 1
                 await on_progress(count, message)
 
+        first_news_soon = after is None
+        if after is None:
+            after = await self.latest_start(session_id)
         with anyio.move_on_after(max_wait):
-            await self._fold(session_id, after, state, tell)
+            await self._fold(session_id, after, state, tell, first_news_soon=first_news_soon)
         return state
 
     async def _fold(
-        self, session_id: str, after: int, state: TaskState, tell: Callable[[str], Awaitable[None]]
+        self,
+        session_id: str,
+        after: int,
+        state: TaskState,
+        tell: Callable[[str], Awaitable[None]],
+        *,
+        first_news_soon: bool,
     ) -> None:
         # The subscription is read by its own task into a channel: a receive may be cancelled
         # (heartbeat timer, max_wait) without cancelling the subscription's generator.
@@ -199,7 +206,9 @@ class TaskTracker:
 
         async with anyio.create_task_group() as tasks, receive:
             tasks.start_soon(pump)
-            told = time.monotonic()
+            # A caller coming back to a run (no `after`) hears where it stands within a
+            # second, once the stored events are read; a new run speaks for itself.
+            told = time.monotonic() - (self._heartbeat - 1.0 if first_news_soon else 0.0)
             # Events of the run stored before this call are replayed silently: old news.
             fresh_after = time.time() - 1.0
             while not state.done:
