@@ -4,7 +4,6 @@ minimal host (an iframe answering the app's postMessage JSON-RPC)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -99,7 +98,10 @@ window.addEventListener("message", (event) => {
       method: "ui/notifications/tool-result", params: window.toolResult}, "*");
   }
 });
-frame.srcdoc = window.appHtml;
+window.start = (html, toolResult) => {
+  window.toolResult = toolResult;
+  frame.srcdoc = html;
+};
 </script></body></html>"""
 
 
@@ -124,15 +126,28 @@ async def test_the_app_draws_the_live_desktop_in_a_minimal_host(
     (page_contents,) = html.contents
     assert isinstance(page_contents, TextResourceContents)
     tool_result = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # As a host does: the app runs under the CSP its resource declares, nothing more.
+    csp = (page_contents.meta or {})["ui"]["csp"]
+    policy = (
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src 'unsafe-inline' {' '.join(csp['resourceDomains'])}; "
+        f"img-src data: blob:; connect-src {' '.join(csp['connectDomains'])}"
+    )
+    app_html = page_contents.text.replace(
+        "<head>", f'<head><meta http-equiv="Content-Security-Policy" content="{policy}">', 1
+    )
     page = await browser.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     try:
-        await page.add_init_script(
-            f"window.appHtml = {json.dumps(page_contents.text)};"
-            f"window.toolResult = {json.dumps(tool_result)};"
-        )
         await page.set_content(HOST)
+        await page.evaluate("([html, result]) => start(html, result)", [app_html, tool_result])
         app = page.frame_locator("#app")
-        await app.locator("body[data-connected='true']").wait_for(timeout=20000)
+        try:
+            await app.locator("body[data-connected='true']").wait_for(timeout=20000)
+        except Exception:
+            status = await app.locator("#status").text_content()
+            raise AssertionError(f"not connected: {status!r}; console: {console}") from None
         canvas = app.locator("#screen canvas")
         box = await canvas.bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 200
