@@ -147,10 +147,13 @@ async def mcp_client(
     key: str | None = None,
     mode: str = "auto",
     extensions: Sequence[ClientExtension] | None = None,
+    token: str | None = None,
 ) -> AsyncIterator[Client]:
     """The official client; `mode="legacy"` speaks the 2025 handshake revisions (as Cursor
     and mcp-remote do), "auto" negotiates the newest."""
     headers = {"X-Anthropic-API-Key": key} if key else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     timeout = httpx2.Timeout(30.0, read=120.0)
     async with (
         httpx2.AsyncClient(headers=headers, timeout=timeout) as http,

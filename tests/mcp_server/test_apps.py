@@ -38,10 +38,11 @@ async def create(server: ServerProcess, remember: Callable[[str], None], **kw: A
     return result
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_an_apps_client_lists_and_reads_the_app_and_results_reference_it(
-    app_server: ServerProcess, created: Callable[[str], None]
+    app_server: ServerProcess, created: Callable[[str], None], mode: str
 ) -> None:
-    async with mcp_client(app_server, key=KEY, extensions=[AppsSupport()]) as client:
+    async with mcp_client(app_server, key=KEY, extensions=[AppsSupport()], mode=mode) as client:
         resources = (await client.list_resources()).resources
         tools = {t.name: t for t in (await client.list_tools()).tools}
         read = await client.read_resource(URI)
@@ -58,7 +59,7 @@ async def test_an_apps_client_lists_and_reads_the_app_and_results_reference_it(
         assert (tools[name].meta or {})["ui"]["resourceUri"] == URI, name
     assert "ui" not in (tools["destroy_session"].meta or {})
 
-    result = await create(app_server, created, extensions=[AppsSupport()])
+    result = await create(app_server, created, extensions=[AppsSupport()], mode=mode)
     live = (result.meta or {})[LIVE]
     session_id = result.structured_content["session_id"]
     assert live["session_id"] == session_id
