@@ -22,6 +22,7 @@ def test_config_holds_no_secret(server: ServerProcess) -> None:
     config = body.json()
     assert config["session_ttl_seconds"] == 3600
     assert config["max_displays"] == 4  # as the fixture set it
+    assert config["mcp_task_wait_seconds"] == 40
     assert not any("key" in k and k != "server_api_key_configured" for k in config)
     assert "sk-ant" not in body.text and "postgres@" not in body.text
 
