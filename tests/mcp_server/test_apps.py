@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
+from mcp import Client
 from mcp.client.extension import ClientExtension
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
-from mcp_types import CallToolResult, ResourceLink, TextResourceContents
+from mcp_types import CallToolResult, ReadResourceResult, ResourceLink, TextResourceContents
 from playwright.async_api import Browser, async_playwright
 
 from tests.helpers import ServerProcess
@@ -97,6 +99,12 @@ window.addEventListener("message", (event) => {
   } else if (message.method === "ui/notifications/initialized") {
     frame.contentWindow.postMessage({jsonrpc: "2.0",
       method: "ui/notifications/tool-result", params: window.toolResult}, "*");
+  } else if (message.method === "tools/call") {
+    window.callTool(message.params).then((result) => frame.contentWindow.postMessage(
+      {jsonrpc: "2.0", id: message.id, result}, "*"));
+  } else if (message.method === "ui/open-link") {
+    window.opened = message.params.url;
+    frame.contentWindow.postMessage({jsonrpc: "2.0", id: message.id, result: {}}, "*");
   }
 });
 window.start = (html, toolResult) => {
@@ -122,6 +130,17 @@ async def test_the_app_draws_the_live_desktop_in_a_minimal_host(
     async with mcp_client(app_server, key=KEY, extensions=[AppsSupport()]) as client:
         html = await client.read_resource(URI)
         result: CallToolResult = await client.call_tool("create_session", {})
+        await show_in_host(app_server, client, browser, html, result, created)
+
+
+async def show_in_host(
+    app_server: ServerProcess,
+    client: Client,
+    browser: Browser,
+    html: ReadResourceResult,
+    result: CallToolResult,
+    created: Callable[[str], None],
+) -> None:
     assert result.structured_content is not None
     created(result.structured_content["session_id"])
     (page_contents,) = html.contents
@@ -140,6 +159,15 @@ async def test_the_app_draws_the_live_desktop_in_a_minimal_host(
     page = await browser.new_page()
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
+    called: list[dict[str, Any]] = []
+
+    async def call_tool(params: dict[str, Any]) -> dict[str, Any]:
+        # The host relays the app's tools/call to the server, as hosts do.
+        called.append(params)
+        relayed = await client.call_tool(params["name"], params["arguments"])
+        return relayed.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    await page.expose_function("callTool", call_tool)
     try:
         await page.set_content(HOST)
         await page.evaluate("([html, result]) => start(html, result)", [app_html, tool_result])
@@ -167,6 +195,16 @@ async def test_the_app_draws_the_live_desktop_in_a_minimal_host(
         )
         assert drawn[0] == 1024 and drawn[1] == 768
         assert drawn[2] > 1, "the canvas shows the desktop, not one flat colour"
-        assert await app.locator("#takeover").is_enabled()
+        # Take over: a fresh interactive viewer link, opened by the host (not framed).
+        session_id = result.structured_content["session_id"]
+        await app.locator("#takeover").click()
+        await page.wait_for_function("() => window.opened !== undefined", timeout=10000)
+        opened = await page.evaluate("window.opened")
+        assert called == [{"name": "get_session_status", "arguments": {"session_id": session_id}}]
+        assert opened.startswith(f"{app_server.base_url}/vnc/{session_id}?token=")
+        async with httpx.AsyncClient(timeout=10) as http:
+            viewer = await http.get(opened)
+        assert viewer.status_code == 200 and 'data-view-only="false"' in viewer.text
+        assert "frame-ancestors 'self'" in viewer.headers["content-security-policy"]
     finally:
         await page.close()

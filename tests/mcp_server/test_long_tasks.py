@@ -1,7 +1,8 @@
 """Tasks far longer than a client's call: the official TypeScript client with its default
 options (60 s timeout), the official Python client in both protocol modes, and mcp-remote over
-stdio each follow a 95 s task (one model call of 60 s) to its end with execute_task and
-wait_for_task; all four run at once, so the module takes about as long as one task."""
+stdio each follow a 95 s task (one model call of 60 s, one 28 s command) to its end with
+execute_task and wait_for_task; all four run at once, so the module takes about as long as
+one task."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from computer_use.loopback import computer, say
+from computer_use.loopback import bash, computer, say
 from tests.helpers import ServerProcess
 from tests.mcp_server.conftest import Gate, Model, ProgressLog, Slow, mcp_client, running_server
 
@@ -28,6 +29,7 @@ JS_DIR = Path(__file__).with_name("js")
 KEY = "sk-ant-long-tasks"
 KINDS = ["typescript", "python-legacy", "python-auto", "mcp-remote"]
 MODEL_CALL_SECONDS = 60.0
+COMMAND_SECONDS = 28
 HEARTBEAT_LIMIT = 15.0
 
 pytestmark = pytest.mark.skipif(
@@ -143,7 +145,8 @@ def long_script(model: Model, kind: str) -> tuple[str, str]:
         f"A long task for {kind}",
         say("Starting.", computer("screenshot")),
         Slow(MODEL_CALL_SECONDS, say("", computer("mouse_move", coordinate=[100, 100]))),
-        Slow(35.0, say(answer)),
+        Slow(5.0, say("", bash(f"sleep {COMMAND_SECONDS}"))),
+        say(answer),
     )
     return prompt, answer
 
@@ -174,7 +177,7 @@ def test_a_task_longer_than_90_s_is_followed_to_its_end(
     final = seen.results[-1]
     assert final["status"] == "completed" and final["done"] is True
     assert final["answer"] == answer
-    assert final["steps"] == 2 and final["last_action"] == "move the mouse to (100, 100)"
+    assert final["steps"] == 3 and f"sleep {COMMAND_SECONDS}" in final["last_action"]
     running = seen.results[:-1]
     assert len(running) >= 2, "the task outlived at least two calls"
     assert all(r["status"] == "running" and "wait_for_task" in r["next_step"] for r in running)
@@ -192,6 +195,9 @@ def test_progress_comes_at_least_every_15_s_also_during_a_60_s_model_call(
     assert len(seen.progress_times) >= 9  # 95 s at most 15 s apart
     assert max(gaps) <= HEARTBEAT_LIMIT, gaps
     assert any("the model is working on the next one" in m for m in seen.progress_messages)
+    assert any(
+        "still running" in m and f"sleep {COMMAND_SECONDS}" in m for m in seen.progress_messages
+    ), "heartbeats during a long command say so"
     assert "Step 1: take a screenshot" in seen.progress_messages
 
 
