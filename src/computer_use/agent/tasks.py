@@ -209,8 +209,9 @@ class TaskTracker:
             # A caller coming back to a run (no `after`) hears where it stands within a
             # second, once the stored events are read; a new run speaks for itself.
             told = time.monotonic() - (self._heartbeat - 1.0 if first_news_soon else 0.0)
-            # Events of the run stored before this call are replayed silently: old news.
-            fresh_after = time.time() - 1.0
+            # Coming back to a run, its events stored before this call are replayed silently
+            # (old news); a caller that just started the run hears all of them.
+            fresh_after = time.time() if first_news_soon else float("-inf")
             while not state.done:
                 # A heartbeat at most `heartbeat` seconds after the previous message, however
                 # many events without news (text deltas) arrive meanwhile.
