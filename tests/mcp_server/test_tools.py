@@ -9,8 +9,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from mcp import Client
-from mcp_types import ResourceLink
+from mcp import Client, MCPError
+from mcp_types import REQUEST_TIMEOUT, ResourceLink
 
 from computer_use.loopback import computer, say
 from tests.helpers import ServerProcess
@@ -278,6 +278,32 @@ async def test_a_cancelled_call_only_stops_waiting_and_a_new_connection_gets_the
         }
     assert len(model.requests_for(prompt)) == 2
     assert not model.server.rejections
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_call_that_times_out_on_the_client_leaves_the_run_going(
+    app_server: ServerProcess, model: Model, created: Callable[[str], None], mode: str
+) -> None:
+    gate = Gate(then=say("Done without a waiting caller."))
+    prompt = model.scripted.script(
+        f"A task whose caller times out ({mode})", say("Looking.", computer("screenshot")), gate
+    )
+    async with mcp_client(app_server, key=KEY_A, mode=mode) as client:
+        session = await create(client, created)
+        session_id = session["session_id"]
+        with pytest.raises(MCPError) as timed_out:
+            await client.call_tool(
+                "execute_task", {"session_id": session_id, "task": prompt}, read_timeout_seconds=2
+            )
+        assert timed_out.value.error.code == REQUEST_TIMEOUT
+    with anyio.fail_after(20):
+        await gate.entered.wait()
+    gate.release.set()
+    async with mcp_client(app_server, key=KEY_B, mode=mode) as later:
+        done = await later.call_tool("wait_for_task", {"session_id": session_id})
+    assert done.structured_content is not None, text_of(done)
+    assert done.structured_content["status"] == "completed"
+    assert done.structured_content["answer"] == "Done without a waiting caller."
 
 
 async def test_cancel_task_stops_the_run_and_leaves_a_valid_history(
