@@ -191,7 +191,7 @@ async def list_sessions(
 
 
 def _with_viewer(summary: str, vnc_url: str | None) -> list[ContentBlock]:
-    blocks: list[ContentBlock] = [content.text(summary)]
-    if vnc_url:
-        blocks.append(content.viewer_link(vnc_url))
-    return blocks
+    if not vnc_url:
+        return [content.text(summary)]
+    watch = f"{summary}\nWatch the desktop live (view-only, the link expires soon): {vnc_url}"
+    return [content.text(watch), content.viewer_link(vnc_url)]
