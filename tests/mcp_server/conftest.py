@@ -116,7 +116,11 @@ async def model() -> AsyncIterator[Model]:
 async def start_server(data_dir: Path, **env: str) -> ServerProcess:
     # In a thread: the loopback model shares this event loop and must keep answering.
     proc = ServerProcess(server_env(data_dir, **env), data_dir / "server.log")
-    return await asyncio.to_thread(proc.start)
+    try:
+        return await asyncio.to_thread(proc.start)
+    except BaseException:
+        await asyncio.to_thread(proc.stop)  # one that never got healthy is not left running
+        raise
 
 
 @asynccontextmanager
