@@ -23,9 +23,10 @@ $(VENV)/.stamp-app: pyproject.toml
 	$(PIP) install -q -e .
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-app
+$(VENV)/.stamp-test: pyproject.toml tests/mcp_server/js/package-lock.json $(VENV)/.stamp-app
 	bash scripts/install-system-deps.sh --with-test
 	$(PIP) install -q -e '.[test]'
+	cd tests/mcp_server/js && npm ci --no-audit --no-fund  # the official TS MCP clients
 	touch $@
 
 .PHONY: setup

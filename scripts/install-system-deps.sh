@@ -18,6 +18,7 @@ test_only=(
   chromium
   docker-compose
   xdotool scrot imagemagick
+  nodejs  # with npm: the official TypeScript MCP clients (tests/mcp_server/js, npm ci)
 )
 
 want=("${runtime[@]}")

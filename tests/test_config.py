@@ -22,6 +22,7 @@ def test_defaults_match_the_readme_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.session_ttl_seconds == 3600
     assert settings.cleanup_interval_seconds == 300
     assert settings.mcp_enabled is True
+    assert settings.mcp_task_wait_seconds == 40
     assert settings.max_displays == 20
     assert settings.filesystem_isolation_enabled is True
     assert settings.session_disk_quota_mb == 500
@@ -92,3 +93,10 @@ def test_libpq_sslmode_becomes_asyncpg_ssl() -> None:
     assert Settings(_env_file=None, database_url=url).async_database_url == (
         "postgresql+asyncpg://u@h/db?ssl=require&application_name=x"
     )
+
+
+@pytest.mark.parametrize("value", ["60", "0", "soon"])
+def test_mcp_task_wait_stays_below_the_60_s_clients_give_a_call(value: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, mcp_task_wait_seconds=value)
+    assert "mcp_task_wait_seconds" in str(info.value)

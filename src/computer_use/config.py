@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=3600, gt=0)
     cleanup_interval_seconds: int = Field(default=300, gt=0)
     mcp_enabled: bool = True
+    # How long execute_task and wait_for_task wait for a task before answering "still running"
+    # (below the 60 s after which common MCP clients give up on a call).
+    mcp_task_wait_seconds: float = Field(default=40.0, gt=0, lt=60)
     max_displays: int = Field(default=20, ge=1, le=200)
     filesystem_isolation_enabled: bool = True
     session_disk_quota_mb: int = Field(default=500, ge=16)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.extension import ClientExtension
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, ImageContent, TextContent
 from PIL import Image
@@ -54,15 +56,23 @@ def current_prompt(request: RecordedRequest) -> str:
     return ""
 
 
+@dataclass
+class Slow:
+    """A scripted turn the model takes `seconds` to answer (a long model call)."""
+
+    seconds: float
+    then: Turn
+
+
 class ScriptedModel:
     """The loopback model's responder: each task (prompt text) has its own list of turns, so
     runs of several sessions at once each get their own script."""
 
     def __init__(self) -> None:
-        self.scripts: dict[str, deque[Turn | Gate]] = {}
+        self.scripts: dict[str, deque[Turn | Gate | Slow]] = {}
         self.gates: list[Gate] = []
 
-    def script(self, prompt: str, *turns: Turn | Gate) -> str:
+    def script(self, prompt: str, *turns: Turn | Gate | Slow) -> str:
         self.scripts[prompt] = deque(turns)
         self.gates += [t for t in turns if isinstance(t, Gate)]
         return prompt
@@ -75,6 +85,9 @@ class ScriptedModel:
         if isinstance(turn, Gate):
             turn.entered.set()
             await turn.release.wait()
+            return turn.then
+        if isinstance(turn, Slow):
+            await asyncio.sleep(turn.seconds)  # the model's own slowness, not a synchronisation
             return turn.then
         return turn
 
@@ -103,7 +116,11 @@ async def model() -> AsyncIterator[Model]:
 async def start_server(data_dir: Path, **env: str) -> ServerProcess:
     # In a thread: the loopback model shares this event loop and must keep answering.
     proc = ServerProcess(server_env(data_dir, **env), data_dir / "server.log")
-    return await asyncio.to_thread(proc.start)
+    try:
+        return await asyncio.to_thread(proc.start)
+    except BaseException:
+        await asyncio.to_thread(proc.stop)  # one that never got healthy is not left running
+        raise
 
 
 @asynccontextmanager
@@ -129,16 +146,25 @@ async def app_server(
 
 @asynccontextmanager
 async def mcp_client(
-    server: ServerProcess, *, key: str | None = None, mode: str = "auto"
+    server: ServerProcess,
+    *,
+    key: str | None = None,
+    mode: str = "auto",
+    extensions: Sequence[ClientExtension] | None = None,
+    token: str | None = None,
 ) -> AsyncIterator[Client]:
     """The official client; `mode="legacy"` speaks the 2025 handshake revisions (as Cursor
     and mcp-remote do), "auto" negotiates the newest."""
     headers = {"X-Anthropic-API-Key": key} if key else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     timeout = httpx2.Timeout(30.0, read=120.0)
     async with (
         httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
         Client(
-            streamable_http_client(f"{server.base_url}/mcp", http_client=http), mode=mode
+            streamable_http_client(f"{server.base_url}/mcp", http_client=http),
+            mode=mode,
+            extensions=extensions,
         ) as client,
     ):
         yield client
@@ -148,11 +174,13 @@ async def mcp_client(
 class ProgressLog:
     values: list[float] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # time.monotonic() of each
     seen: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
         self.values.append(progress)
         self.messages.append(message or "")
+        self.times.append(time.monotonic())
         self.seen.set()
 
 

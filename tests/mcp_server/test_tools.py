@@ -1,4 +1,4 @@
-"""The five tools end to end: official MCP client -> real server -> real desktops -> the
+"""The tools end to end: official MCP client -> real server -> real desktops -> the
 loopback Messages API standing in for Claude."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import httpx
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
+from mcp_types import REQUEST_TIMEOUT, ResourceLink
 
 from computer_use.loopback import member, say
 from tests.helpers import ServerProcess
@@ -16,7 +18,6 @@ from tests.mcp_server.conftest import (
     Gate,
     Model,
     ProgressLog,
-    eventually,
     mcp_client,
     png_size,
     text_of,
@@ -56,7 +57,19 @@ async def test_session_lifecycle_create_screenshot_status_destroy(
 
         shot = await client.call_tool("take_screenshot", {"session_id": session_id})
         assert not shot.is_error, text_of(shot)
-        assert [png_size(c) for c in shot.content] == [(1024, 768)]
+        image, link = shot.content
+        assert png_size(image) == (1024, 768)
+        assert isinstance(link, ResourceLink) and link.mime_type == "image/png"
+        assert shot.structured_content == {
+            "session_id": session_id,
+            "width": 1024,
+            "height": 768,
+            "mime_type": "image/png",
+            "url": str(link.uri),
+        }
+        async with httpx.AsyncClient(timeout=10) as http:
+            fetched = await http.get(str(link.uri))
+        assert fetched.status_code == 200 and fetched.content.startswith(b"\x89PNG")
 
         status = await client.call_tool("get_session_status", {"session_id": session_id})
         assert not status.is_error, text_of(status)
@@ -77,7 +90,15 @@ async def test_session_lifecycle_create_screenshot_status_destroy(
 
 
 @pytest.mark.parametrize(
-    "tool", ["execute_task", "get_session_status", "destroy_session", "take_screenshot"]
+    "tool",
+    [
+        "execute_task",
+        "wait_for_task",
+        "cancel_task",
+        "get_session_status",
+        "destroy_session",
+        "take_screenshot",
+    ],
 )
 async def test_unknown_session_id_is_a_tool_error_with_clear_text(
     app_server: ServerProcess, tool: str
@@ -107,6 +128,26 @@ async def test_invalid_arguments_are_tool_errors_naming_the_argument(
         result = await client.call_tool(tool, args)
     assert result.is_error
     assert f"Invalid arguments: {names}:" in text_of(result)
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "expected"),
+    [
+        ("execute_task", {}, "session_id is missing; task is missing"),
+        ("wait_for_task", {"session_id": UNKNOWN_ID, "max_wait_seconds": 600}, "max_wait_seconds:"),
+        ("take_screenshot", {"session_id": 42}, "session_id: Input should be a valid string"),
+    ],
+)
+async def test_missing_or_wrong_arguments_say_what_to_send_without_library_links(
+    app_server: ServerProcess, tool: str, args: dict[str, Any], expected: str
+) -> None:
+    async with mcp_client(app_server, key=KEY_A) as client:
+        result = await client.call_tool(tool, args)
+    assert result.is_error
+    text = text_of(result)
+    assert text.startswith(f"Invalid arguments for {tool}: {expected}"), text
+    assert "session_id (required): The session_id returned by create_session" in text
+    assert "pydantic" not in text and "http" not in text and "Error executing" not in text
 
 
 async def test_missing_key_is_a_tool_error_saying_how_to_configure_the_header(
@@ -147,16 +188,23 @@ async def test_execute_task_reports_actions_as_progress_and_returns_answer_and_s
         assert await processing(client, session["session_id"]) is False
     assert progress.messages == [
         "Let me look first.",
-        "take a screenshot",
-        "click at (512, 300)",
+        "Step 1: take a screenshot",
+        "Step 2: click at (512, 300)",
         "Clicked the middle.",
-        "move the mouse to (10, 20)",
+        "Step 3: move the mouse to (10, 20)",
         "Done: the desktop shows an empty screen.",
     ]
     assert progress.values == sorted(set(progress.values)), "progress must increase"
-    _, image = result.content
+    _, image, link = result.content
     assert text_of(result) == "Done: the desktop shows an empty screen."
     assert png_size(image) == (1024, 768)
+    assert isinstance(link, ResourceLink) and link.mime_type == "image/png"
+    structured = result.structured_content
+    assert structured is not None
+    assert structured["status"] == "completed" and structured["done"] is True
+    assert structured["answer"] == "Done: the desktop shows an empty screen."
+    assert structured["steps"] == 3
+    assert structured["last_action"] == "move the mouse to (10, 20)"
     requests = model.requests_for(prompt)
     assert len(requests) == 4
     assert {r.api_key for r in requests} == {KEY_A}
@@ -164,14 +212,15 @@ async def test_execute_task_reports_actions_as_progress_and_returns_answer_and_s
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_cancelling_execute_task_stops_the_run_and_leaves_a_valid_history(
+async def test_a_cancelled_call_only_stops_waiting_and_a_new_connection_gets_the_result(
     app_server: ServerProcess, model: Model, created: Callable[[str], None], mode: str
 ) -> None:
     """legacy: the client sends notifications/cancelled (2025 revisions, as Cursor does);
-    auto: the 2026 revision, where closing the response stream cancels."""
-    gate = Gate(then=say("Too late: this reply is never used."))
+    auto: the 2026 revision, where closing the response stream cancels. Either way the
+    agent keeps working."""
+    gate = Gate(then=say("Finished after all."))
     prompt = model.scripted.script(
-        f"Wait for something that never comes ({mode})",
+        f"Wait for something slow ({mode})",
         say("Taking a look.", member("screenshot")),
         gate,
     )
@@ -199,17 +248,102 @@ async def test_cancelling_execute_task_stops_the_run_and_leaves_a_valid_history(
                     "execute_task", {"session_id": session_id, "task": "Something else"}
                 )
             assert busy.is_error
-            assert "already processing" in text_of(busy)
+            assert "already processing" in text_of(busy) and "wait_for_task" in text_of(busy)
             tasks.cancel_scope.cancel()
         assert outcome == [], "the cancelled call returns nothing"
-        assert progress.messages == ["Taking a look.", "take a screenshot"]
+        assert progress.messages == ["Taking a look.", "Step 1: take a screenshot"]
 
-        async def idle() -> bool:
-            return not await processing(client, session_id)
+    async with mcp_client(app_server, key=KEY_B, mode=mode) as later:
+        # Long enough for the cancellation to have reached the server: the run goes on.
+        still = await later.call_tool(
+            "wait_for_task", {"session_id": session_id, "max_wait_seconds": 2}
+        )
+        assert not still.is_error, text_of(still)
+        assert still.structured_content is not None
+        assert still.structured_content["status"] == "running"
+        assert still.structured_content["steps"] == 1
+        assert "wait_for_task" in still.structured_content["next_step"]
+        assert await processing(later, session_id) is True
+        gate.release.set()
+        done = await later.call_tool("wait_for_task", {"session_id": session_id})
+        assert not done.is_error, text_of(done)
+        assert done.structured_content is not None
+        assert done.structured_content["status"] == "completed"
+        assert done.structured_content["answer"] == "Finished after all."
+        # The outcome stays: asking again (nothing running) returns it at once.
+        again = await later.call_tool("wait_for_task", {"session_id": session_id})
+        assert again.structured_content == {
+            **done.structured_content,
+            "screenshot_url": again.structured_content["screenshot_url"],
+        }
+    assert len(model.requests_for(prompt)) == 2
+    assert not model.server.rejections
 
-        await eventually(idle, what="the cancelled run to end")
 
-        follow_up = model.scripted.script(f"And now something quick ({mode})", say("Quick."))
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_call_that_times_out_on_the_client_leaves_the_run_going(
+    app_server: ServerProcess, model: Model, created: Callable[[str], None], mode: str
+) -> None:
+    gate = Gate(then=say("Done without a waiting caller."))
+    prompt = model.scripted.script(
+        f"A task whose caller times out ({mode})", say("Looking.", member("screenshot")), gate
+    )
+    async with mcp_client(app_server, key=KEY_A, mode=mode) as client:
+        session = await create(client, created)
+        session_id = session["session_id"]
+        with pytest.raises(MCPError) as timed_out:
+            await client.call_tool(
+                "execute_task", {"session_id": session_id, "task": prompt}, read_timeout_seconds=2
+            )
+        assert timed_out.value.error.code == REQUEST_TIMEOUT
+    with anyio.fail_after(20):
+        await gate.entered.wait()
+    gate.release.set()
+    async with mcp_client(app_server, key=KEY_B, mode=mode) as later:
+        done = await later.call_tool("wait_for_task", {"session_id": session_id})
+    assert done.structured_content is not None, text_of(done)
+    assert done.structured_content["status"] == "completed"
+    assert done.structured_content["answer"] == "Done without a waiting caller."
+
+
+async def test_cancel_task_stops_the_run_and_leaves_a_valid_history(
+    app_server: ServerProcess, model: Model, created: Callable[[str], None]
+) -> None:
+    gate = Gate(then=say("Too late: this reply is never used."))
+    prompt = model.scripted.script(
+        "Wait for something that never comes",
+        say("Taking a look.", member("screenshot")),
+        gate,
+    )
+    async with mcp_client(app_server, key=KEY_A) as client:
+        session = await create(client, created)
+        session_id = session["session_id"]
+        results: list[Any] = []
+
+        async def call() -> None:
+            results.append(
+                await client.call_tool("execute_task", {"session_id": session_id, "task": prompt})
+            )
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(call)
+            with anyio.fail_after(20):
+                await gate.entered.wait()
+            async with mcp_client(app_server, key=KEY_B) as other:
+                cancelled = await other.call_tool("cancel_task", {"session_id": session_id})
+        assert not cancelled.is_error, text_of(cancelled)
+        assert cancelled.structured_content is not None
+        assert cancelled.structured_content["status"] == "cancelled"
+        (waiting,) = results  # the call that was waiting hears the same end
+        assert waiting.structured_content is not None
+        assert waiting.structured_content["status"] == "cancelled"
+        assert await processing(client, session_id) is False
+
+        nothing = await client.call_tool("cancel_task", {"session_id": session_id})
+        assert not nothing.is_error
+        assert "No task was running" in text_of(nothing)
+
+        follow_up = model.scripted.script("And now something quick", say("Quick."))
         result = await client.call_tool(
             "execute_task", {"session_id": session_id, "task": follow_up}
         )
@@ -225,6 +359,16 @@ async def test_cancelling_execute_task_stops_the_run_and_leaves_a_valid_history(
     tool_results = [b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"]
     assert tool_uses and tool_uses == tool_results
     assert not model.server.rejections
+
+
+async def test_wait_for_task_without_any_task_says_to_start_one(
+    app_server: ServerProcess, created: Callable[[str], None]
+) -> None:
+    async with mcp_client(app_server, key=KEY_A) as client:
+        session = await create(client, created)
+        result = await client.call_tool("wait_for_task", {"session_id": session["session_id"]})
+    assert result.is_error
+    assert "No task has been started" in text_of(result) and "execute_task" in text_of(result)
 
 
 async def test_two_clients_with_different_keys_at_once_each_use_their_own(

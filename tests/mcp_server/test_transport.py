@@ -24,6 +24,8 @@ EXPECTED_ANNOTATIONS = {
     # name: (read_only, destructive, idempotent, open_world)
     "create_session": (False, False, False, False),
     "execute_task": (False, True, False, True),
+    "wait_for_task": (True, False, True, False),
+    "cancel_task": (False, True, True, False),
     "get_session_status": (True, False, True, False),
     "destroy_session": (False, True, True, False),
     "take_screenshot": (True, False, True, False),
@@ -32,7 +34,7 @@ EXPECTED_ANNOTATIONS = {
 }
 
 
-async def test_lists_exactly_the_five_tools_with_truthful_annotations(
+async def test_lists_exactly_the_tools_with_truthful_annotations(
     app_server: ServerProcess,
 ) -> None:
     async with mcp_client(app_server) as client:
@@ -50,6 +52,8 @@ async def test_lists_exactly_the_five_tools_with_truthful_annotations(
         )
         assert got == expected, name
         assert tool.description and len(tool.description) > 80, name
+        assert "\n" not in tool.description and "  " not in tool.description, name
+        assert tool.output_schema is not None, f"{name} declares no output schema"
         for param, schema in tool.input_schema.get("properties", {}).items():
             assert schema.get("description"), f"{name}.{param} has no description"
     assert tools["execute_task"].input_schema["required"] == ["session_id", "task"]

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from computer_use.loopback import LoopbackModelServer, RecordedRequest, Turn, bash, computer, say
+from computer_use.loopback import LoopbackModelServer, RecordedRequest, Turn, bash, member, say
 from tests.conftest import server_env
 from tests.helpers import ServerProcess, wait_for_async
 
@@ -40,8 +40,8 @@ def shell_model(request: RecordedRequest) -> Turn:
     if prompt.startswith(CLICK_PREFIX):
         x, y = (int(v) for v in prompt.removeprefix(CLICK_PREFIX).split()[:2])
         plan = [
-            say("Clicking.", computer("left_click", coordinate=[x, y]), thinking="Where to?"),
-            say("Looking.", computer("screenshot")),
+            say("Clicking.", member("left_click", coordinate=[x, y]), thinking="Where to?"),
+            say("Looking.", member("screenshot")),
         ]
     else:
         plan = [say("Running it.", bash(prompt))]

@@ -28,6 +28,7 @@ def test_config_holds_no_secret(server: ServerProcess) -> None:
     assert not any("key" in k and k not in flags for k in config)
     assert config["secret_key_configured"] is False  # generated into DATA_DIR/secret_key
     secret_key = (Path(server.env["DATA_DIR"]) / "secret_key").read_text().strip()
+    assert config["mcp_task_wait_seconds"] == 40
     assert "sk-ant" not in body.text and "postgres@" not in body.text
     assert secret_key not in body.text
 

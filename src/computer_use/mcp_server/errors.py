@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
@@ -33,8 +34,8 @@ def unknown_session(session_id: str) -> str:
 
 def busy_session(session_id: str) -> str:
     return (
-        f"Session {session_id} is already processing a task. Wait until get_session_status "
-        "shows processing: false (or cancel the running execute_task call), then try again."
+        f"Session {session_id} is already processing a task. Follow it with wait_for_task "
+        "until it is done (or stop it with cancel_task), then try again."
     )
 
 
@@ -61,3 +62,23 @@ def tool_errors(session_id: str | None = None) -> Iterator[None]:
         raise ToolError(exc.message) from None
     except ValidationError as exc:
         raise ToolError(invalid_arguments(exc)) from None
+
+
+def argument_problems(tool: str, exc: ValidationError, schema: dict[str, Any]) -> str:
+    """Arguments that do not fit the tool's input schema, said in its own terms: what is
+    missing or wrong, and what the tool takes."""
+    problems = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "arguments"
+        if err["type"] == "missing":
+            problems.append(f"{name} is missing")
+        else:
+            problems.append(f"{name}: {err['msg']}")
+    properties: dict[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    takes = "; ".join(
+        f"{arg} ({'required' if arg in required else 'optional'}): "
+        f"{str(spec.get('description', '')).rstrip('.')}"
+        for arg, spec in properties.items()
+    )
+    return f"Invalid arguments for {tool}: {'; '.join(problems)}. It takes: {takes or 'nothing'}."

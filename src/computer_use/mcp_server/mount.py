@@ -51,7 +51,7 @@ def mount_mcp(app: FastAPI, settings: Settings) -> None:
     """Adds POST/GET/DELETE /mcp (Streamable HTTP) unless MCP_ENABLED is false."""
     if not settings.mcp_enabled:
         return
-    server = create_mcp_server(app)
+    server = create_mcp_server(app, settings)
     # SSE responses (not json_response): progress notifications of execute_task need them.
     http_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH, transport_security=transport_security()
@@ -64,7 +64,8 @@ def mount_mcp(app: FastAPI, settings: Settings) -> None:
     extra: list[str] = getattr(app.state, "llms_extra_routes", [])
     extra.append(
         f"POST {MCP_PATH}: MCP (Streamable HTTP). Tools: create_session, execute_task, "
-        "get_session_status, destroy_session, take_screenshot. Key: X-Anthropic-API-Key header"
+        "wait_for_task, cancel_task, get_session_status, destroy_session, take_screenshot. "
+        "Key: X-Anthropic-API-Key header"
     )
     app.state.llms_extra_routes = extra
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from computer_use.sessions.models import SessionStatus
@@ -28,7 +30,7 @@ class SessionStatusPublic(BaseModel):
         description="starting, active, processing (a task is running), error or expired."
     )
     status_detail: str | None = Field(description="Why the status is what it is, if known.")
-    processing: bool = Field(description="True while a task runs; execute_task waits until false.")
+    processing: bool = Field(description="True while a task runs (follow it with wait_for_task).")
     ttl_remaining_seconds: int = Field(
         description="Seconds of inactivity left before the session expires (0 once expired)."
     )
@@ -40,3 +42,49 @@ class SessionStatusPublic(BaseModel):
 class SessionDestroyed(BaseModel):
     session_id: str
     destroyed: bool = Field(description="True: the desktop, its files and the history are gone.")
+
+
+TaskStatus = Literal["running", "completed", "stopped", "cancelled", "failed"]
+
+
+class TaskResult(BaseModel):
+    """execute_task, wait_for_task and cancel_task: where the session's latest task stands."""
+
+    session_id: str
+    status: TaskStatus = Field(
+        description="running: not done yet, call wait_for_task; completed: the agent finished; "
+        "stopped: it ended early (step limit, max_tokens, refusal); cancelled: cancel_task "
+        "stopped it; failed: an error ended it (see error)."
+    )
+    done: bool = Field(description="False while the agent is still working.")
+    answer: str | None = Field(description="The agent's final answer, once done.")
+    steps: int = Field(description="Actions (clicks, keystrokes, commands, ...) taken so far.")
+    last_action: str | None = Field(description="The latest action, e.g. 'click at (512, 300)'.")
+    error: str | None = Field(description="Why the task failed, when it did.")
+    detail: str | None = Field(description="More on how the run ended (e.g. the step limit).")
+    next_step: str = Field(description="What to call next.")
+    screenshot_url: str | None = Field(
+        description="URL of the desktop's current screenshot (PNG; send the API token, if any)."
+    )
+
+
+class Screenshot(BaseModel):
+    session_id: str
+    width: int
+    height: int
+    mime_type: str = Field(description="image/png")
+    url: str = Field(description="Where to fetch a fresh screenshot again (PNG).")
+
+
+class SessionSummary(BaseModel):
+    session_id: str
+    title: str
+    model: str
+    status: SessionStatus
+    processing: bool
+    created_at: str = Field(description="ISO 8601, UTC.")
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionSummary] = Field(description="Your sessions, newest first.")
+    total: int = Field(description="How many sessions you own in all.")

@@ -1,4 +1,5 @@
-"""The five MCP tools: thin adapters over the session, desktop and agent services.
+"""The session tools of MCP: thin adapters over the session and desktop services (the task
+tools are in task_tools).
 
 Each translates its arguments, calls the same service functions REST uses, and translates the
 result or the domain error (errors.tool_errors). Docstrings and Field descriptions are what a
@@ -7,32 +8,29 @@ model reads to use the tools, so they say what each one is for and what it retur
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Annotated
+import io
+from typing import Annotated
 
 from mcp.server.mcpserver import Image
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ImageContent, TextContent
-from pydantic import Field, ValidationError
+from mcp_types import CallToolResult, ContentBlock
+from PIL import Image as PILImage
+from pydantic import Field
 
-from computer_use import errors
-from computer_use.desktops import Desktop, DesktopError
-from computer_use.mcp_server.deps import MCPContext, api_key, caller, deps, http_request
-from computer_use.mcp_server.errors import (
-    MISSING_KEY,
-    busy_session,
-    invalid_arguments,
-    tool_errors,
+from computer_use.desktops import DesktopError
+from computer_use.mcp_server import content
+from computer_use.mcp_server.deps import MCPContext, caller, deps, http_request
+from computer_use.mcp_server.errors import tool_errors
+from computer_use.mcp_server.schemas import (
+    Screenshot,
+    SessionCreated,
+    SessionDestroyed,
+    SessionList,
+    SessionStatusPublic,
+    SessionSummary,
 )
-from computer_use.mcp_server.runs import RunOutcome, SessionClosed, run_task
-from computer_use.mcp_server.schemas import SessionCreated, SessionDestroyed, SessionStatusPublic
 from computer_use.sessions.models import SessionStatus
-from computer_use.sessions.schemas import MessageCreate, SessionCreate
-
-if TYPE_CHECKING:
-    from computer_use.lifespan import Runtime
-
-logger = logging.getLogger(__name__)
+from computer_use.sessions.schemas import SessionCreate
 
 SessionId = Annotated[
     str,
@@ -62,7 +60,7 @@ async def create_session(
             max_length=100,
         ),
     ] = None,
-) -> SessionCreated:
+) -> Annotated[CallToolResult, SessionCreated]:
     """Create a new computer-use session: its own Linux desktop with Firefox, ready for
     execute_task. Returns the session_id to pass to the other tools, a vnc_url a human
     can open to watch the desktop live, and ttl_seconds: the session expires after that long
@@ -72,7 +70,7 @@ async def create_session(
     with tool_errors():
         body = SessionCreate(title=title or "MCP session", model=model)
         session = await runtime.sessions.open(title=body.title, model=body.model, owner=caller(ctx))
-    return SessionCreated(
+    created = SessionCreated(
         session_id=session.id,
         title=session.title,
         model=session.model,
@@ -80,72 +78,18 @@ async def create_session(
         vnc_url=mcp.vnc_url(session.id, http_request(ctx)),
         ttl_seconds=runtime.settings.session_ttl_seconds,
     )
+    summary = (
+        f"Session {session.id} is ready ({session.status}). Pass session_id to execute_task. "
+        f"It expires after {created.ttl_seconds} s without activity."
+    )
+    return content.result(
+        ctx, created, _with_viewer(summary, created.vnc_url), session_id=session.id
+    )
 
 
-async def execute_task(
-    ctx: MCPContext,
-    session_id: SessionId,
-    task: Annotated[
-        str,
-        Field(
-            description="What the agent should do on the desktop, in plain language, e.g. "
-            "'Search the weather in Santiago, Chile and tell me the forecast'. Follow-ups in "
-            "the same session see the earlier tasks and the desktop as they left it.",
-            min_length=1,
-        ),
-    ],
-) -> list[TextContent | ImageContent]:
-    """Run a task with the Claude computer-use agent on the session's desktop and wait until
-    it is done (this can take minutes: it clicks, types and browses step by step). Progress
-    notifications describe each action as it happens. Returns the agent's final answer as text
-    and a screenshot of the desktop at the end. One task at a time per session: if a task is
-    already running, this returns an error. Cancelling the call stops the agent. Uses the
-    Anthropic API key from the X-Anthropic-API-Key header of the MCP connection (else the
-    server's own key)."""
-    runtime = deps(ctx).runtime
-    key = api_key(ctx)
-    with tool_errors(session_id):
-        try:
-            MessageCreate(content=task)  # the REST API's checks of a message
-        except ValidationError as exc:
-            raise ToolError(invalid_arguments(exc, names={"content": "task"})) from None
-        if len(task) > runtime.settings.max_message_chars:
-            raise ToolError(
-                f"The task has {len(task)} characters; the limit is "
-                f"{runtime.settings.max_message_chars}. Shorten it."
-            )
-        session = await runtime.sessions.get(session_id=session_id, owner=caller(ctx))
-        if session.status == SessionStatus.PROCESSING:
-            raise ToolError(busy_session(session_id))
-        try:
-            outcome = await run_task(
-                runtime,
-                session_id=session_id,
-                task=task,
-                api_key=key,
-                progress=ctx.report_progress,
-            )
-        except errors.Conflict as exc:
-            busy = runtime.runner.is_running(session_id)
-            raise ToolError(busy_session(session_id) if busy else exc.message) from None
-        except errors.DomainError as exc:
-            if type(exc) is errors.DomainError and _needs_key(runtime, key):
-                raise ToolError(MISSING_KEY) from None
-            raise
-        except SessionClosed:
-            raise ToolError(
-                f"Session {session_id} was destroyed while the task was running."
-            ) from None
-    content: list[TextContent | ImageContent] = [TextContent(type="text", text=_report(outcome))]
-    desktop = runtime.sessions.desktop(session_id)
-    if desktop is not None:
-        screenshot = await _screenshot(desktop, session_id)
-        if screenshot is not None:
-            content.append(screenshot)
-    return content
-
-
-async def get_session_status(ctx: MCPContext, session_id: SessionId) -> SessionStatusPublic:
+async def get_session_status(
+    ctx: MCPContext, session_id: SessionId
+) -> Annotated[CallToolResult, SessionStatusPublic]:
     """Look up a session: its status (active, processing while a task runs, expired, ...),
     whether a task is running, the seconds left before it expires from inactivity, and a fresh
     vnc_url to watch its desktop. Does not count as activity."""
@@ -153,7 +97,7 @@ async def get_session_status(ctx: MCPContext, session_id: SessionId) -> SessionS
     runtime = mcp.runtime
     with tool_errors(session_id):
         session = await runtime.sessions.get(session_id=session_id, owner=caller(ctx))
-    return SessionStatusPublic(
+    status = SessionStatusPublic(
         session_id=session.id,
         title=session.title,
         model=session.model,
@@ -163,18 +107,27 @@ async def get_session_status(ctx: MCPContext, session_id: SessionId) -> SessionS
         ttl_remaining_seconds=runtime.sessions.ttl_remaining(session),
         vnc_url=mcp.vnc_url(session.id, http_request(ctx)),
     )
+    summary = f"Session {session.id}: {session.status}" + (
+        " (a task is running; wait_for_task follows it)." if status.processing else "."
+    )
+    return content.result(ctx, status, _with_viewer(summary, status.vnc_url), session_id=session.id)
 
 
-async def destroy_session(ctx: MCPContext, session_id: SessionId) -> SessionDestroyed:
+async def destroy_session(
+    ctx: MCPContext, session_id: SessionId
+) -> Annotated[CallToolResult, SessionDestroyed]:
     """Destroy a session now: stops any running task, shuts its desktop down and deletes its
     files and its history. Cannot be undone. Idle sessions also expire on their own."""
     runtime = deps(ctx).runtime
     with tool_errors(session_id):
         await runtime.sessions.close(session_id=session_id, owner=caller(ctx))
-    return SessionDestroyed(session_id=session_id, destroyed=True)
+    done = SessionDestroyed(session_id=session_id, destroyed=True)
+    return content.result(ctx, done, [content.text(f"Session {session_id} is destroyed.")])
 
 
-async def take_screenshot(ctx: MCPContext, session_id: SessionId) -> Image:
+async def take_screenshot(
+    ctx: MCPContext, session_id: SessionId
+) -> Annotated[CallToolResult, Screenshot]:
     """Capture the session's desktop as it is right now (a PNG image, 1024x768 by default).
     Works while a task is running too. Counts as activity (resets the expiry countdown)."""
     runtime = deps(ctx).runtime
@@ -195,33 +148,53 @@ async def take_screenshot(ctx: MCPContext, session_id: SessionId) -> Image:
         png = await desktop.screenshot()
     except DesktopError as exc:
         raise ToolError(f"Could not capture the desktop: {exc}") from None
-    return Image(data=png, format="png")
+    with PILImage.open(io.BytesIO(png)) as image:
+        width, height = image.size
+    shot = Screenshot(
+        session_id=session_id,
+        width=width,
+        height=height,
+        mime_type="image/png",
+        url=content.screenshot_url(ctx, session_id),
+    )
+    blocks: list[ContentBlock] = [
+        Image(data=png, format="png").to_image_content(),
+        content.screenshot_link(ctx, session_id),
+    ]
+    return content.result(ctx, shot, blocks)
 
 
-def _needs_key(runtime: Runtime, key: str | None) -> bool:
-    """True when the failure to build a model client can only be the missing key."""
-    return key is None and runtime.settings.api_provider == "anthropic"
+async def list_sessions(
+    ctx: MCPContext,
+    limit: Annotated[
+        int, Field(description="How many sessions to list, newest first (1 to 100).", ge=1, le=100)
+    ] = 20,
+) -> Annotated[CallToolResult, SessionList]:
+    """List your own sessions (those created with your API token), newest first, with their
+    status and whether a task is running. Only offered when the server requires API tokens."""
+    runtime = deps(ctx).runtime
+    rows, total = await runtime.sessions.get_all(limit=limit, offset=0, owner=caller(ctx))
+    listing = SessionList(
+        sessions=[
+            SessionSummary(
+                session_id=row.id,
+                title=row.title,
+                model=row.model,
+                status=row.status,
+                processing=row.status == SessionStatus.PROCESSING,
+                created_at=row.created_at.isoformat(),
+            )
+            for row in rows
+        ],
+        total=total,
+    )
+    lines = [f"{s.session_id}  {s.status}  {s.title}" for s in listing.sessions]
+    summary = f"{total} session(s)" + (":\n" + "\n".join(lines) if lines else ".")
+    return content.result(ctx, listing, [content.text(summary)])
 
 
-def _report(outcome: RunOutcome) -> str:
-    if outcome.stop_reason == "error":
-        message = (outcome.error or {}).get("message") or outcome.detail or "unknown error"
-        raise ToolError(f"The agent run failed: {message}")
-    if outcome.stop_reason == "cancelled":
-        raise ToolError(
-            f"The task was cancelled before it finished ({outcome.detail or 'stopped'}). "
-            "The session is ready for a new task."
-        )
-    text = outcome.answer_text or "(The agent finished without a written answer.)"
-    if outcome.stop_reason not in ("end_turn", "stop_sequence"):
-        why = outcome.detail or f"stop reason: {outcome.stop_reason}"
-        text += f"\n\n[The run stopped before the agent said it was done: {why}]"
-    return text
-
-
-async def _screenshot(desktop: Desktop, session_id: str) -> ImageContent | None:
-    try:
-        return Image(data=await desktop.screenshot(), format="png").to_image_content()
-    except DesktopError:
-        logger.warning("final screenshot of session %s failed", session_id, exc_info=True)
-        return None
+def _with_viewer(summary: str, vnc_url: str | None) -> list[ContentBlock]:
+    if not vnc_url:
+        return [content.text(summary)]
+    watch = f"{summary}\nWatch the desktop live (view-only, the link expires soon): {vnc_url}"
+    return [content.text(watch), content.viewer_link(vnc_url)]

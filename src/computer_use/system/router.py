@@ -90,6 +90,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "session_ttl_seconds": settings.session_ttl_seconds,
         "cleanup_interval_seconds": settings.cleanup_interval_seconds,
         "mcp_enabled": settings.mcp_enabled,
+        "mcp_task_wait_seconds": settings.mcp_task_wait_seconds,
         "max_displays": settings.max_displays,
         "filesystem_isolation_enabled": settings.filesystem_isolation_enabled,
         "session_disk_quota_mb": settings.session_disk_quota_mb,

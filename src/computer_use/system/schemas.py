@@ -51,6 +51,7 @@ class ConfigPublic(BaseModel):
     session_ttl_seconds: int
     cleanup_interval_seconds: int
     mcp_enabled: bool
+    mcp_task_wait_seconds: float
     max_displays: int
     filesystem_isolation_enabled: bool
     session_disk_quota_mb: int

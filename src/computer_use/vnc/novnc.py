@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import PlainTextResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 NOVNC_CANDIDATES = (
     Path("/usr/share/novnc"),  # Debian, Ubuntu, Fedora
@@ -48,4 +48,15 @@ class NoVncFiles:
                 await response(scope, receive, send)
                 return
             self._files = StaticFiles(directory=directory)
-        await self._files(scope, receive, send)
+
+        async def send_shareable(message: Message) -> None:
+            # Public library files, no credentials: the MCP live desktop app imports them as
+            # ES modules from its own (sandboxed, foreign) origin, which needs CORS.
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"access-control-allow-origin", b"*"),
+                ]
+            await send(message)
+
+        await self._files(scope, receive, send_shareable)
