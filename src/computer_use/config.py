@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Per-session cgroup caps (memory, and tasks: processes plus their threads).
     session_memory_limit_mb: int = Field(default=2048, ge=64)
     session_max_processes: int = Field(default=512, ge=32)
+    # Start Firefox with the desktop (the old way) instead of on first use: ~10x the memory
+    # of an idle session (bench/density.py).
+    browser_eager: bool = False
     debug: bool = False
     cors_origins: str = "localhost"
 

@@ -77,6 +77,7 @@ def build_runtime(
         max_processes=settings.session_max_processes,
         display_base=settings.desktop_display_base,
         user_prefix=settings.desktop_user_prefix,
+        eager_browser=settings.browser_eager,
         on_event=sessions.on_desktop_event,
     )
     sessions.desktops = desktops

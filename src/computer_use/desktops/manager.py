@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+from computer_use.desktops.browser import SessionBrowser
 from computer_use.desktops.capture import ScreenCapture
 from computer_use.desktops.desktop import Desktop
 from computer_use.desktops.display import (
@@ -71,6 +72,7 @@ class DesktopManager:
         retry_after: int = 30,
         memory_limit_mb: int = 2048,
         max_processes: int = 512,
+        eager_browser: bool = False,
     ) -> None:
         self.width = width
         self.height = height
@@ -87,6 +89,7 @@ class DesktopManager:
         # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
         self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
         self._on_event = on_event
+        self.eager_browser = eager_browser  # else each browser starts on first use
         self._restart_limit = restart_limit
         self._restart_window = restart_window
         self._desktops: dict[str, Desktop] = {}
@@ -144,13 +147,15 @@ class DesktopManager:
     def get(self, session_id: str) -> Desktop | None:
         return self._desktops.get(session_id)
 
-    async def create(self, session_id: str, *, browser: bool = True) -> Desktop:
-        """A new desktop, screenshot-able with its window manager and VNC up (Firefox may
-        still be starting). Raises DesktopCapacityError when every slot is taken."""
+    async def create(self, session_id: str, *, browser: bool | None = None) -> Desktop:
+        """A new desktop, screenshot-able with its window manager and VNC up. `browser`:
+        start Firefox now (it may still be starting on return) rather than on first use;
+        None = the manager's `eager_browser`. Raises DesktopCapacityError when every slot
+        is taken."""
         async with self._session_lock(session_id):
             return await self._open(session_id, prefer=None, browser=browser)
 
-    async def restore(self, session_id: str, *, browser: bool = True) -> Desktop:
+    async def restore(self, session_id: str, *, browser: bool | None = None) -> Desktop:
         """Like create(), on the session's existing files and, when free, its old slot."""
         async with self._session_lock(session_id):
             prefer = load_slot_index(self._session_dir(session_id))
@@ -178,13 +183,15 @@ class DesktopManager:
             "resource_limits": self.limits.health(),
             "desktops_running": len(self._desktops),
             "desktops_failed": failed,
+            "browser_start": "eager" if self.eager_browser else "on first use",
+            "browsers_up": sum(d.browser_state == "up" for d in self._desktops.values()),
             "capacity": self.slots.capacity,
             "free_slots": self.slots.capacity - self.slots.used,
         }
 
     # -- mechanics ---------------------------------------------------------------------------
 
-    async def _open(self, session_id: str, *, prefer: int | None, browser: bool) -> Desktop:
+    async def _open(self, session_id: str, *, prefer: int | None, browser: bool | None) -> Desktop:
         if self._authority is None:
             raise DesktopStartError("DesktopManager.start() has not been called")
         if session_id in self._desktops:
@@ -216,7 +223,10 @@ class DesktopManager:
             self._launcher_mode = sandbox.mode
             if sandbox.mode != "direct":
                 self._proc_hidden_reason = sandbox.proc_hidden_reason
-            desktop = await self._start_desktop(session_id, slot, user, sandbox, browser, cleanup)
+            start_browser = self.eager_browser if browser is None else browser
+            desktop = await self._start_desktop(
+                session_id, slot, user, sandbox, start_browser, cleanup
+            )
             await asyncio.to_thread(save_slot, session_dir, slot)
             cleanup.pop_all()  # success: the desktop owns all of it now
         self._desktops[session_id] = desktop
@@ -253,11 +263,16 @@ class DesktopManager:
         supervisor = Supervisor(
             session_id,
             sandbox,
-            components(spec, wm_running=injector.window_manager_running, browser=browser),
+            components(spec, wm_running=injector.window_manager_running, start_browser=browser),
             on_event=self._on_event,
             restart_limit=self._restart_limit,
             restart_window=self._restart_window,
         )
+        firefox = SessionBrowser(
+            session_id, supervisor, injector.mapped_window_classes, capture.wait_until_settled
+        )
+        cleanup.push_async_callback(firefox.close)
+        firefox.listen(spec.browser_request, user.uid, user.gid)
         await supervisor.start()  # stops what it started if it fails
         return Desktop(
             session_id=session_id,
@@ -268,6 +283,7 @@ class DesktopManager:
             capture=capture,
             injector=injector,
             supervisor=supervisor,
+            browser=firefox,
         )
 
     async def _close(self, session_id: str, *, remove_files: bool) -> None:

@@ -75,6 +75,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "agent_max_steps": settings.agent_max_steps,
         "session_memory_limit_mb": settings.session_memory_limit_mb,
         "session_max_processes": settings.session_max_processes,
+        "browser_eager": settings.browser_eager,
         "max_request_bytes": settings.max_request_bytes,
         "rate_limit_sessions": settings.rate_limit_sessions,
         "rate_limit_messages": settings.rate_limit_messages,

@@ -44,6 +44,9 @@ class ConfigPublic(BaseModel):
     agent_max_steps: int
     session_memory_limit_mb: int
     session_max_processes: int
+    browser_eager: bool = Field(
+        description="Whether Firefox starts with each desktop rather than on first use."
+    )
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str
