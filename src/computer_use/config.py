@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Start Firefox with the desktop (the old way) instead of on first use: ~10x the memory
     # of an idle session (bench/density.py).
     browser_eager: bool = False
+    # Kernel same-page merging of the sessions' processes (desktops/ksm.py): on when the host
+    # runs KSM; KSM_START_HOST=true lets the service switch the host's KSM on (host-wide).
+    ksm_merge: bool = True
+    ksm_start_host: bool = False
     debug: bool = False
     cors_origins: str = "localhost"
 

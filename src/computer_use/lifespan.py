@@ -78,6 +78,8 @@ def build_runtime(
         display_base=settings.desktop_display_base,
         user_prefix=settings.desktop_user_prefix,
         eager_browser=settings.browser_eager,
+        ksm=settings.ksm_merge,
+        ksm_start_host=settings.ksm_start_host,
         on_event=sessions.on_desktop_event,
     )
     sessions.desktops = desktops

@@ -68,6 +68,10 @@ class SessionBrowser:
         self._showing = asyncio.create_task(self._start(), name=f"browser-{self.session_id}")
         return True
 
+    async def window_shown(self) -> bool:
+        """Whether a Firefox window is on screen."""
+        return bool(await self._windows() & FIREFOX_CLASSES)
+
     async def shown(self) -> None:
         """Return once a browser start begun by request() has its window on screen (or has
         failed, or SHOW_TIMEOUT has passed); at once when no start is under way."""
@@ -124,7 +128,7 @@ class SessionBrowser:
         comp = self._supervisor.components[BROWSER]
         delay = 0.05
         async with asyncio.timeout(SHOW_TIMEOUT):
-            while not (await self._windows()) & FIREFOX_CLASSES:
+            while not await self.window_shown():
                 if comp.state != "running" or not comp.alive():
                     raise DesktopError(f"the browser is {comp.state} before showing a window")
                 await asyncio.sleep(delay)  # X has no event for "a client mapped a window"

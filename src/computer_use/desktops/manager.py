@@ -25,6 +25,7 @@ from computer_use.desktops.display import (
 from computer_use.desktops.errors import DesktopExists, DesktopNotFound, DesktopStartError
 from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.input import InputInjector
+from computer_use.desktops.ksm import SessionKsm
 from computer_use.desktops.launcher import (
     CommandError,
     SandboxError,
@@ -73,6 +74,8 @@ class DesktopManager:
         memory_limit_mb: int = 2048,
         max_processes: int = 512,
         eager_browser: bool = False,
+        ksm: bool = False,
+        ksm_start_host: bool = False,
     ) -> None:
         self.width = width
         self.height = height
@@ -85,6 +88,7 @@ class DesktopManager:
             memory_mb=memory_limit_mb, max_processes=max_processes, name=user_prefix
         )
         self.network = NetworkRules(name=user_prefix)
+        self.ksm = SessionKsm(enabled=ksm, start_host=ksm_start_host)
         self._proc_hidden_reason: str | None = "not probed yet"
         # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
         self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
@@ -115,6 +119,7 @@ class DesktopManager:
         else:
             await self.network.install([])
         await asyncio.to_thread(self.limits.setup)
+        await asyncio.to_thread(self.ksm.setup)
         self._proc_hidden_reason = await probe_private_proc()
         for slot in self.slots.all_slots():
             if remove_stale_display_files(slot.display_number):
@@ -181,6 +186,7 @@ class DesktopManager:
             },
             "network": self.network.health(),
             "resource_limits": self.limits.health(),
+            "ksm": self.ksm.health(),
             "desktops_running": len(self._desktops),
             "desktops_failed": failed,
             "browser_start": "eager" if self.eager_browser else "on first use",
@@ -220,6 +226,7 @@ class DesktopManager:
             except (SandboxError, OSError) as exc:
                 raise DesktopStartError(f"cannot create the session sandbox: {exc}") from exc
             cleanup.push_async_callback(sandbox.close)
+            sandbox.preexec = self.ksm.preexec()
             self._launcher_mode = sandbox.mode
             if sandbox.mode != "direct":
                 self._proc_hidden_reason = sandbox.proc_hidden_reason

@@ -76,6 +76,8 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "session_memory_limit_mb": settings.session_memory_limit_mb,
         "session_max_processes": settings.session_max_processes,
         "browser_eager": settings.browser_eager,
+        "ksm_merge": settings.ksm_merge,
+        "ksm_start_host": settings.ksm_start_host,
         "max_request_bytes": settings.max_request_bytes,
         "rate_limit_sessions": settings.rate_limit_sessions,
         "rate_limit_messages": settings.rate_limit_messages,

@@ -47,6 +47,13 @@ class ConfigPublic(BaseModel):
     browser_eager: bool = Field(
         description="Whether Firefox starts with each desktop rather than on first use."
     )
+    ksm_merge: bool = Field(
+        description="Whether sessions' processes are offered to kernel same-page merging "
+        "(effective when the host runs KSM; see /api/v1/health desktops.ksm)."
+    )
+    ksm_start_host: bool = Field(
+        description="Whether the service switches the host's KSM on at startup (host-wide)."
+    )
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str
