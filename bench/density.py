@@ -165,6 +165,10 @@ def manager_for(mode: str, capacity: int) -> Iterator[tuple[DesktopManager, Path
 async def run_modes(args: argparse.Namespace) -> None:
     sizes = [int(n) for n in args.sessions.split(",")]
     modes = ["eager", "lazy"] + (["lazy+ksm"] if args.ksm else [])
+    await _run_sizes(sizes, modes, args)
+
+
+async def _run_sizes(sizes: list[int], modes: list[str], args: argparse.Namespace) -> None:
     for n in sizes:
         baseline: Row | None = None
         for mode in modes:
@@ -273,7 +277,13 @@ def main() -> None:
         raise SystemExit("run as root: desktops need their users and mounts")
     print(f"{os.cpu_count()} cores; model latency {args.model_latency:.1f} s (simulated); "
           f"PSS per session; fit = sessions in 24 GiB at that PSS")  # fmt: skip
-    asyncio.run(run_prefs(args) if args.prefs else run_modes(args))
+    run = Path("/sys/kernel/mm/ksm/run")
+    saved = run.read_text() if run.exists() else None
+    try:
+        asyncio.run(run_prefs(args) if args.prefs else run_modes(args))
+    finally:
+        if saved is not None and args.ksm:
+            run.write_text(saved)  # the host's KSM as it was before the bench
 
 
 if __name__ == "__main__":

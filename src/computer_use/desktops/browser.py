@@ -22,6 +22,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
+from Xlib import X, error
+from Xlib.display import Display
+
 from computer_use.desktops.errors import DesktopError
 from computer_use.desktops.supervisor import Supervisor
 
@@ -33,17 +36,18 @@ SHOW_TIMEOUT = 30.0  # generous: twenty browsers starting at once on 2 cores
 SETTLE_TIMEOUT = 5.0
 
 BrowserState = Literal["down", "starting", "up"]
-WindowClasses = Callable[[], Awaitable[set[str]]]
+Query = Callable[[Callable[[Display], set[str]]], Awaitable[set[str]]]
 Settle = Callable[[float], Awaitable[object]]
 
 
 class SessionBrowser:
     def __init__(
-        self, session_id: str, supervisor: Supervisor, windows: WindowClasses, settle: Settle
+        self, session_id: str, supervisor: Supervisor, query: Query, settle: Settle
     ) -> None:
+        """`query` runs a function on an X connection to the display (InputInjector's)."""
         self.session_id = session_id
         self._supervisor = supervisor
-        self._windows = windows
+        self._query = query
         self._settle = settle
         self._showing: asyncio.Task[None] | None = None
         self._fifo: int | None = None
@@ -70,7 +74,7 @@ class SessionBrowser:
 
     async def window_shown(self) -> bool:
         """Whether a Firefox window is on screen."""
-        return bool(await self._windows() & FIREFOX_CLASSES)
+        return bool(await self._query(mapped_window_classes) & FIREFOX_CLASSES)
 
     async def shown(self) -> None:
         """Return once a browser start begun by request() has its window on screen (or has
@@ -134,3 +138,18 @@ class SessionBrowser:
                 await asyncio.sleep(delay)  # X has no event for "a client mapped a window"
                 delay = min(delay * 2, 0.25)  # that we could await without a second connection
         await self._settle(SETTLE_TIMEOUT)  # the window is mapped: let it paint
+
+
+def mapped_window_classes(d: Display) -> set[str]:
+    """WM_CLASS names (lower case) of the top-level windows on screen, looking one level
+    into the window manager's frames."""
+    found: set[str] = set()
+    for top in d.screen().root.query_tree().children:
+        try:
+            if top.get_attributes().map_state != X.IsViewable:
+                continue
+            for window in (top, *top.query_tree().children):
+                found.update(n.lower() for n in (window.get_wm_class() or ()))
+        except error.BadWindow:
+            continue  # closed while we looked
+    return found

@@ -183,23 +183,9 @@ class InputInjector:
 
         return await self._call(check)
 
-    async def mapped_window_classes(self) -> set[str]:
-        """WM_CLASS names (lower case) of the top-level windows on screen, looking one level
-        into the window manager's frames."""
-
-        def query(d: Display) -> set[str]:
-            found: set[str] = set()
-            for top in d.screen().root.query_tree().children:
-                try:
-                    if top.get_attributes().map_state != X.IsViewable:
-                        continue
-                    for window in (top, *top.query_tree().children):
-                        found.update(n.lower() for n in (window.get_wm_class() or ()))
-                except error.BadWindow:
-                    continue  # closed while we looked
-            return found
-
-        return await self._call(query)
+    async def query(self, action: Callable[[Display], T]) -> T:
+        """Run `action` on this display's connection (e.g. browser.py's window lookup)."""
+        return await self._call(action)
 
     def close(self) -> None:
         self._cancel_restore()

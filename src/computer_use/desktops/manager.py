@@ -275,9 +275,7 @@ class DesktopManager:
             restart_limit=self._restart_limit,
             restart_window=self._restart_window,
         )
-        firefox = SessionBrowser(
-            session_id, supervisor, injector.mapped_window_classes, capture.wait_until_settled
-        )
+        firefox = SessionBrowser(session_id, supervisor, injector.query, capture.wait_until_settled)
         cleanup.push_async_callback(firefox.close)
         firefox.listen(spec.browser_request, user.uid, user.gid)
         await supervisor.start()  # stops what it started if it fails
