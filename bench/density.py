@@ -36,7 +36,7 @@ from pathlib import Path
 
 from computer_use.desktops import Desktop, DesktopManager, filesystem
 from computer_use.desktops.filesystem import read_mounts
-from computer_use.desktops.launcher import live_pids_of_uid
+from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 
 WIDTH, HEIGHT = 1024, 768
 MIB = 1024 * 1024
@@ -141,7 +141,9 @@ def print_row(row: Row, baseline: Row | None) -> None:
 
 
 @contextmanager
-def manager_for(mode: str, capacity: int) -> Iterator[tuple[DesktopManager, Path]]:
+def manager_for(
+    mode: str, capacity: int, *, warm_pool_size: int = 0
+) -> Iterator[tuple[DesktopManager, Path]]:
     data_dir = Path(tempfile.mkdtemp(prefix="density-bench-"))
     manager = DesktopManager(
         data_dir,
@@ -155,6 +157,7 @@ def manager_for(mode: str, capacity: int) -> Iterator[tuple[DesktopManager, Path
         eager_browser=mode == "eager",
         ksm=mode.endswith("ksm"),
         ksm_start_host=mode.endswith("ksm"),  # --ksm: the bench switches the host's KSM on
+        warm_pool_size=warm_pool_size,
     )
     try:
         yield manager, data_dir
@@ -244,6 +247,30 @@ async def run_prefs(args: argparse.Namespace) -> None:
     filesystem._FIREFOX_PREFS.update(original)
 
 
+async def run_pool(args: argparse.Namespace) -> None:
+    """create() p50 with a warm pool (each create finds a ready desktop) against without."""
+    for size in (0, 2):
+        with manager_for("lazy", 4, warm_pool_size=size) as (manager, _):
+            await manager.start()
+            durations = []
+            try:
+                for i in range(args.pool_creates):
+                    await poll_until(
+                        lambda: manager.pool.health()["ready"] >= size,  # noqa: B023
+                        timeout=120,
+                        what="the pool to refill",
+                    )
+                    started = time.perf_counter()
+                    await manager.create(f"pool-{i}")
+                    durations.append(time.perf_counter() - started)
+                    await manager.destroy(f"pool-{i}")
+            finally:
+                await manager.shutdown()
+        p50 = statistics.median(durations) * 1000
+        print(f"  WARM_POOL_SIZE={size}: create() p50 {p50:6.1f} ms, max "
+              f"{max(durations) * 1000:6.1f} ms over {len(durations)}", flush=True)  # fmt: skip
+
+
 def cleanup_data_dir(data_dir: Path) -> None:
     inside = [m.mount_point for m in read_mounts() if data_dir in m.mount_point.parents]
     for mount_point in sorted(inside, key=lambda p: len(p.parts), reverse=True):
@@ -280,7 +307,10 @@ def main() -> None:
     run = Path("/sys/kernel/mm/ksm/run")
     saved = run.read_text() if run.exists() else None
     try:
-        asyncio.run(run_prefs(args) if args.prefs else run_modes(args))
+        if args.pool:
+            asyncio.run(run_pool(args))
+        else:
+            asyncio.run(run_prefs(args) if args.prefs else run_modes(args))
     finally:
         if saved is not None and args.ksm:
             run.write_text(saved)  # the host's KSM as it was before the bench

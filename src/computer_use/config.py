@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # runs KSM; KSM_START_HOST=true lets the service switch the host's KSM on (host-wide).
     ksm_merge: bool = True
     ksm_start_host: bool = False
+    # Desktops prepared ahead (desktops/warm_pool.py); they hold slots of MAX_DISPLAYS.
+    warm_pool_size: int = Field(default=0, ge=0, le=50)
     debug: bool = False
     cors_origins: str = "localhost"
 

@@ -80,6 +80,7 @@ def build_runtime(
         eager_browser=settings.browser_eager,
         ksm=settings.ksm_merge,
         ksm_start_host=settings.ksm_start_host,
+        warm_pool_size=min(settings.warm_pool_size, settings.max_displays),
         on_event=sessions.on_desktop_event,
     )
     sessions.desktops = desktops

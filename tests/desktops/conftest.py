@@ -187,6 +187,7 @@ def desktop_manager(
     restart_limit: int = 5,
     ksm: bool = False,
     ksm_start_host: bool = False,
+    warm_pool_size: int = 0,
 ) -> DesktopManager:
     return DesktopManager(
         data_dir,
@@ -201,6 +202,7 @@ def desktop_manager(
         restart_limit=restart_limit,
         ksm=ksm,
         ksm_start_host=ksm_start_host,
+        warm_pool_size=warm_pool_size,
     )
 
 

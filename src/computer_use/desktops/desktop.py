@@ -74,6 +74,13 @@ class Desktop:
     def component_status(self) -> dict[str, str]:
         return self.supervisor.status()
 
+    def rename(self, session_id: str) -> None:
+        """The desktop now belongs to `session_id` (a warm-pool desktop being claimed)."""
+        self.session_id = session_id
+        self.supervisor.session_id = session_id
+        self.sandbox.session_id = session_id
+        self.browser.session_id = session_id
+
     @property
     def browser_state(self) -> BrowserState:
         return self.browser.state

@@ -234,6 +234,20 @@ class HomeManager:
             self._attached.discard(session_id)
         await _wait_loops_released(paths.image)
 
+    async def rename(self, old: str, new: str) -> None:
+        """Give the files of `old` (mounted or not) to `new`: the mounts under its directory
+        move with it (the warm pool's desktops are prepared under a placeholder id)."""
+        source, target = self.paths(old).root, self.paths(new).root
+        async with self._lock(old), self._lock(new):
+            if self.mode is not IsolationMode.OFF:
+                if target.exists():
+                    raise FileExistsError(f"{target} exists")
+                await asyncio.to_thread(source.rename, target)
+            if old in self._attached:
+                self._attached.discard(old)
+                self._attached.add(new)
+        self._locks.pop(old, None)
+
     async def remove(self, session_id: str) -> None:
         await self.detach(session_id)
         async with self._lock(session_id):

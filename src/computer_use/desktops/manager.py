@@ -44,6 +44,7 @@ from computer_use.desktops.slots import (
 )
 from computer_use.desktops.supervisor import EventCallback, Supervisor
 from computer_use.desktops.users import SessionUser, UserPool
+from computer_use.desktops.warm_pool import WarmPool, is_pooled
 from computer_use.desktops.xauth import ServiceAuthority, new_cookie
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class DesktopManager:
         eager_browser: bool = False,
         ksm: bool = False,
         ksm_start_host: bool = False,
+        warm_pool_size: int = 0,
     ) -> None:
         self.width = width
         self.height = height
@@ -101,6 +103,7 @@ class DesktopManager:
         self._authority: ServiceAuthority | None = None
         self._launcher_mode: str | None = None
         self._teardowns = asyncio.Semaphore(CONCURRENT_TEARDOWNS)
+        self.pool = WarmPool(self, warm_pool_size)
 
     # -- lifecycle of the pool -------------------------------------------------------------
 
@@ -129,9 +132,11 @@ class DesktopManager:
         await self.homes.reconcile(set(keep))
         if self._authority is None:
             self._authority = ServiceAuthority.acquire()
+        self.pool.start()
 
     async def shutdown(self) -> None:
         """Stop every desktop, keeping its files (restore() brings it back)."""
+        await self.pool.close()
         ids = list(self._desktops)
         results = await asyncio.gather(
             *(self._close(sid, remove_files=False) for sid in ids), return_exceptions=True
@@ -158,6 +163,10 @@ class DesktopManager:
         None = the manager's `eager_browser`. Raises DesktopCapacityError when every slot
         is taken."""
         async with self._session_lock(session_id):
+            if not is_pooled(session_id) and (claimed := await self._claim(session_id)):
+                if self.eager_browser if browser is None else browser:
+                    claimed.request_browser()
+                return claimed
             return await self._open(session_id, prefer=None, browser=browser)
 
     async def restore(self, session_id: str, *, browser: bool | None = None) -> Desktop:
@@ -187,7 +196,8 @@ class DesktopManager:
             "network": self.network.health(),
             "resource_limits": self.limits.health(),
             "ksm": self.ksm.health(),
-            "desktops_running": len(self._desktops),
+            "desktops_running": sum(not is_pooled(s) for s in self._desktops),
+            "warm_pool": self.pool.health(),
             "desktops_failed": failed,
             "browser_start": "eager" if self.eager_browser else "on first use",
             "browsers_up": sum(d.browser_state == "up" for d in self._desktops.values()),
@@ -196,6 +206,25 @@ class DesktopManager:
         }
 
     # -- mechanics ---------------------------------------------------------------------------
+
+    async def _claim(self, session_id: str) -> Desktop | None:
+        """A desktop of the warm pool, renamed to `session_id`; None if the pool is empty."""
+        if session_id in self._desktops:
+            raise DesktopExists(session_id)
+        self._session_dir(session_id)  # validates the id
+        if self.homes.has_files(session_id) and self.homes.mode != "off":
+            return None  # its own files exist: restore()'s business, not the pool's
+        desktop = self.pool.take()
+        if desktop is None:
+            return None
+        placeholder = desktop.session_id
+        await self.homes.rename(placeholder, session_id)
+        desktop.rename(session_id)
+        self._desktops[session_id] = self._desktops.pop(placeholder)
+        self._locks.pop(placeholder, None)
+        self.pool.claimed += 1
+        logger.info("desktop on %s (warm pool) given to %s", desktop.display, session_id)
+        return desktop
 
     async def _open(self, session_id: str, *, prefer: int | None, browser: bool | None) -> Desktop:
         if self._authority is None:
@@ -319,6 +348,7 @@ class DesktopManager:
         # A SIGKILLed Xvfb leaves its socket (and, outside a namespace, its lock file).
         remove_stale_display_files(slot.display_number)
         self.slots.release(slot)
+        self.pool.slot_freed()
 
     def _session_dir(self, session_id: str) -> Path:
         return self.homes.paths(session_id).root

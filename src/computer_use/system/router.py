@@ -78,6 +78,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "browser_eager": settings.browser_eager,
         "ksm_merge": settings.ksm_merge,
         "ksm_start_host": settings.ksm_start_host,
+        "warm_pool_size": settings.warm_pool_size,
         "max_request_bytes": settings.max_request_bytes,
         "rate_limit_sessions": settings.rate_limit_sessions,
         "rate_limit_messages": settings.rate_limit_messages,

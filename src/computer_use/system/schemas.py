@@ -54,6 +54,10 @@ class ConfigPublic(BaseModel):
     ksm_start_host: bool = Field(
         description="Whether the service switches the host's KSM on at startup (host-wide)."
     )
+    warm_pool_size: int = Field(
+        description="Desktops kept prepared ahead for new sessions (they count against "
+        "max_displays)."
+    )
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str
