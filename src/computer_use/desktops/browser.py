@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 BROWSER = "browser"  # the component's name in the supervisor
 FIREFOX_CLASSES = frozenset({"firefox-esr", "firefox", "navigator"})  # WM_CLASS, lower case
-SHOW_TIMEOUT = 30.0  # generous: twenty browsers starting at once on 2 cores
+SHOW_TIMEOUT = 60.0  # generous: twenty browsers starting at once on 2 busy cores take ~40 s
 SETTLE_TIMEOUT = 5.0
 
 BrowserState = Literal["down", "starting", "up"]
@@ -123,7 +123,11 @@ class SessionBrowser:
         try:
             if await self._supervisor.ensure(BROWSER):
                 await self._until_shown()
-        except (DesktopError, TimeoutError, OSError) as exc:
+        except TimeoutError:
+            logger.warning(
+                "desktop %s: no browser window within %.0f s", self.session_id, SHOW_TIMEOUT
+            )
+        except (DesktopError, OSError) as exc:
             logger.warning("desktop %s: browser did not come up: %s", self.session_id, exc)
         except Exception:
             logger.exception("desktop %s: starting the browser failed", self.session_id)
