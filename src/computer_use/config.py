@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     # Per-session cgroup caps (memory, and tasks: processes plus their threads).
     session_memory_limit_mb: int = Field(default=2048, ge=64)
     session_max_processes: int = Field(default=512, ge=32)
+    # Start Firefox with the desktop (the old way) instead of on first use: ~10x the memory
+    # of an idle session (bench/density.py).
+    browser_eager: bool = False
+    # Kernel same-page merging of the sessions' processes (desktops/ksm.py): on when the host
+    # runs KSM; KSM_START_HOST=true lets the service switch the host's KSM on (host-wide).
+    ksm_merge: bool = True
+    ksm_start_host: bool = False
+    # Desktops prepared ahead (desktops/warm_pool.py); they hold slots of MAX_DISPLAYS.
+    warm_pool_size: int = Field(default=0, ge=0, le=50)
     debug: bool = False
     cors_origins: str = "localhost"
 

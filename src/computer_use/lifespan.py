@@ -80,6 +80,10 @@ def build_runtime(
         max_processes=settings.session_max_processes,
         display_base=settings.desktop_display_base,
         user_prefix=settings.desktop_user_prefix,
+        eager_browser=settings.browser_eager,
+        ksm=settings.ksm_merge,
+        ksm_start_host=settings.ksm_start_host,
+        warm_pool_size=min(settings.warm_pool_size, settings.max_displays),
         on_event=sessions.on_desktop_event,
     )
     sessions.desktops = desktops

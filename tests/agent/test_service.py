@@ -224,3 +224,46 @@ async def test_busy_session_refuses_a_second_message_and_cancel_leaves_valid_his
         done = await read_events(http, sid, last_event_id=rest[-1][0])
         assert done[-1][2]["stop_reason"] == "end_turn"
         assert len(model.rejections) == rejected_before, model.rejections
+
+
+def _firefox_pids_of_session(server: ServerProcess, session_id: str) -> set[int]:
+    """firefox-esr processes of the session's user (tests.reliability.conftest's way)."""
+    from tests import slots
+    from tests.reliability.conftest import pids_named, uid_of
+
+    record = json.loads(
+        (Path(server.env["DATA_DIR"]) / "sessions" / session_id / "desktop.json").read_text()
+    )
+    return pids_named(uid_of(f"{slots.prefix('cu-ag')}{record['slot']:02d}"), "firefox-esr")
+
+
+async def test_the_first_message_starts_the_browser_and_the_first_screenshot_shows_it(
+    agent_server: ServerProcess, model: LoopbackModelServer, sid: str
+) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    async with httpx.AsyncClient(base_url=agent_server.base_url, timeout=30) as http:
+        assert (await http.get(f"/api/v1/sessions/{sid}")).json()["browser"] == "down"
+        assert not _firefox_pids_of_session(agent_server, sid)  # a new session: no browser
+
+        model.add(say("Let me look.", member("screenshot")), say("Firefox is open."))
+        posted = await http.post(
+            f"/api/v1/sessions/{sid}/messages",
+            json={"content": "What is on the screen?"},
+            headers={"X-Anthropic-API-Key": KEY},
+        )
+        assert posted.status_code == 202, posted.text
+        await read_events(http, sid)
+        after = (await http.get(f"/api/v1/sessions/{sid}")).json()
+
+    [result] = model.requests[-1].last_tool_results()
+    [image] = [b for b in result["content"] if b.get("type") == "image"]
+    shot = Image.open(io.BytesIO(base64.b64decode(image["source"]["data"]))).convert("RGB")
+    # Firefox's page area (light) covers the middle; the bare desktop there is dark blue-grey.
+    pixel = shot.getpixel((shot.width // 2, shot.height // 2 + 30))
+    assert isinstance(pixel, tuple) and min(pixel) >= 240, pixel
+    assert after["browser"] == "up"
+    assert _firefox_pids_of_session(agent_server, sid)

@@ -185,6 +185,9 @@ def desktop_manager(
     max_displays: int = 4,
     user_prefix: str = DESKTOP_USER_PREFIX,
     restart_limit: int = 5,
+    ksm: bool = False,
+    ksm_start_host: bool = False,
+    warm_pool_size: int = 0,
 ) -> DesktopManager:
     return DesktopManager(
         data_dir,
@@ -197,6 +200,9 @@ def desktop_manager(
         user_prefix=slots.prefix(user_prefix),
         on_event=events,
         restart_limit=restart_limit,
+        ksm=ksm,
+        ksm_start_host=ksm_start_host,
+        warm_pool_size=warm_pool_size,
     )
 
 

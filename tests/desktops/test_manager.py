@@ -82,7 +82,7 @@ async def test_concurrent_creates_get_distinct_displays_and_ports(
         assert port_listening(desktop.vnc_port)
         assert desktop.component_status()["xvfb"] == "running"
         assert desktop_image(await desktop.screenshot()).size == DESKTOP_SIZE
-    assert "browser" not in a.component_status()
+    assert a.component_status()["browser"] == "stopped"  # starts on first use
     assert b.component_status()["browser"] in ("starting", "running")
 
 
@@ -134,7 +134,10 @@ async def test_killed_xvfb_is_restarted_with_its_clients_and_the_other_desktop_k
     assert other_shots > 0
     exited = await desktop_events.wait_for(a.session_id, "xvfb", "exited", since=since)
     assert "SIGKILL" in exited[3]
-    assert set(a.component_status().values()) == {"running"}
+    # Its clients are back; the browser, never used, is still not started.
+    assert a.component_status() == {
+        "xvfb": "running", "wm": "running", "vnc": "running", "browser": "stopped"
+    }  # fmt: skip
     assert desktop_image(await a.screenshot()).size == DESKTOP_SIZE
     assert await a.cursor_position() is not None
     assert port_listening(a.vnc_port)

@@ -37,7 +37,13 @@ async def crash_server(
     model: LoopbackModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("components")
-    server = make_server(data_dir, display_base=1020, letter="c", ANTHROPIC_BASE_URL=model.base_url)
+    server = make_server(
+        data_dir,
+        display_base=1020,
+        letter="c",
+        ANTHROPIC_BASE_URL=model.base_url,
+        BROWSER_EAGER="true",  # every component up from the start, to be killed
+    )
     await start(server)
     try:
         yield server

@@ -158,6 +158,9 @@ class AgentRunner:
                 raise errors.ServiceUnavailable(
                     "The session's desktop is not running; try again in a moment."
                 )
+            # Firefox starts on first use (desktops/browser.py), alongside the model call;
+            # the first screenshot waits for its window.
+            desktop.request_browser()
             tools = self._tools.get(session_id)
             if tools is None:
                 tools = self._tools[session_id] = SessionTools(desktop)

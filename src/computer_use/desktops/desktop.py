@@ -8,6 +8,7 @@ from subprocess import PIPE
 from typing import TYPE_CHECKING
 
 from computer_use.agent.desktop import CommandResult, MouseButton, ScrollDirection
+from computer_use.desktops.browser import BrowserState, SessionBrowser
 from computer_use.desktops.capture import ScreenCapture
 from computer_use.desktops.display import DisplaySpec
 from computer_use.desktops.input import InputInjector
@@ -32,6 +33,7 @@ class Desktop:
         capture: ScreenCapture,
         injector: InputInjector,
         supervisor: Supervisor,
+        browser: SessionBrowser,
     ) -> None:
         self.session_id = session_id
         self.slot_info = slot
@@ -41,6 +43,7 @@ class Desktop:
         self._capture = capture
         self._input = injector
         self.supervisor = supervisor
+        self.browser = browser
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -71,9 +74,25 @@ class Desktop:
     def component_status(self) -> dict[str, str]:
         return self.supervisor.status()
 
+    def rename(self, session_id: str) -> None:
+        """The desktop now belongs to `session_id` (a warm-pool desktop being claimed)."""
+        self.session_id = session_id
+        self.supervisor.session_id = session_id
+        self.sandbox.session_id = session_id
+        self.browser.session_id = session_id
+
+    @property
+    def browser_state(self) -> BrowserState:
+        return self.browser.state
+
+    def request_browser(self) -> bool:
+        """Start Firefox in the background if it is not up (see browser.py)."""
+        return self.browser.request()
+
     # -- DesktopPort -------------------------------------------------------------------------
 
     async def screenshot(self) -> bytes:
+        await self.browser.shown()  # a browser on its way is on the picture
         return await self._capture.screenshot()
 
     async def zoom(self, x1: int, y1: int, x2: int, y2: int) -> bytes:
@@ -157,6 +176,7 @@ class Desktop:
 
     async def stop_processes(self) -> None:
         """Stop the desktop's programs and close our X connections; the sandbox stays."""
+        await self.browser.close()
         await self.supervisor.stop()
         self._input.close()
         self._capture.close()

@@ -58,6 +58,11 @@ class DisplaySpec:
         return self.runtime_dir / "jwmrc"
 
     @property
+    def browser_request(self) -> Path:
+        """FIFO: a line written here asks the service to start the browser (browser.py)."""
+        return self.runtime_dir / "browser-request"
+
+    @property
     def firefox_profile(self) -> str:
         return f"{self.home}/{FIREFOX_PROFILE}"
 
@@ -121,9 +126,11 @@ def components(
     spec: DisplaySpec,
     *,
     wm_running: Callable[[], Awaitable[bool]],
-    browser: bool,
+    start_browser: bool,
 ) -> list[Component]:
-    """The desktop's processes, display server first (the Supervisor relies on the order)."""
+    """The desktop's processes, display server first (the Supervisor relies on the order).
+    The browser starts with the others only if `start_browser`, else on first use
+    (browser.py)."""
     parts = [
         Component(
             "xvfb", spec.xvfb_argv(), spec.env(), essential=True,
@@ -135,14 +142,13 @@ def components(
         Component("vnc", spec.vnc_argv(), spec.env(), essential=True,
                   ready=_polled(_listening(spec.vnc_port), "VNC port")),
     ]  # fmt: skip
-    if browser:
-        # No readiness check: create() returns while Firefox is still starting.
-        parts.append(
-            Component(
-                "browser", spec.browser_argv(), spec.browser_env(), essential=False,
-                restart_on_success=False,
-            )
-        )  # fmt: skip
+    # No readiness check: create() returns while Firefox is still starting.
+    parts.append(
+        Component(
+            "browser", spec.browser_argv(), spec.browser_env(), essential=False,
+            restart_on_success=False, autostart=start_browser,
+        )
+    )  # fmt: skip
     return parts
 
 
@@ -213,7 +219,10 @@ def jwmrc_text(spec: DisplaySpec) -> str:
     # The tray's Firefox button must not start a second instance on the same profile (that
     # only shows "Firefox is already running"); --no-remote keeps sessions from reaching
     # each other's browser, so an existing instance cannot be asked to open a window.
-    firefox = f'pgrep -u "$(id -u)" -x {FIREFOX} >/dev/null || exec {" ".join(spec.browser_argv())}'
+    # Through the service when it listens (a supervised browser, and its status), else direct.
+    fifo = spec.browser_request
+    direct = f'pgrep -u "$(id -u)" -x {FIREFOX} >/dev/null || exec {" ".join(spec.browser_argv())}'
+    firefox = f"if [ -p {fifo} ]; then echo open > {fifo}; else {direct}; fi"
     buttons = [
         ("Firefox", firefox),
         ("Terminal", "xterm"),

@@ -183,6 +183,10 @@ class InputInjector:
 
         return await self._call(check)
 
+    async def query(self, action: Callable[[Display], T]) -> T:
+        """Run `action` on this display's connection (e.g. browser.py's window lookup)."""
+        return await self._call(action)
+
     def close(self) -> None:
         self._cancel_restore()
         with self._lock:

@@ -255,6 +255,8 @@ class SessionSandbox:
         self._tmpdir = tmpdir
         self._procs: set[asyncio.subprocess.Process] = set()
         self._closed = False
+        # Runs in each program's child before exec (ksm.py: marks it mergeable).
+        self.preexec: Callable[[], None] | None = None
 
     @classmethod
     async def create(
@@ -365,6 +367,7 @@ class SessionSandbox:
             # Not tied to our lifetime: session programs outlive a server crash (reconcile
             # kills them by uid); only the namespace holder dies with us.
             start_new_session=True,
+            preexec_fn=self.preexec,
         )
         self._procs = {p for p in self._procs if p.returncode is None}
         self._procs.add(proc)  # from here on, close() kills it too

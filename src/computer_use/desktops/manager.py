@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+from computer_use.desktops.browser import SessionBrowser
 from computer_use.desktops.capture import ScreenCapture
 from computer_use.desktops.desktop import Desktop
 from computer_use.desktops.display import (
@@ -24,6 +25,7 @@ from computer_use.desktops.display import (
 from computer_use.desktops.errors import DesktopExists, DesktopNotFound, DesktopStartError
 from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.input import InputInjector
+from computer_use.desktops.ksm import SessionKsm
 from computer_use.desktops.launcher import (
     CommandError,
     SandboxError,
@@ -42,6 +44,7 @@ from computer_use.desktops.slots import (
 )
 from computer_use.desktops.supervisor import EventCallback, Supervisor
 from computer_use.desktops.users import SessionUser, UserPool
+from computer_use.desktops.warm_pool import WarmPool, is_pooled
 from computer_use.desktops.xauth import ServiceAuthority, new_cookie
 
 logger = logging.getLogger(__name__)
@@ -71,6 +74,10 @@ class DesktopManager:
         retry_after: int = 30,
         memory_limit_mb: int = 2048,
         max_processes: int = 512,
+        eager_browser: bool = False,
+        ksm: bool = False,
+        ksm_start_host: bool = False,
+        warm_pool_size: int = 0,
     ) -> None:
         self.width = width
         self.height = height
@@ -83,10 +90,12 @@ class DesktopManager:
             memory_mb=memory_limit_mb, max_processes=max_processes, name=user_prefix
         )
         self.network = NetworkRules(name=user_prefix)
+        self.ksm = SessionKsm(enabled=ksm, start_host=ksm_start_host)
         self._proc_hidden_reason: str | None = "not probed yet"
         # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
         self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
         self._on_event = on_event
+        self.eager_browser = eager_browser  # else each browser starts on first use
         self._restart_limit = restart_limit
         self._restart_window = restart_window
         self._desktops: dict[str, Desktop] = {}
@@ -94,6 +103,7 @@ class DesktopManager:
         self._authority: ServiceAuthority | None = None
         self._launcher_mode: str | None = None
         self._teardowns = asyncio.Semaphore(CONCURRENT_TEARDOWNS)
+        self.pool = WarmPool(self, warm_pool_size)
 
     # -- lifecycle of the pool -------------------------------------------------------------
 
@@ -112,6 +122,7 @@ class DesktopManager:
         else:
             await self.network.install([])
         await asyncio.to_thread(self.limits.setup)
+        await asyncio.to_thread(self.ksm.setup)
         self._proc_hidden_reason = await probe_private_proc()
         for slot in self.slots.all_slots():
             if remove_stale_display_files(slot.display_number):
@@ -121,9 +132,11 @@ class DesktopManager:
         await self.homes.reconcile(set(keep))
         if self._authority is None:
             self._authority = ServiceAuthority.acquire()
+        self.pool.start()
 
     async def shutdown(self) -> None:
         """Stop every desktop, keeping its files (restore() brings it back)."""
+        await self.pool.close()
         ids = list(self._desktops)
         results = await asyncio.gather(
             *(self._close(sid, remove_files=False) for sid in ids), return_exceptions=True
@@ -144,13 +157,19 @@ class DesktopManager:
     def get(self, session_id: str) -> Desktop | None:
         return self._desktops.get(session_id)
 
-    async def create(self, session_id: str, *, browser: bool = True) -> Desktop:
-        """A new desktop, screenshot-able with its window manager and VNC up (Firefox may
-        still be starting). Raises DesktopCapacityError when every slot is taken."""
+    async def create(self, session_id: str, *, browser: bool | None = None) -> Desktop:
+        """A new desktop, screenshot-able with its window manager and VNC up. `browser`:
+        start Firefox now (it may still be starting on return) rather than on first use;
+        None = the manager's `eager_browser`. Raises DesktopCapacityError when every slot
+        is taken."""
         async with self._session_lock(session_id):
+            if not is_pooled(session_id) and (claimed := await self._claim(session_id)):
+                if self.eager_browser if browser is None else browser:
+                    claimed.request_browser()
+                return claimed
             return await self._open(session_id, prefer=None, browser=browser)
 
-    async def restore(self, session_id: str, *, browser: bool = True) -> Desktop:
+    async def restore(self, session_id: str, *, browser: bool | None = None) -> Desktop:
         """Like create(), on the session's existing files and, when free, its old slot."""
         async with self._session_lock(session_id):
             prefer = load_slot_index(self._session_dir(session_id))
@@ -176,15 +195,38 @@ class DesktopManager:
             },
             "network": self.network.health(),
             "resource_limits": self.limits.health(),
-            "desktops_running": len(self._desktops),
+            "ksm": self.ksm.health(),
+            "desktops_running": sum(not is_pooled(s) for s in self._desktops),
+            "warm_pool": self.pool.health(),
             "desktops_failed": failed,
+            "browser_start": "eager" if self.eager_browser else "on first use",
+            "browsers_up": sum(d.browser_state == "up" for d in self._desktops.values()),
             "capacity": self.slots.capacity,
             "free_slots": self.slots.capacity - self.slots.used,
         }
 
     # -- mechanics ---------------------------------------------------------------------------
 
-    async def _open(self, session_id: str, *, prefer: int | None, browser: bool) -> Desktop:
+    async def _claim(self, session_id: str) -> Desktop | None:
+        """A desktop of the warm pool, renamed to `session_id`; None if the pool is empty."""
+        if session_id in self._desktops:
+            raise DesktopExists(session_id)
+        self._session_dir(session_id)  # validates the id
+        if self.homes.has_files(session_id) and self.homes.mode != "off":
+            return None  # its own files exist: restore()'s business, not the pool's
+        desktop = self.pool.take()
+        if desktop is None:
+            return None
+        placeholder = desktop.session_id
+        await self.homes.rename(placeholder, session_id)
+        desktop.rename(session_id)
+        self._desktops[session_id] = self._desktops.pop(placeholder)
+        self._locks.pop(placeholder, None)
+        self.pool.claimed += 1
+        logger.info("desktop on %s (warm pool) given to %s", desktop.display, session_id)
+        return desktop
+
+    async def _open(self, session_id: str, *, prefer: int | None, browser: bool | None) -> Desktop:
         if self._authority is None:
             raise DesktopStartError("DesktopManager.start() has not been called")
         if session_id in self._desktops:
@@ -213,10 +255,14 @@ class DesktopManager:
             except (SandboxError, OSError) as exc:
                 raise DesktopStartError(f"cannot create the session sandbox: {exc}") from exc
             cleanup.push_async_callback(sandbox.close)
+            sandbox.preexec = self.ksm.preexec()
             self._launcher_mode = sandbox.mode
             if sandbox.mode != "direct":
                 self._proc_hidden_reason = sandbox.proc_hidden_reason
-            desktop = await self._start_desktop(session_id, slot, user, sandbox, browser, cleanup)
+            start_browser = self.eager_browser if browser is None else browser
+            desktop = await self._start_desktop(
+                session_id, slot, user, sandbox, start_browser, cleanup
+            )
             await asyncio.to_thread(save_slot, session_dir, slot)
             cleanup.pop_all()  # success: the desktop owns all of it now
         self._desktops[session_id] = desktop
@@ -253,11 +299,14 @@ class DesktopManager:
         supervisor = Supervisor(
             session_id,
             sandbox,
-            components(spec, wm_running=injector.window_manager_running, browser=browser),
+            components(spec, wm_running=injector.window_manager_running, start_browser=browser),
             on_event=self._on_event,
             restart_limit=self._restart_limit,
             restart_window=self._restart_window,
         )
+        firefox = SessionBrowser(session_id, supervisor, injector.query, capture.wait_until_settled)
+        cleanup.push_async_callback(firefox.close)
+        firefox.listen(spec.browser_request, user.uid, user.gid)
         await supervisor.start()  # stops what it started if it fails
         return Desktop(
             session_id=session_id,
@@ -268,6 +317,7 @@ class DesktopManager:
             capture=capture,
             injector=injector,
             supervisor=supervisor,
+            browser=firefox,
         )
 
     async def _close(self, session_id: str, *, remove_files: bool) -> None:
@@ -298,6 +348,7 @@ class DesktopManager:
         # A SIGKILLed Xvfb leaves its socket (and, outside a namespace, its lock file).
         remove_stale_display_files(slot.display_number)
         self.slots.release(slot)
+        self.pool.slot_freed()
 
     def _session_dir(self, session_id: str) -> Path:
         return self.homes.paths(session_id).root

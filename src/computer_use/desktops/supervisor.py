@@ -46,6 +46,7 @@ class Component:
     essential: bool
     ready: ReadyCheck | None = None  # raises if the process does not become ready
     restart_on_success: bool = True  # False: exit code 0 means the user closed it
+    autostart: bool = True  # False: started only by ensure() (the browser, on first use)
     serving: Callable[[], bool] | None = None  # the server: does it accept connections?
     stdout_pipe: bool = False
     proc: asyncio.subprocess.Process | None = None
@@ -93,7 +94,7 @@ class Supervisor:
         check are ready (the others, e.g. the browser, keep starting in the background)."""
         try:
             await self._start(self._server)
-            await asyncio.gather(*(self._start(c) for c in self._clients))
+            await asyncio.gather(*(self._start(c) for c in self._clients if c.autostart))
         except BaseException:
             await self.stop()
             raise
@@ -117,6 +118,22 @@ class Supervisor:
 
     def status(self) -> dict[str, str]:
         return {name: c.state for name, c in self.components.items()}
+
+    async def ensure(self, name: str) -> bool:
+        """Start a client that is not running (never started, closed, or given up on);
+        True if this call started it. Raises DesktopStartError if it cannot start."""
+        comp = self.components[name]
+        if self._closing or comp is self._server:
+            return False
+        if comp.state in ("starting", "restarting"):
+            return False  # on its way already
+        if comp.state == "running" and comp.alive():
+            return False
+        if not self._server_serving():
+            return False  # the server's restart brings back what should run
+        comp.restarts.clear()  # asked for: a fresh budget
+        await self._start(comp)
+        return True
 
     # -- starting one component ------------------------------------------------------------
 
@@ -219,7 +236,8 @@ class Supervisor:
         `reported`: False when a client's exit revealed the death, not the server's own."""
         server = self._server
         server.state = "restarting"
-        wanted = [c for c in self._clients if c.state not in ("exited", "failed")]
+        # "stopped": a client never started (the browser before its first use).
+        wanted = [c for c in self._clients if c.state not in ("exited", "failed", "stopped")]
         for c in wanted:
             c.state = "restarting"
         await asyncio.gather(*(self._terminate(c, final_state="restarting") for c in wanted))

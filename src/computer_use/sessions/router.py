@@ -76,6 +76,7 @@ def to_public(
         "ttl_remaining_seconds": service.ttl_remaining(session),
         "display": getattr(desktop, "display", None),
         "vnc_port": getattr(desktop, "vnc_port", None),
+        "browser": getattr(desktop, "browser_state", None),
         "vnc_url": vnc_url,
         "vnc_interactive_url": vnc_interactive_url,
         "stream_url": stream_url(request, session.id, session.owner),

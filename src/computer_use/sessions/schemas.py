@@ -91,6 +91,11 @@ class SessionPublic(BaseModel):
     )
     display: str | None = Field(default=None, description='X display, e.g. ":101".')
     vnc_port: int | None = Field(default=None, description="x11vnc port on the server's loopback.")
+    browser: Literal["down", "starting", "up"] | None = Field(
+        default=None,
+        description="The desktop's Firefox: started on first use (a message, or the panel's "
+        "Firefox button), so `down` until then.",
+    )
     vnc_url: str | None = Field(
         default=None,
         description="Opens the live desktop viewer, view-only (token minted on each read).",

@@ -61,6 +61,20 @@ class ConfigPublic(BaseModel):
     agent_max_steps: int
     session_memory_limit_mb: int
     session_max_processes: int
+    browser_eager: bool = Field(
+        description="Whether Firefox starts with each desktop rather than on first use."
+    )
+    ksm_merge: bool = Field(
+        description="Whether sessions' processes are offered to kernel same-page merging "
+        "(effective when the host runs KSM; see /api/v1/health desktops.ksm)."
+    )
+    ksm_start_host: bool = Field(
+        description="Whether the service switches the host's KSM on at startup (host-wide)."
+    )
+    warm_pool_size: int = Field(
+        description="Desktops kept prepared ahead for new sessions (they count against "
+        "max_displays)."
+    )
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str

@@ -1,0 +1,361 @@
+"""Sessions per host: memory of N sessions idle and after one short scripted run each, with
+the browser started on first use against today's eager start, measured in the same run.
+
+For each mode (`eager`: Firefox starts with the desktop, the old behaviour and the baseline;
+`lazy`: Firefox starts on first use; `lazy+ksm` with --ksm) and each N (default 1, 10, 20):
+
+- create N desktops; "idle": PSS summed over each session user's processes (smaps_rollup),
+  eager sessions once their Firefox window is up (that is what an idle session costs today);
+- one short scripted run each, all at once: what the agent runner does for a posted message
+  (request the browser, then the model's first call, simulated as --model-latency seconds)
+  then the model's first screenshot, a click, a second screenshot. "First step" is the time
+  from the message to the first screenshot in hand;
+- after the run (browser up on a blank page): PSS again; per session, total, and how many
+  such sessions fit in 24 GiB (24 GiB / per-session PSS, nothing else counted).
+
+PSS divides a shared page among every process that maps it, on the whole host: other users'
+Firefox processes (e.g. other test suites) lower these figures somewhat. The machine's CPU may
+be shared too, which slows Firefox's start (the first-step times) but not what it occupies.
+
+Run as root: `.venv/bin/python bench/density.py [--sessions 1,10,20] [--ksm] [--prefs]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from computer_use.desktops import Desktop, DesktopManager, filesystem
+from computer_use.desktops.filesystem import read_mounts
+from computer_use.desktops.launcher import live_pids_of_uid, poll_until
+
+WIDTH, HEIGHT = 1024, 768
+MIB = 1024 * 1024
+HOST = 24 * 1024 * MIB
+DISPLAY_BASE = int(os.environ.get("DESKTOP_DISPLAY_BASE", "700"))
+USER_PREFIX = os.environ.get("DESKTOP_USER_PREFIX", "cu-bd")
+
+
+def pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass  # exited while we looked
+    return 0
+
+
+def session_pss(desktop: Desktop) -> int:
+    return sum(pss_bytes(pid) for pid in live_pids_of_uid(desktop.user.uid))
+
+
+def ksm_counters() -> dict[str, int]:
+    root = Path("/sys/kernel/mm/ksm")
+    return {n: int((root / n).read_text()) for n in ("pages_shared", "pages_sharing")}
+
+
+async def ksm_converged(within: float) -> None:
+    """Until ksmd's savings stop growing (two readings 10 s apart within 2%) or `within`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last = -1
+    while loop.time() < deadline:
+        now = ksm_counters()["pages_sharing"]
+        if last > 0 and now <= last * 1.02:
+            return
+        last = now
+        await asyncio.sleep(10)
+
+
+class Row:
+    def __init__(self, mode: str, n: int) -> None:
+        self.mode, self.n = mode, n
+        self.idle = self.after = 0.0  # MiB per session
+        self.first_step: list[float] = []
+        self.ksm_saved = 0.0  # MiB, pages_sharing * 4 KiB after the run
+
+
+async def settle(desktops: list[Desktop], seconds: float) -> None:
+    """Give Firefox time to finish its post-startup work, then let the screens settle."""
+    await asyncio.sleep(seconds)
+    await asyncio.gather(*(d.wait_until_settled(timeout=5) for d in desktops))
+
+
+async def scripted_run(desktop: Desktop, model_latency: float) -> float:
+    """One short run: returns the first step's time (message -> first screenshot)."""
+    started = time.perf_counter()
+    desktop.request_browser()  # what AgentRunner.start does when the message is posted
+    await asyncio.sleep(model_latency)  # the model's first call, in parallel with it
+    await desktop.screenshot()
+    first = time.perf_counter() - started
+    await desktop.click(WIDTH // 2, HEIGHT // 2)
+    await desktop.wait_until_settled(timeout=2)
+    await desktop.screenshot()
+    return first
+
+
+async def wait_browser_up(desktop: Desktop, within: float = 120) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if desktop.browser_state == "up" and await desktop.browser.window_shown():
+                return
+            await asyncio.sleep(0.2)
+
+
+async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -> None:
+    ids = [f"{row.mode.replace('+', '-')}-{row.n}-{i}" for i in range(row.n)]
+    desktops: list[Desktop] = []
+    try:
+        for start in range(0, row.n, 5):  # a few at a time, as sessions arrive
+            desktops += await asyncio.gather(*(manager.create(s) for s in ids[start : start + 5]))
+        if manager.eager_browser:
+            await asyncio.gather(*(wait_browser_up(d) for d in desktops))
+        await settle(desktops, args.settle)
+        row.idle = sum(session_pss(d) for d in desktops) / row.n / MIB
+        row.first_step = list(
+            await asyncio.gather(*(scripted_run(d, args.model_latency) for d in desktops))
+        )
+        await asyncio.gather(*(wait_browser_up(d) for d in desktops))
+        await settle(desktops, args.settle)
+        if row.mode.endswith("ksm"):
+            await ksm_converged(args.ksm_wait)
+        row.after = sum(session_pss(d) for d in desktops) / row.n / MIB
+        if row.mode.endswith("ksm"):
+            row.ksm_saved = ksm_counters()["pages_sharing"] * 4096 / MIB
+    finally:
+        await asyncio.gather(*(manager.destroy(d.session_id) for d in desktops))
+
+
+def print_row(row: Row, baseline: Row | None) -> None:
+    p50 = statistics.median(row.first_step)
+    ratio = ""
+    if baseline is not None:
+        base = statistics.median(baseline.first_step)
+        ratio = f"  first step x{p50 / base:.2f} of eager, memory x{row.after / baseline.after:.2f}"
+    fits = int(HOST // (row.after * MIB))
+    ksm = f", KSM saves {row.ksm_saved:.0f} MiB in all" if row.ksm_saved else ""
+    print(
+        f"  {row.mode:<9} N={row.n:<3} idle {row.idle:6.1f} MiB/session "
+        f"(total {row.idle * row.n:7.0f}, fit {int(HOST // (row.idle * MIB)):5d})  "
+        f"after a run {row.after:6.1f} MiB/session (total {row.after * row.n:7.0f}, "
+        f"fit {fits:4d})  first step p50 {p50:5.2f} s max {max(row.first_step):5.2f} s"
+        f"{ksm}{ratio}",
+        flush=True,
+    )
+
+
+@contextmanager
+def manager_for(
+    mode: str, capacity: int, *, warm_pool_size: int = 0
+) -> Iterator[tuple[DesktopManager, Path]]:
+    data_dir = Path(tempfile.mkdtemp(prefix="density-bench-"))
+    manager = DesktopManager(
+        data_dir,
+        width=WIDTH,
+        height=HEIGHT,
+        max_displays=capacity,
+        isolation_enabled=True,
+        disk_quota_mb=64,
+        display_base=DISPLAY_BASE,
+        user_prefix=USER_PREFIX,
+        eager_browser=mode == "eager",
+        ksm=mode.endswith("ksm"),
+        ksm_start_host=mode.endswith("ksm"),  # --ksm: the bench switches the host's KSM on
+        warm_pool_size=warm_pool_size,
+    )
+    try:
+        yield manager, data_dir
+    finally:
+        cleanup_data_dir(data_dir)
+
+
+async def run_modes(args: argparse.Namespace) -> None:
+    sizes = [int(n) for n in args.sessions.split(",")]
+    modes = ["eager", "lazy"] + (["lazy+ksm"] if args.ksm else [])
+    await _run_sizes(sizes, modes, args)
+
+
+async def _run_sizes(sizes: list[int], modes: list[str], args: argparse.Namespace) -> None:
+    for n in sizes:
+        baseline: Row | None = None
+        for mode in modes:
+            with manager_for(mode, max(sizes)) as (manager, _):
+                await manager.start()
+                try:
+                    row = Row(mode, n)
+                    await measure(manager, row, args)
+                finally:
+                    await manager.shutdown()
+            print_row(row, baseline)
+            baseline = baseline or row
+
+
+# Firefox preferences measured one by one against the profile as it is (--prefs).
+PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
+    "(profile as is)": {},
+    "extensions in the parent process": {"extensions.webextensions.remote": False},
+    "no privileged content process": {
+        "browser.tabs.remote.separatePrivilegedContentProcess": False,
+        "browser.tabs.remote.separatePrivilegedMozillaWebContentProcess": False,
+    },
+    "no socket process": {"network.process.enabled": False},
+    "no fork server": {"dom.ipc.forkserver.enable": False},
+    "media decoding in content": {
+        "media.rdd-process.enabled": False,
+        "media.utility-process.enabled": False,
+    },
+    "offline background services off": {
+        "browser.safebrowsing.malware.enabled": False,
+        "browser.safebrowsing.phishing.enabled": False,
+        "browser.safebrowsing.downloads.enabled": False,
+        "browser.safebrowsing.blockedURIs.enabled": False,
+        "network.captive-portal-service.enabled": False,
+        "network.connectivity-service.enabled": False,
+        "extensions.pocket.enabled": False,
+        "browser.search.update": False,
+        "dom.push.connection.enabled": False,
+        "browser.discovery.enabled": False,
+    },
+    "unused built-in features off": {
+        "extensions.formautofill.addresses.enabled": False,
+        "extensions.formautofill.creditCards.enabled": False,
+        "extensions.screenshots.disabled": True,
+        "media.videocontrols.picture-in-picture.enabled": False,
+        "browser.translations.enable": False,
+        "browser.urlbar.quicksuggest.enabled": False,
+        "reader.parse-on-load.enabled": False,
+        "privacy.trackingprotection.enabled": False,
+        "privacy.trackingprotection.socialtracking.enabled": False,
+        "browser.contentblocking.category": "custom",
+        "network.cookie.cookieBehavior": 0,
+    },
+    "no JIT for the browser's own scripts": {
+        "javascript.options.ion": False,
+        "javascript.options.baselinejit": False,
+    },
+    "small caches": {
+        "browser.cache.memory.capacity": 16384,
+        "browser.sessionhistory.max_total_viewers": 0,
+        "image.mem.surfacecache.max_size_kb": 65536,
+    },
+}
+
+
+async def run_prefs(args: argparse.Namespace) -> None:
+    """PSS per session with Firefox on a blank page, 3 sessions, one candidate at a time."""
+    original = dict(filesystem._FIREFOX_PREFS)
+    chosen = [n.strip() for n in args.prefs.split(",")] if args.prefs != "all" else None
+    candidates = {n: v for n, v in PREF_CANDIDATES.items() if chosen is None or n in chosen}
+    if args.prefs_together:
+        together = {k: v for prefs in candidates.values() for k, v in prefs.items()}
+        candidates = {"(profile as is)": {}, "all of: " + ", ".join(candidates): together}
+    baseline = None
+    for name, prefs in candidates.items():
+        filesystem._FIREFOX_PREFS.clear()
+        filesystem._FIREFOX_PREFS.update({**original, **prefs})
+        with manager_for("lazy", 3) as (manager, _):
+            await manager.start()
+            try:
+                row = Row("prefs", 3)
+                await measure(manager, row, args)
+            finally:
+                await manager.shutdown()
+        baseline = baseline or row.after
+        print(f"  {name:<40} {row.after:6.1f} MiB/session with Firefox up "
+              f"(x{row.after / baseline:.2f}), first step p50 "
+              f"{statistics.median(row.first_step):.2f} s", flush=True)  # fmt: skip
+    filesystem._FIREFOX_PREFS.clear()
+    filesystem._FIREFOX_PREFS.update(original)
+
+
+async def run_pool(args: argparse.Namespace) -> None:
+    """create() p50 with a warm pool (each create finds a ready desktop) against without."""
+    for size in (0, 2):
+        with manager_for("lazy", 4, warm_pool_size=size) as (manager, _):
+            await manager.start()
+            durations = []
+            try:
+                for i in range(args.pool_creates):
+                    await poll_until(
+                        lambda: manager.pool.health()["ready"] >= size,  # noqa: B023
+                        timeout=120,
+                        what="the pool to refill",
+                    )
+                    started = time.perf_counter()
+                    await manager.create(f"pool-{i}")
+                    durations.append(time.perf_counter() - started)
+                    await manager.destroy(f"pool-{i}")
+            finally:
+                await manager.shutdown()
+        p50 = statistics.median(durations) * 1000
+        print(f"  WARM_POOL_SIZE={size}: create() p50 {p50:6.1f} ms, max "
+              f"{max(durations) * 1000:6.1f} ms over {len(durations)}", flush=True)  # fmt: skip
+
+
+def cleanup_data_dir(data_dir: Path) -> None:
+    inside = [m.mount_point for m in read_mounts() if data_dir in m.mount_point.parents]
+    for mount_point in sorted(inside, key=lambda p: len(p.parts), reverse=True):
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=False)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", default="1,10,20", help="comma-separated N")
+    parser.add_argument("--model-latency", type=float, default=3.0,
+                        help="seconds the model's first call takes (simulated)")  # fmt: skip
+    parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--ksm", action="store_true", help="also lazy+ksm (switches KSM on)")
+    parser.add_argument("--ksm-wait", type=float, default=240.0,
+                        help="most seconds ksmd gets to converge (after-run figure)")  # fmt: skip
+    parser.add_argument("--pool", action="store_true", help="measure create() with a warm pool")
+    parser.add_argument("--pool-creates", type=int, default=8)
+    parser.add_argument(
+        "--prefs",
+        nargs="?",
+        const="all",
+        default=None,
+        help="measure Firefox preference candidates instead (names or all)",
+    )
+    parser.add_argument(
+        "--prefs-together",
+        action="store_true",
+        help="with --prefs: the chosen candidates at once against none",
+    )
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: desktops need their users and mounts")
+    print(f"{os.cpu_count()} cores; model latency {args.model_latency:.1f} s (simulated); "
+          f"PSS per session; fit = sessions in 24 GiB at that PSS")  # fmt: skip
+    run = Path("/sys/kernel/mm/ksm/run")
+    ksm_dir = Path("/sys/kernel/mm/ksm")
+    tunables = ("run", "pages_to_scan", "sleep_millisecs")
+    saved = {n: (ksm_dir / n).read_text() for n in tunables} if run.exists() else None
+    if saved is not None and args.ksm:
+        # ksmd's default pace (100 pages / 20 ms) needs minutes for 20 sessions; the bench
+        # wants the converged figure sooner. Put back afterwards.
+        (ksm_dir / "pages_to_scan").write_text("4000")
+    try:
+        if args.pool:
+            asyncio.run(run_pool(args))
+        else:
+            asyncio.run(run_prefs(args) if args.prefs else run_modes(args))
+    finally:
+        if saved is not None and args.ksm:
+            for name, value in saved.items():  # the host's KSM as it was before the bench
+                (ksm_dir / name).write_text(value)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Firefox starts on first use, not with the desktop: on request (the agent runner's), and
+from the panel's Firefox button for a person; a closed browser comes back on the next use."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from computer_use.desktops import Desktop, DesktopManager
+from computer_use.desktops.display import TRAY_HEIGHT
+from computer_use.desktops.launcher import live_pids_of_uid, poll_until
+from tests.desktops.conftest import DESKTOP_SIZE, desktop_image
+
+CENTRE = (DESKTOP_SIZE[0] // 2, DESKTOP_SIZE[1] // 2 + 30)
+
+
+def browser_on(png: bytes) -> bool:
+    """Firefox's page area (near white, light grey until the page paints) covers the centre,
+    where the bare desktop shows its dark blue-grey background."""
+    pixel = desktop_image(png).getpixel(CENTRE)
+    assert isinstance(pixel, tuple)
+    return min(pixel) >= 240
+
+
+def firefox_pids(desktop: Desktop) -> set[int]:
+    found = set()
+    for pid in live_pids_of_uid(desktop.user.uid):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "firefox-esr":
+                found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
+def state(desktop: Desktop) -> str:
+    """The browser's state now (a call: mypy must not narrow it across awaits)."""
+    return desktop.browser_state
+
+
+async def wait_for_state(desktop: Desktop, state: str, *, within: float = 45) -> None:
+    await poll_until(lambda: desktop.browser_state == state, timeout=within, what=state)
+
+
+async def press_panel_firefox(desktop: Desktop) -> None:
+    """The tray's first button, clicked the way a person does: jwm acts on a release only
+    after it has drawn the button pressed, so the release waits for that."""
+    top = DESKTOP_SIZE[1] - TRAY_HEIGHT
+    await desktop.move_mouse(20, top + TRAY_HEIGHT // 2)
+    before = await desktop.zoom(0, top, 60, DESKTOP_SIZE[1])
+    await desktop.mouse_down()
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                if await desktop.zoom(0, top, 60, DESKTOP_SIZE[1]) != before:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await desktop.mouse_up()
+
+
+@pytest.fixture
+async def lazy(
+    desktop_manager_shared: DesktopManager, request: pytest.FixtureRequest
+) -> AsyncIterator[Desktop]:
+    name = request.node.name[-40:].replace("_", "-")
+    desktop = await desktop_manager_shared.create(name)
+    yield desktop
+    await desktop_manager_shared.destroy(name)
+
+
+async def test_a_new_desktop_runs_no_browser_until_it_is_requested(lazy: Desktop) -> None:
+    assert not desktop_manager_is_eager(lazy)
+    assert state(lazy) == "down" and lazy.component_status()["browser"] == "stopped"
+    assert not browser_on(await lazy.screenshot())
+    assert not firefox_pids(lazy)
+
+    assert lazy.request_browser() is True
+    assert lazy.request_browser() is False  # already on its way: one browser, not two
+    # The screenshot right after the request waits for the window: it shows the browser.
+    shot = await lazy.screenshot()
+
+    assert browser_on(shot)
+    assert state(lazy) == "up"
+    assert len(firefox_pids(lazy)) >= 1
+
+
+async def test_the_panels_firefox_button_starts_the_supervised_browser(lazy: Desktop) -> None:
+    assert state(lazy) == "down"
+
+    await press_panel_firefox(lazy)
+    await wait_for_state(lazy, "up")
+
+    supervised = lazy.supervisor.components["browser"].proc
+    assert supervised is not None and supervised.pid in firefox_pids(lazy)
+    # The button again (its command, as the session's user): still the one browser.
+    button = await lazy.run(["sh", "-c", f"echo open > {lazy.spec.browser_request}"], timeout=10)
+    assert button.returncode == 0
+    await lazy.screenshot()
+    assert lazy.supervisor.components["browser"].proc is supervised
+    assert firefox_pids(lazy) and state(lazy) == "up"
+
+
+async def test_a_browser_the_user_closed_comes_back_on_the_next_use(lazy: Desktop) -> None:
+    lazy.request_browser()
+    await lazy.screenshot()
+    first = lazy.supervisor.components["browser"].proc
+    assert first is not None and state(lazy) == "up"
+
+    await lazy.key("ctrl+q")  # quit Firefox the way a person does
+    # Closed, not crashed: it stays closed.
+    await poll_until(
+        lambda: lazy.component_status()["browser"] == "exited", timeout=30, what="exit"
+    )
+    assert state(lazy) == "down" and not firefox_pids(lazy)
+
+    assert lazy.request_browser() is True
+    assert browser_on(await lazy.screenshot())
+    second = lazy.supervisor.components["browser"].proc
+    assert second is not None and second is not first and state(lazy) == "up"
+
+
+def desktop_manager_is_eager(desktop: Desktop) -> bool:
+    return desktop.supervisor.components["browser"].autostart

@@ -1,0 +1,91 @@
+"""KSM: with KSM_MERGE on and the host's KSM running, the sessions' processes are mergeable and
+the kernel merges their identical pages (counted in /sys/kernel/mm/ksm); off, they are not."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from computer_use.desktops import Desktop, DesktopManager
+from computer_use.desktops.ksm import KSM_DIR, counters, kernel_supports_merge, merging_pages
+from computer_use.desktops.launcher import live_pids_of_uid, poll_until
+from tests.desktops.conftest import EventLog, desktop_manager, fs_force_cleanup
+
+
+def merge_any(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/ksm_stat").read_text()
+    return "ksm_merge_any: yes" in stat
+
+
+@pytest.fixture(scope="module")
+def host_ksm() -> Iterator[None]:
+    """The host's KSM as it was before the module, put back afterwards (switching it on is
+    what KSM_START_HOST does; scanning faster only shortens the test)."""
+    if os.geteuid() != 0 or not (KSM_DIR / "run").exists() or not kernel_supports_merge():
+        pytest.skip("needs root and a kernel with KSM and PR_SET_MEMORY_MERGE (6.4+)")
+    saved = {n: (KSM_DIR / n).read_text() for n in ("run", "pages_to_scan", "sleep_millisecs")}
+    (KSM_DIR / "pages_to_scan").write_text("5000")
+    (KSM_DIR / "sleep_millisecs").write_text("10")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            (KSM_DIR / name).write_text(value)
+
+
+@pytest.fixture(scope="module")
+async def ksm_manager(
+    host_ksm: None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[DesktopManager]:
+    data_dir = tmp_path_factory.mktemp("ksm-data")
+    manager = desktop_manager(
+        data_dir, EventLog(), base=440, user_prefix="cu-dk", ksm=True, ksm_start_host=True
+    )
+    try:
+        await manager.start()
+        yield manager
+    finally:
+        await manager.shutdown()
+        fs_force_cleanup(data_dir)
+
+
+async def test_with_ksm_on_the_sessions_identical_pages_are_merged(
+    ksm_manager: DesktopManager,
+) -> None:
+    assert (KSM_DIR / "run").read_text().strip() == "1"  # KSM_START_HOST switched it on
+    assert ksm_manager.health()["ksm"]["enabled"] is True
+    desktops: list[Desktop] = list(
+        await asyncio.gather(*(ksm_manager.create(f"ksm-{i}") for i in range(2)))
+    )
+    pids = [pid for d in desktops for pid in live_pids_of_uid(d.user.uid)]
+    assert pids and all(merge_any(pid) for pid in pids)  # every session program opted in
+
+    # Two desktops showing the same background: their framebuffers alone are identical.
+    await poll_until(
+        lambda: sum(map(merging_pages, pids)) > 0 and counters()["pages_sharing"] > 0,
+        timeout=120,
+        what="the kernel to merge pages",
+    )
+    health = ksm_manager.health()["ksm"]
+    assert health["pages_sharing"] > 0 and health["saved_mib"] > 0
+    await asyncio.gather(*(ksm_manager.destroy(d.session_id) for d in desktops))
+
+
+async def test_with_ksm_off_no_session_process_is_offered(
+    host_ksm: None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data_dir = tmp_path_factory.mktemp("no-ksm-data")
+    manager = desktop_manager(data_dir, EventLog(), base=445, user_prefix="cu-dn", ksm=False)
+    try:
+        await manager.start()
+        desktop = await manager.create("no-ksm")
+        pids = live_pids_of_uid(desktop.user.uid)
+        assert pids and not any(merge_any(pid) for pid in pids)
+        assert manager.health()["ksm"]["enabled"] is False
+    finally:
+        await manager.shutdown()
+        fs_force_cleanup(data_dir)

@@ -1,0 +1,65 @@
+"""WARM_POOL_SIZE: desktops prepared ahead; a create takes one over without starting any
+process, under the new session's id and files, and the pool refills in the background."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from computer_use.desktops import DesktopManager
+from computer_use.desktops.launcher import live_pids_of_uid, poll_until
+from tests.desktops.conftest import EventLog, desktop_manager, fs_force_cleanup
+
+
+def ready(manager: DesktopManager) -> int:
+    count: int = manager.health()["warm_pool"]["ready"]
+    return count
+
+
+@pytest.fixture
+async def pooled(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DesktopManager]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: creates users, mounts homes")
+    data_dir = tmp_path_factory.mktemp("pool-data")
+    manager = desktop_manager(
+        data_dir, EventLog(), base=450, max_displays=3, user_prefix="cu-dw", warm_pool_size=1
+    )
+    try:
+        await manager.start()
+        yield manager
+    finally:
+        await manager.shutdown()
+        fs_force_cleanup(data_dir)
+
+
+async def test_a_pooled_create_starts_nothing_and_the_pool_refills(
+    pooled: DesktopManager,
+) -> None:
+    await poll_until(lambda: ready(pooled) == 1, timeout=60, what="the pool to fill")
+    [placeholder] = [s for s in pooled._desktops if s.startswith("warm-")]
+    warm = pooled.get(placeholder)
+    assert warm is not None
+    before = set(live_pids_of_uid(warm.user.uid))
+    assert pooled.health()["desktops_running"] == 0  # the pooled desktop is no session
+
+    desktop = await pooled.create("pooled-session")
+
+    assert desktop is warm and desktop.session_id == "pooled-session"
+    assert set(live_pids_of_uid(desktop.user.uid)) == before  # no process started
+    assert pooled.get(placeholder) is None and pooled.get("pooled-session") is desktop
+    assert pooled.health()["warm_pool"]["claimed"] == 1
+    # Its files are the session's now: written from inside, found under the session's id.
+    wrote = await desktop.run(["sh", "-c", "echo mine > ~/Desktop/note"], timeout=10)
+    assert wrote.returncode == 0, wrote.stderr
+    home = pooled.homes.paths("pooled-session").home
+    assert (home / "Desktop" / "note").read_text() == "mine\n"
+    assert not pooled.homes.paths(placeholder).root.exists()
+    assert desktop.supervisor.session_id == "pooled-session"
+    assert desktop.browser_state == "down"
+
+    await poll_until(lambda: ready(pooled) == 1, timeout=60, what="the pool to refill")
+    assert pooled.slots.used == 2  # the refill holds a slot of MAX_DISPLAYS
+    await pooled.destroy("pooled-session")
+    assert not pooled.homes.has_files("pooled-session")
