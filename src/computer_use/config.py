@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     # Per-session cgroup caps (memory, and tasks: processes plus their threads).
     session_memory_limit_mb: int = Field(default=2048, ge=64)
     session_max_processes: int = Field(default=512, ge=32)
+    # CPUs each session may use at most (cgroup cpu quota); 0 = no cap, equal shares only.
+    session_cpu_limit: float = Field(default=1.0, ge=0, le=256)
+    # Egress of sessions (desktops/netrules.py): comma-separated CIDRs. Loopback, link-local,
+    # private and reserved ranges are denied by default; DENY adds ranges, ALLOW opens some.
+    session_egress_allow: str = ""
+    session_egress_deny: str = ""
     debug: bool = False
     cors_origins: str = "localhost"
 
@@ -78,6 +84,21 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError:
             raise ValueError("must look like 30/minute (N per second/minute/hour/day)") from None
+        return value
+
+    @field_validator("session_egress_allow", "session_egress_deny")
+    @classmethod
+    def _cidr_list(cls, value: str) -> str:
+        import ipaddress
+
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{item.strip()!r} is not a CIDR; use e.g. 10.0.0.5/32,fd00::/8"
+                    ) from None
         return value
 
     @field_validator("database_url")

@@ -237,7 +237,7 @@ class Footprint:
 
     user: str
     display: int
-    vnc_port: int
+    vnc_socket: Path  # x11vnc's, in the session's runtime dir (root server: under /run)
     pids: frozenset[int]
     mounts: tuple[str, ...]
 
@@ -246,10 +246,12 @@ def footprint(server: ServerProcess, session_id: str, letter: str) -> Footprint:
     data_dir = Path(server.env["DATA_DIR"])
     record = json.loads((data_dir / "sessions" / session_id / "desktop.json").read_text())
     user = f"{slots.prefix('cu-r' + letter)}{record['slot']:02d}"
+    display = int(str(record["display"]).lstrip(":"))
+    runtime = Path("/run/computer-use") / f"displays-{display - int(record['slot'])}"
     return Footprint(
         user=user,
-        display=int(str(record["display"]).lstrip(":")),
-        vnc_port=int(record["vnc_port"]),
+        display=display,
+        vnc_socket=runtime / str(display) / "vnc.sock",
         pids=frozenset(live_pids_of(uid_of(user))),
         mounts=tuple(mounts_under(data_dir)),
     )

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 
-from computer_use.desktops.slots import port_listening
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
 from tests.reliability.conftest import (
@@ -62,7 +61,7 @@ async def test_idle_session_expires_releasing_everything_and_a_working_one_does_
                 return not live_pids_of(uid) and not mounts_under(session_dir)
 
             await wait_until(released, timeout=10, what="the expired session's desktop gone")
-            assert not port_listening(held.vnc_port)
+            assert not held.vnc_socket.exists()
             assert x_lock_owner(held.display) is None
             shot = await http.get(f"/api/v1/sessions/{idle}/screenshot")
             assert 400 <= shot.status_code < 500

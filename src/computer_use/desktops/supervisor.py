@@ -47,6 +47,7 @@ class Component:
     ready: ReadyCheck | None = None  # raises if the process does not become ready
     restart_on_success: bool = True  # False: exit code 0 means the user closed it
     serving: Callable[[], bool] | None = None  # the server: does it accept connections?
+    before_start: Callable[[], object] | None = None  # e.g. reclaim what it will listen on
     stdout_pipe: bool = False
     proc: asyncio.subprocess.Process | None = None
     state: ComponentState = "stopped"
@@ -124,6 +125,8 @@ class Supervisor:
         comp.state = "starting"
         comp.stopping = False
         try:
+            if comp.before_start is not None:
+                await asyncio.to_thread(comp.before_start)
             proc = await self.sandbox.spawn(
                 comp.argv,
                 env=comp.env,

@@ -72,7 +72,11 @@ class SessionPublic(BaseModel):
         description="Seconds of inactivity left before the session expires (0 once expired)."
     )
     display: str | None = Field(default=None, description='X display, e.g. ":101".')
-    vnc_port: int | None = Field(default=None, description="x11vnc port on the server's loopback.")
+    vnc_port: int | None = Field(
+        default=None,
+        description="Always null: x11vnc listens on a unix socket only the service reaches; "
+        "use vnc_url.",
+    )
     vnc_url: str | None = Field(
         default=None,
         description="Opens the live desktop viewer, view-only (token minted on each read).",

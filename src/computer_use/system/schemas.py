@@ -44,6 +44,9 @@ class ConfigPublic(BaseModel):
     agent_max_steps: int
     session_memory_limit_mb: int
     session_max_processes: int
+    session_cpu_limit: float
+    session_egress_allow: str
+    session_egress_deny: str
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str
