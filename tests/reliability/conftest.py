@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from computer_use.desktops.slots import abstract_name
+from computer_use.desktops.sockets import holders
 from computer_use.loopback import LoopbackModelServer
 from tests import slots
 from tests.conftest import server_env
@@ -175,11 +177,10 @@ def mounts_under(path: Path) -> list[str]:
     return sorted(points)
 
 
-def x_lock_owner(display: int) -> int | None:
-    try:
-        return int(Path(f"/tmp/.X{display}-lock").read_text().strip())
-    except (OSError, ValueError):
-        return None
+def x_server_pids(display: int) -> set[int]:
+    """Processes listening on the display's abstract X socket (its lock file and socket file
+    live in the session's private /tmp)."""
+    return set(holders(abstract_name(display)))
 
 
 async def session_detail(http: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
