@@ -30,7 +30,7 @@ from computer_use.desktops.input import InputInjector
 from computer_use.desktops.launcher import CommandError, SandboxError, SessionSandbox
 from computer_use.desktops.leftovers import sweep_files, sweep_ipc
 from computer_use.desktops.limits import ResourceLimits
-from computer_use.desktops.namespace import probe_private_proc
+from computer_use.desktops.namespace import probe_private_proc, probe_private_run
 from computer_use.desktops.netrules import EgressPolicy, NetworkRules
 from computer_use.desktops.shm import remove_orphaned_segments
 from computer_use.desktops.slots import (
@@ -97,7 +97,7 @@ class DesktopManager:
         )
         self.network = NetworkRules(name=user_prefix, egress=egress or EgressPolicy())
         self._proc_hidden_reason: str | None = "not probed yet"
-        self._run_hidden_reason: str | None = "no session started yet"
+        self._run_hidden_reason: str | None = "not probed yet"
         # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
         self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
         self._on_event = on_event
@@ -129,6 +129,7 @@ class DesktopManager:
             await self.network.install([])
         await asyncio.to_thread(self.limits.setup)
         self._proc_hidden_reason = await probe_private_proc()
+        self._run_hidden_reason = await probe_private_run()
         for slot in self.slots.all_slots():
             if remove_stale_display_files(slot.display_number):
                 logger.warning("removed stale X files of display %s", slot.display)

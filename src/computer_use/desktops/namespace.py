@@ -152,17 +152,24 @@ async def _private_run(enter: list[str], runtime_dir: Path | None) -> str | None
 
 async def probe_private_proc() -> str | None:
     """None if a session's namespace can get a private /proc here, else why not."""
+    return await _probe_mount("-t", "proc", "-o", PRIVATE_PROC_OPTIONS, "proc", "/proc")
+
+
+async def probe_private_run() -> str | None:
+    """None if a session's namespace can cover the host's /run here, else why not."""
+    return await _probe_mount("-t", "tmpfs", "-o", PRIVATE_RUN_OPTIONS, "session-run", "/run")
+
+
+async def _probe_mount(*args: str) -> str | None:
     if os.geteuid() != 0:
         return "not root"
     try:
         argv = [tool("unshare"), "--mount", "--propagation=private", "--", tool("mount")]
-        result = await run_command(
-            [*argv, "-t", "proc", "-o", PRIVATE_PROC_OPTIONS, "proc", "/proc"], check=False
-        )
+        result = await run_command([*argv, *args], check=False)
     except (SandboxError, OSError) as exc:
         return str(exc)
     if result.returncode != 0:
-        return f"mount proc: {result.stderr.decode(errors='replace').strip()}"
+        return f"mount {args[1]}: {result.stderr.decode(errors='replace').strip()}"
     return None
 
 
