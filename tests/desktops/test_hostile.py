@@ -416,3 +416,34 @@ async def test_a_session_cannot_read_the_data_dir(attacker: Desktop) -> None:
         assert data_dir.stat().st_mode & 0o777 == 0o700
     finally:
         await asyncio.to_thread(shutil.rmtree, data_dir.parent, True)
+
+
+# -- a display that goes down gets a new cookie ---------------------------------------------
+
+
+async def test_a_display_restarts_with_a_fresh_cookie(manager: DesktopManager) -> None:
+    """A squatter on a display's abstract name while it is down may be offered its cookie
+    (the service's own reconnects); the restarted display no longer accepts that cookie."""
+    victim = await manager.create("hostile-f", browser=False)
+    try:
+        old = victim.spec.xauthority.read_bytes()
+        xvfb = victim.supervisor.components["xvfb"]
+        assert xvfb.proc is not None
+        old_pid = xvfb.proc.pid
+        os.kill(old_pid, 9)
+        await poll_until(
+            lambda: xvfb.proc is not None and xvfb.proc.pid != old_pid and xvfb.state == "running",
+            timeout=15,
+            what="Xvfb to come back",
+        )
+        assert victim.spec.xauthority.read_bytes() != old
+        assert await victim.screenshot()  # the service follows the new cookie
+        stale = victim.spec.runtime_dir / "stale-cookie"
+        stale.write_bytes(old)
+        os.chown(stale, victim.user.uid, victim.user.gid)
+        out = await in_session(
+            victim, ["env", f"XAUTHORITY={stale}", "xdpyinfo", "-display", victim.display]
+        )
+        assert "unable to open display" in out, out
+    finally:
+        await manager.destroy("hostile-f")

@@ -18,6 +18,8 @@ import os
 import shutil
 from pathlib import Path
 
+from computer_use.desktops.shm import remove_orphaned_segments
+
 logger = logging.getLogger(__name__)
 
 WORLD_WRITABLE = (
@@ -25,6 +27,13 @@ WORLD_WRITABLE = (
     "/tmp/.X11-unix", "/tmp/.ICE-unix", "/var/crash",
 )  # fmt: skip
 IPC_RMID = 0
+
+
+def sweep(uid: int) -> None:
+    """Everything `uid` left outside its home: files, IPC objects, shm segments."""
+    sweep_files(uid)
+    sweep_ipc(uid)
+    remove_orphaned_segments(uid)
 
 
 def sweep_files(uid: int, directories: tuple[str, ...] = WORLD_WRITABLE) -> list[Path]:

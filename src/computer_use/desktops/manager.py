@@ -28,11 +28,10 @@ from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.hostlock import InstanceLock
 from computer_use.desktops.input import InputInjector
 from computer_use.desktops.launcher import CommandError, SandboxError, SessionSandbox
-from computer_use.desktops.leftovers import sweep_files, sweep_ipc
+from computer_use.desktops.leftovers import sweep
 from computer_use.desktops.limits import ResourceLimits
 from computer_use.desktops.namespace import probe_private_proc, probe_private_run
 from computer_use.desktops.netrules import EgressPolicy, NetworkRules
-from computer_use.desktops.shm import remove_orphaned_segments
 from computer_use.desktops.slots import (
     Slot,
     SlotAllocator,
@@ -45,7 +44,12 @@ from computer_use.desktops.slots import (
 from computer_use.desktops.sockets import evict
 from computer_use.desktops.supervisor import EventCallback, Supervisor
 from computer_use.desktops.users import SessionUser, UserPool
-from computer_use.desktops.xauth import ServiceAuthority, new_cookie
+from computer_use.desktops.xauth import (
+    ServiceAuthority,
+    new_cookie,
+    session_entries,
+    write_authority,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +127,7 @@ class DesktopManager:
         if self.users.enabled:
             for user in self.users.all_users():
                 await SessionSandbox.kill_user_processes(user)
-                await asyncio.to_thread(_sweep, user.uid)
+                await asyncio.to_thread(sweep, user.uid)
             await self.network.install([user.uid for user in self.users.all_users()])
         else:
             await self.network.install([])
@@ -290,7 +294,7 @@ class DesktopManager:
                 uid=user.uid,
                 wm_running=injector.window_manager_running,
                 browser=browser,
-                before_server=lambda: self._reclaim_display(slot.display_number),
+                before_server=lambda: self._before_xvfb(spec, user),
             ),
             on_event=self._on_event,
             restart_limit=self._restart_limit,
@@ -321,7 +325,7 @@ class DesktopManager:
             await desktop.stop_processes()
             await desktop.sandbox.close()
             if desktop.sandbox.user is not None:
-                await asyncio.to_thread(_sweep, desktop.sandbox.user.uid)
+                await asyncio.to_thread(sweep, desktop.sandbox.user.uid)
         finally:
             if self._authority is not None:
                 self._authority.remove(desktop.slot_info.display_number)
@@ -347,6 +351,17 @@ class DesktopManager:
             logger.warning("display :%d is held by a program outside the pool", display_number)
         return free
 
+    def _before_xvfb(self, spec: DisplaySpec, user: SessionUser) -> None:
+        """Before each Xvfb (re)start: reclaim the display's abstract name from squatting
+        session users, and give the display a fresh cookie, so a cookie a squatter may have
+        been offered while the display was down opens nothing."""
+        self._reclaim_display(spec.display_number)
+        cookie = new_cookie()
+        entries = session_entries(spec.display_number, cookie)
+        write_authority(spec.xauthority, entries, uid=user.uid, gid=user.gid)
+        if self._authority is not None:
+            self._authority.add(spec.display_number, cookie)
+
     def _release_slot(self, slot: Slot) -> None:
         # A SIGKILLed Xvfb leaves its socket (and, outside a namespace, its lock file).
         remove_stale_display_files(slot.display_number)
@@ -360,13 +375,6 @@ class DesktopManager:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             yield
-
-
-def _sweep(uid: int) -> None:
-    """Everything a session uid left outside its home: files, IPC objects, shm segments."""
-    sweep_files(uid)
-    sweep_ipc(uid)
-    remove_orphaned_segments(uid)
 
 
 def _measure(enabled: bool, reason: str | None) -> dict[str, object]:
