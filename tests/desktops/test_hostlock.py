@@ -37,7 +37,7 @@ def _second(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         env=slots.env({**os.environ, **env}),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
     )
 
 
@@ -68,7 +68,7 @@ def test_a_second_instance_exits_touching_nothing_and_a_dead_ones_lock_is_taken_
         pytest.skip("needs root: session users, nftables")
     first = ServerProcess(_env(tmp_path / "a", PREFIX, BASE), tmp_path / "a.log")
     (tmp_path / "a").mkdir()
-    first.start()
+    first.start(timeout=180)  # a busy host (2 cores, many suites) makes starts slow
     try:
         with first.client() as http:
             created = http.post("/api/v1/sessions", json={"title": "first's"})
@@ -95,7 +95,8 @@ def test_a_second_instance_exits_touching_nothing_and_a_dead_ones_lock_is_taken_
 
         first.stop(signal.SIGKILL)  # a crash: its flocks go with it, its desktop stays behind
         assert pids & set(live_pids_of_uid(uid))
-        again = ServerProcess(_env(tmp_path / "a", PREFIX, BASE), tmp_path / "a2.log").start()
+        again = ServerProcess(_env(tmp_path / "a", PREFIX, BASE), tmp_path / "a2.log")
+        again.start(timeout=180)
         try:
             assert not pids & set(live_pids_of_uid(uid)), "orphans of the crash survived"
             with again.client() as http:
