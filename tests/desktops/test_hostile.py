@@ -13,8 +13,6 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,6 +30,7 @@ from computer_use.desktops.sockets import listening_inodes, socket_inodes_of
 from tests import slots
 
 from .conftest import FS_QUOTA_MB, desktop_reap, fs_force_cleanup
+from .netns import ECHO_PORT, PRIVATE4, PRIVATE6, PUBLIC4, PUBLIC6, connects, egress_namespace
 
 BASE = slots.display(1300)
 PREFIX = slots.prefix("cu-ih")
@@ -226,81 +225,18 @@ async def test_a_session_cannot_create_user_namespaces_or_trace(attacker: Deskto
 
 # -- egress: only to addresses in a network namespace this module creates ------------------
 
-SLOT = slots.SLOT
-NS = f"cu{SLOT}-egress-{os.getpid()}"
-HOST_IF, NS_IF = f"cu{SLOT}eh{os.getpid() % 10000}", f"cu{SLOT}en{os.getpid() % 10000}"
-PRIVATE4, PUBLIC4 = f"10.{200 + SLOT}.77.2", f"203.0.113.{10 + SLOT}"
-PRIVATE6, PUBLIC6 = f"fd00:77:{SLOT}::2", f"2001:db8:77:{SLOT}::2"
-ECHO_PORT = 8077
-LISTENER = """
-import socket, sys, threading
-def serve(family, host):
-    s = socket.socket(family)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((host, int(sys.argv[1])))
-    s.listen(16)
-    while True:
-        s.accept()[0].close()
-for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-    threading.Thread(target=serve, args=(family, host), daemon=True).start()
-print("ready", flush=True)
-sys.stdin.read()
-"""
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
 
 @pytest.fixture(scope="module")
 def egress_target() -> Iterator[None]:
-    """A network namespace with one private and one public-looking address per family,
-    reached through a veth pair; a TCP listener answers on ECHO_PORT inside it."""
-    _ip("netns", "add", NS)
-    listener: subprocess.Popen[bytes] | None = None
-    try:
-        _ip("link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-        _ip("link", "set", NS_IF, "netns", NS)
-        _ip("addr", "add", f"10.{200 + SLOT}.77.1/24", "dev", HOST_IF)
-        _ip("-6", "addr", "add", f"fd00:77:{SLOT}::1/64", "dev", HOST_IF, "nodad")
-        _ip("link", "set", HOST_IF, "up")
-        for address in (f"{PRIVATE4}/24", f"{PUBLIC4}/32"):
-            _ip("-n", NS, "addr", "add", address, "dev", NS_IF)
-        for address in (f"{PRIVATE6}/64", f"{PUBLIC6}/128"):
-            _ip("-n", NS, "-6", "addr", "add", address, "dev", NS_IF, "nodad")
-        _ip("-n", NS, "link", "set", NS_IF, "up")
-        _ip("-n", NS, "link", "set", "lo", "up")
-        _ip("route", "add", f"{PUBLIC4}/32", "via", PRIVATE4)
-        _ip("-6", "route", "add", f"{PUBLIC6}/128", "via", PRIVATE6)
-        listener = subprocess.Popen(
-            ["ip", "netns", "exec", NS, sys.executable, "-c", LISTENER, str(ECHO_PORT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert listener.stdout is not None and listener.stdout.readline().strip() == b"ready"
+    with egress_namespace():
         yield
-    finally:
-        if listener is not None:
-            listener.kill()
-            listener.wait()
-        subprocess.run(["ip", "link", "del", HOST_IF], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", NS], check=False, capture_output=True)
-
-
-def _connects(host: str) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.settimeout(3)
-        return s.connect_ex((host, ECHO_PORT)) == 0
 
 
 async def test_egress_reaches_the_internet_but_not_private_ranges(
     egress_target: None, attacker: Desktop, manager: DesktopManager
 ) -> None:
     for host in (PRIVATE4, PUBLIC4, PRIVATE6, PUBLIC6):
-        assert _connects(host), f"control: the service reaches {host}"
+        assert connects(host), f"control: the service reaches {host}"
     assert await connect_from(attacker, PUBLIC4, ECHO_PORT) == "connected"
     assert await connect_from(attacker, PUBLIC6, ECHO_PORT) == "connected"
     assert await connect_from(attacker, PRIVATE4, ECHO_PORT) == "ECONNREFUSED"
@@ -397,7 +333,7 @@ def _comm(pid: int) -> str:
 
 async def test_a_session_cannot_read_the_data_dir(attacker: Desktop) -> None:
     # Outside /tmp (a session's /tmp is private anyway): where an operator would put it.
-    data_dir = Path(f"/var/lib/cu{SLOT}-hostile-{os.getpid()}") / "data"
+    data_dir = Path(f"/var/lib/cu{slots.SLOT}-hostile-{os.getpid()}") / "data"
     try:
         prepare_data_dir(data_dir)  # what `computer-use serve` and the lifespan do
         settings = Settings(data_dir=data_dir, database_url="")

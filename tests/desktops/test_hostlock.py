@@ -68,8 +68,8 @@ def test_a_second_instance_exits_touching_nothing_and_a_dead_ones_lock_is_taken_
         pytest.skip("needs root: session users, nftables")
     first = ServerProcess(_env(tmp_path / "a", PREFIX, BASE), tmp_path / "a.log")
     (tmp_path / "a").mkdir()
-    first.start(timeout=180)  # a busy host (2 cores, many suites) makes starts slow
     try:
+        first.start(timeout=180)  # a busy host (2 cores, many suites) makes starts slow
         with first.client() as http:
             created = http.post("/api/v1/sessions", json={"title": "first's"})
             assert created.status_code == 201, created.text
@@ -96,8 +96,8 @@ def test_a_second_instance_exits_touching_nothing_and_a_dead_ones_lock_is_taken_
         first.stop(signal.SIGKILL)  # a crash: its flocks go with it, its desktop stays behind
         assert pids & set(live_pids_of_uid(uid))
         again = ServerProcess(_env(tmp_path / "a", PREFIX, BASE), tmp_path / "a2.log")
-        again.start(timeout=180)
         try:
+            again.start(timeout=180)
             assert not pids & set(live_pids_of_uid(uid)), "orphans of the crash survived"
             with again.client() as http:
                 health = http.get("/api/v1/health").json()["desktops"]
