@@ -3,7 +3,8 @@
 Everything is measured in one run: a real Xvfb + x11vnc, a minimal in-memory RFB server (so
 the proxy's own cost shows without x11vnc's ~20 ms update pacing), the app's VNC router
 under uvicorn in a child process (its memory and CPU are its own), and websockify as a
-reference proxy when installed. For each target and path (direct TCP; our proxy with and
+reference proxy when installed. For each target and path (direct unix socket, which is how
+x11vnc listens; our proxy with and
 without permessage-deflate, which browsers offer and uvicorn accepts; websockify):
 
 - round trip of a 1x1 non-incremental FramebufferUpdateRequest (median);
@@ -196,26 +197,26 @@ def stub(fd: int) -> None:
     so the proxy's own cost is measured without x11vnc's pacing and screen capture."""
 
     async def main() -> None:
-        server = await asyncio.start_server(_stub_client, sock=socket.socket(fileno=fd))
+        server = await asyncio.start_unix_server(_stub_client, sock=socket.socket(fileno=fd))
         async with server:
             await server.serve_forever()
 
     asyncio.run(main())
 
 
-def serve(fd: int, ports: str) -> None:
+def serve(fd: int, sockets: str) -> None:
     """Child process: the VNC router alone under uvicorn, on an inherited listening socket.
 
-    `ports` maps session ids to VNC ports: "x11vnc=6301,stub=41234"."""
+    `sockets` maps session ids to VNC unix sockets: "x11vnc=/tmp/a.sock,stub=/tmp/b.sock"."""
     import uvicorn
     from fastapi import FastAPI
 
     from computer_use.vnc import VncTokens, router
 
-    table = {name: int(port) for name, port in (item.split("=") for item in ports.split(","))}
+    table = {name: Path(path) for name, path in (i.split("=") for i in sockets.split(","))}
 
     class Targets:
-        def vnc_port(self, session_id: str) -> int | None:
+        def vnc_socket(self, session_id: str) -> Path | None:
             return table.get(session_id)
 
         async def touch(self, session_id: str) -> None:
@@ -271,7 +272,7 @@ def start_child(argv: list[str], sock: socket.socket) -> subprocess.Popen[bytes]
     return proc
 
 
-def start_websockify(target_port: int) -> tuple[int, subprocess.Popen[bytes]] | None:
+def start_websockify(target: Path) -> tuple[int, subprocess.Popen[bytes]] | None:
     websockify = shutil.which("websockify")
     if websockify is None:
         return None
@@ -279,7 +280,7 @@ def start_websockify(target_port: int) -> tuple[int, subprocess.Popen[bytes]] | 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [websockify, f"127.0.0.1:{port}", f"127.0.0.1:{target_port}"],
+        [websockify, f"--unix-target={target}", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -293,12 +294,12 @@ def start_websockify(target_port: int) -> tuple[int, subprocess.Popen[bytes]] | 
 
 
 async def compare(
-    label: str, target_port: int, proxy_url: str, args: argparse.Namespace, app_pid: int
+    label: str, target: Path, proxy_url: str, args: argparse.Namespace, app_pid: int
 ) -> None:
     """Interleaved trials per path, so load from other processes hits every path alike."""
 
     async def direct() -> Channel:
-        return TcpChannel(*await asyncio.open_connection("127.0.0.1", target_port))
+        return TcpChannel(*await asyncio.open_unix_connection(str(target)))
 
     async def ours_deflate() -> Channel:
         return WsChannel(await connect(proxy_url, max_size=None, compression="deflate"))
@@ -307,11 +308,11 @@ async def compare(
         return WsChannel(await connect(proxy_url, max_size=None, compression=None))
 
     paths: dict[str, Callable[[], Awaitable[Channel]]] = {
-        "direct TCP": direct,
+        "direct socket": direct,
         "proxy, deflate (browsers)": ours_deflate,
         "proxy, no deflate": ours_plain,
     }
-    started = start_websockify(target_port)
+    started = start_websockify(target)
     if started is not None:
         ws_port = started[0]
 
@@ -332,8 +333,8 @@ async def compare(
             stop_process(started[1])
 
     moved_mib = args.trials * args.frames * SCREEN_WIDTH * SCREEN_HEIGHT * 4 / 2**20
-    base_rtt = statistics.median(r[0] for r in results["direct TCP"])
-    base_tput = statistics.median(r[1] for r in results["direct TCP"])
+    base_rtt = statistics.median(r[0] for r in results["direct socket"])
+    base_tput = statistics.median(r[1] for r in results["direct socket"])
     print(f"{label} (median of {args.trials} trials):")
     for name, trials in results.items():
         rtt = statistics.median(r[0] for r in trials)
@@ -353,15 +354,17 @@ async def run(args: argparse.Namespace) -> None:
     children: list[subprocess.Popen[bytes]] = [display.proc]
     try:
         paint_root(display)
-        vnc_port, x11vnc = start_x11vnc(display)
+        vnc_socket, x11vnc = start_x11vnc(display, workdir)
         children.append(x11vnc)
-        stub_sock = bound_socket()
-        stub_port = stub_sock.getsockname()[1]
+        stub_path = workdir / "stub.sock"
+        stub_sock = socket.socket(socket.AF_UNIX)
+        stub_sock.bind(str(stub_path))
+        stub_sock.listen(128)
         children.append(start_child(["--stub", str(stub_sock.fileno())], stub_sock))
         app_sock = bound_socket()
         app_port = app_sock.getsockname()[1]
-        ports = f"x11vnc={vnc_port},stub={stub_port}"
-        app = start_child(["--serve", str(app_sock.fileno()), ports], app_sock)
+        sockets = f"x11vnc={vnc_socket},stub={stub_path}"
+        app = start_child(["--serve", str(app_sock.fileno()), sockets], app_sock)
         children.append(app)
 
         tokens = VncTokens(SECRET)
@@ -374,9 +377,9 @@ async def run(args: argparse.Namespace) -> None:
         await (await connect(url("stub"), compression=None)).close()
         rss_idle = rss_kib(app.pid)
         await compare(
-            "minimal RFB server (the proxy's own cost)", stub_port, url("stub"), args, app.pid
+            "minimal RFB server (the proxy's own cost)", stub_path, url("stub"), args, app.pid
         )
-        await compare("x11vnc on Xvfb (end to end)", vnc_port, url("x11vnc"), args, app.pid)
+        await compare("x11vnc on Xvfb (end to end)", vnc_socket, url("x11vnc"), args, app.pid)
         rss_loaded = rss_kib(app.pid)
         viewers = await idle_viewers(url("x11vnc"), args.viewers)
         rss_viewers = rss_kib(app.pid)
@@ -401,7 +404,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument("--serve", nargs=2, metavar=("FD", "PORTS"))
+    parser.add_argument("--serve", nargs=2, metavar=("FD", "SOCKETS"))
     parser.add_argument("--stub", type=int, metavar="FD")
     args = parser.parse_args()
     if args.serve:

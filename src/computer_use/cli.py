@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from computer_use.config import Settings, format_settings_error
+from computer_use.datadir import prepare_data_dir
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -27,10 +28,28 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def _lock_instance(settings: Settings) -> None:
+    """Refuse to start, before touching anything, while another live instance uses our user
+    prefix or displays (desktops/hostlock.py); held until the process exits."""
+    from computer_use.desktops.hostlock import InstanceLock, InstanceLockError
+
+    lock = InstanceLock(
+        prefix=settings.desktop_user_prefix,
+        display_base=settings.desktop_display_base,
+        max_displays=settings.max_displays,
+    )
+    try:
+        lock.acquire()
+    except InstanceLockError as exc:
+        print(f"computer-use: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def migrate(settings: Settings, revision: str = "head") -> None:
     """Applies Alembic migrations to DATABASE_URL (under the migration lock, schema.py)."""
     from computer_use import schema
 
+    prepare_data_dir(settings.data_dir)
     schema.upgrade(settings, revision)
 
 
@@ -150,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         migrate(settings, args.revision)
         return
+    if not getattr(args, "reload", False):
+        _lock_instance(settings)
     if args.command == "demo":
         demo(settings, args.host or settings.host, args.port or settings.port)
         return

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     ksm_start_host: bool = False
     # Desktops prepared ahead (desktops/warm_pool.py); they hold slots of MAX_DISPLAYS.
     warm_pool_size: int = Field(default=0, ge=0, le=50)
+    # CPUs each session may use at most (cgroup cpu quota); 0 = no cap, equal shares only.
+    session_cpu_limit: float = Field(default=1.0, ge=0, le=256)
+    # Egress of sessions (desktops/netrules.py): comma-separated CIDRs. Loopback, link-local,
+    # private and reserved ranges are denied by default; DENY adds ranges, ALLOW opens some.
+    session_egress_allow: str = ""
+    session_egress_deny: str = ""
     debug: bool = False
     cors_origins: str = "localhost"
 
@@ -119,6 +125,21 @@ class Settings(BaseSettings):
                 f"must be at least {MIN_SECRET_KEY_CHARS} characters (e.g. `openssl rand -hex 32`),"
                 " or unset to keep a generated key in DATA_DIR/secret_key"
             )
+        return value
+
+    @field_validator("session_egress_allow", "session_egress_deny")
+    @classmethod
+    def _cidr_list(cls, value: str) -> str:
+        import ipaddress
+
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{item.strip()!r} is not a CIDR; use e.g. 10.0.0.5/32,fd00::/8"
+                    ) from None
         return value
 
     @field_validator("database_url")

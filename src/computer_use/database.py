@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from computer_use.config import Settings
+from computer_use.datadir import private_file
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -67,9 +68,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.async_database_url
     if settings.is_sqlite:
-        path = url.split(":///", 1)[1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split(":///", 1)[1].split("?", 1)[0]
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_file(Path(path))  # 0600 before SQLite creates it (and its WAL) 0644
         engine = create_async_engine(url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -15,7 +15,9 @@ from computer_use import schema, startup
 from computer_use.agent.service import AgentRunner
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
+from computer_use.datadir import prepare_data_dir
 from computer_use.desktops import DesktopManager
+from computer_use.desktops.netrules import EgressPolicy, parse_networks
 from computer_use.desktops.recorder import Recordings
 from computer_use.mcp_server.mount import mcp_running
 from computer_use.sessions.service import SessionService
@@ -78,6 +80,11 @@ def build_runtime(
         disk_quota_mb=settings.session_disk_quota_mb,
         memory_limit_mb=settings.session_memory_limit_mb,
         max_processes=settings.session_max_processes,
+        cpu_limit=settings.session_cpu_limit,
+        egress=EgressPolicy(
+            allow=parse_networks(settings.session_egress_allow),
+            deny=parse_networks(settings.session_egress_deny),
+        ),
         display_base=settings.desktop_display_base,
         user_prefix=settings.desktop_user_prefix,
         eager_browser=settings.browser_eager,
@@ -112,7 +119,7 @@ def build_runtime(
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     startup.check(settings)  # e.g. a public bind without API_TOKENS: one line, no traceback
     await schema.prepare(settings)  # AUTO_MIGRATE: migrate under a lock, else check
     runtime = build_runtime(settings)

@@ -172,13 +172,22 @@ async def test_a_session_cannot_use_another_sessions_display(
     assert "Permission denied" in out or "No such file" in out
 
 
-async def test_a_session_cannot_connect_to_another_sessions_vnc_port(
+async def test_a_session_cannot_connect_to_another_sessions_vnc_socket(
     session_a: Desktop, session_b: Desktop
 ) -> None:
-    with socket.create_connection(("127.0.0.1", session_b.vnc_port), timeout=3):
-        pass  # reachable for the service (its websocket proxy)
-    for port in (session_b.vnc_port, session_a.vnc_port):
-        assert await connect_from(session_a, "127.0.0.1", port) == "ECONNREFUSED"
+    with socket.socket(socket.AF_UNIX) as service:
+        service.connect(str(session_b.vnc_socket))  # reachable for the service (its proxy)
+        assert service.recv(12) == b"RFB 003.008\n"
+    script = (
+        "import socket, sys, errno\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(sys.argv[1]); print('connected')\n"
+        "except OSError as e:\n"
+        "    print(errno.errorcode[e.errno])\n"
+    )
+    out = await in_session(session_a, [PYTHON, "-c", script, str(session_b.vnc_socket)])
+    assert out in ("EACCES", "ENOENT"), out
 
 
 async def test_a_session_cannot_call_the_services_port(
@@ -203,7 +212,9 @@ async def test_network_rules_only_match_loopback_so_other_hosts_stay_reachable(
         for line in listing.stdout.decode().splitlines()
         if "meta skuid" in line and str(session_a.user.uid) in line
     ]
-    assert rules and all('oifname "lo"' in rule for rule in rules)
+    # Loopback rejected whatever the port; elsewhere only the egress policy's ranges.
+    assert any('oifname "lo"' in rule and rule.endswith("reject") for rule in rules)
+    assert all('oifname "lo"' in rule or "daddr" in rule for rule in rules)
     # A datagram to another host leaves (sendto succeeds); one to this host is dropped by the
     # rule before it is sent (EPERM from the output hook).
     script = (
@@ -323,15 +334,15 @@ async def test_shutdown_removes_the_rules_and_cgroups(
 def test_a_loopback_resolver_stays_reachable(tmp_path: Path) -> None:
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("# docker\nnameserver 127.0.0.11\nnameserver 10.0.0.2\nnameserver ::1\n")
-    servers = netrules.loopback_nameservers(resolv)
-    assert servers == ["127.0.0.11", "::1"]
+    servers = netrules.nameservers(resolv)
+    assert servers == ["127.0.0.11", "10.0.0.2", "::1"]
     script = netrules.NetworkRules(name="cu-x").ruleset([1001, 1002], servers)
     lines = script.splitlines()
     reject = next(i for i, line in enumerate(lines) if line.endswith(" reject"))
     accepts = [i for i, line in enumerate(lines) if "dport 53 accept" in line]
-    assert len(accepts) == 4 and max(accepts) < reject
+    assert len(accepts) == 6 and max(accepts) < reject
     assert "ip daddr 127.0.0.11 udp dport 53" in script and "ip6 daddr ::1 tcp dport 53" in script
-    assert all('oifname "lo"' in line for line in lines if "meta skuid" in line)
+    assert 'oifname "lo"' in lines[reject]
 
 
 async def test_without_nft_the_network_rules_are_reported_off(

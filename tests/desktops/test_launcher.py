@@ -107,7 +107,7 @@ async def test_a_user_cannot_reach_another_sessions_home_through_the_host_path(
     assert result.returncode != 0 and result.stdout == b""
 
 
-async def test_tmp_is_private_but_the_x11_socket_directory_is_the_hosts(
+async def test_tmp_var_tmp_dev_shm_and_the_x11_directory_are_private_to_each_session(
     fs_homes: HomeManager, fs_users: list[SessionUser], fs_sandboxes: MakeSandbox
 ) -> None:
     id_a, home_a = await _attached(fs_homes, fs_users[0])
@@ -115,16 +115,20 @@ async def test_tmp_is_private_but_the_x11_socket_directory_is_the_hosts(
     a = await fs_sandboxes(id_a, fs_users[0], home_a)
     b = await fs_sandboxes(id_b, fs_users[1], home_b)
     marker = f"only-in-{id_a}"
+    planted = [f"/tmp/{marker}", f"/var/tmp/{marker}", f"/dev/shm/{marker}", "/tmp/.X11-unix/X9"]
 
-    await _sh(a, f"touch /tmp/{marker}")
+    await _sh(a, "touch " + " ".join(planted))
 
     assert await _sh(a, "ls /tmp") == f"{marker}\n"
-    assert await _sh(b, "ls /tmp") == ""
-    assert not _exists(f"/tmp/{marker}")
-    host_x11 = os.stat("/tmp/.X11-unix")
-    assert await _sh(b, "stat -c '%d %i' /tmp/.X11-unix") == (
-        f"{host_x11.st_dev} {host_x11.st_ino}\n"
+    assert await _sh(b, "ls /tmp /var/tmp /dev/shm /tmp/.X11-unix") == (
+        "/dev/shm:\n\n/tmp:\n\n/tmp/.X11-unix:\n\n/var/tmp:\n"
     )
+    assert not any(_exists(path) for path in planted)
+    host_x11 = os.stat("/tmp/.X11-unix")
+    assert await _sh(b, "stat -c '%d %i %a' /tmp/.X11-unix") != (
+        f"{host_x11.st_dev} {host_x11.st_ino} 1777\n"
+    )
+    assert (await _sh(b, "stat -c '%a %U' /tmp/.X11-unix")) == "1777 root\n"
 
 
 async def test_spawned_pid_is_the_program_itself_in_its_own_process_group(

@@ -22,7 +22,8 @@ from computer_use.desktops import (
 from computer_use.desktops.filesystem import read_mounts
 from computer_use.desktops.launcher import live_pids_of_uid
 from computer_use.desktops.shm import segments
-from computer_use.desktops.slots import SlotAllocator, lock_file, port_listening, socket_file
+from computer_use.desktops.slots import SlotAllocator, display_in_use, lock_file, socket_file
+from computer_use.desktops.sockets import accepts_connections
 from tests.desktops.conftest import (
     DESKTOP_SIZE,
     EventLog,
@@ -44,7 +45,7 @@ def test_slots_map_to_displays_and_ports_and_prefer_the_remembered_one() -> None
     preferred = slots.allocate("b", prefer=4)
     skipped = slots.allocate("c", prefer=3)  # held by something else: next free instead
 
-    assert (first.index, first.display, first.vnc_port) == (1, ":101", 6001)
+    assert (first.index, first.display) == (1, ":101")
     assert preferred.index == 4 and skipped.index == 2
     with pytest.raises(DesktopCapacityError) as caught:
         slots.allocate("d")
@@ -76,10 +77,9 @@ async def test_concurrent_creates_get_distinct_displays_and_ports(
     port: DesktopPort = a  # Desktop satisfies the agent's interface (checked by mypy)
 
     assert (port.width, port.height) == DESKTOP_SIZE
-    assert a.display != b.display and a.vnc_port != b.vnc_port and a.slot != b.slot
-    assert a.vnc_port == 5900 + int(a.display[1:])
+    assert a.display != b.display and a.vnc_socket != b.vnc_socket and a.slot != b.slot
     for desktop in pair:
-        assert port_listening(desktop.vnc_port)
+        assert accepts_connections(str(desktop.vnc_socket))
         assert desktop.component_status()["xvfb"] == "running"
         assert desktop_image(await desktop.screenshot()).size == DESKTOP_SIZE
     assert a.component_status()["browser"] == "stopped"  # starts on first use
@@ -140,7 +140,7 @@ async def test_killed_xvfb_is_restarted_with_its_clients_and_the_other_desktop_k
     }  # fmt: skip
     assert desktop_image(await a.screenshot()).size == DESKTOP_SIZE
     assert await a.cursor_position() is not None
-    assert port_listening(a.vnc_port)
+    assert accepts_connections(str(a.vnc_socket))
 
 
 @pytest.mark.parametrize("component", ["vnc", "wm", "browser"])
@@ -159,7 +159,7 @@ async def test_killed_component_is_detected_and_restarted(
     assert _pid(desktop, component) != old_pid
     assert desktop.component_status()[component] == "running"
     if component == "vnc":
-        assert port_listening(desktop.vnc_port)
+        assert accepts_connections(str(desktop.vnc_socket))
 
 
 async def test_firefox_window_comes_up_without_glx(pair: tuple[Desktop, Desktop]) -> None:
@@ -174,9 +174,9 @@ async def test_destroy_leaves_no_process_lock_socket_port_or_file(
     desktop_manager_shared: DesktopManager,
 ) -> None:
     desktop = await desktop_manager_shared.create("doomed", browser=False)
-    number, port, uid = int(desktop.display[1:]), desktop.vnc_port, desktop.user.uid
+    number, vnc, uid = int(desktop.display[1:]), desktop.vnc_socket, desktop.user.uid
     runtime_dir = desktop.spec.runtime_dir
-    assert live_pids_of_uid(uid) and socket_file(number).exists()
+    assert live_pids_of_uid(uid) and display_in_use(number) and accepts_connections(str(vnc))
     os.kill(_pid(desktop, "vnc"), signal.SIGKILL)  # leaks x11vnc's SysV shm, unless swept
 
     await desktop_manager_shared.destroy("doomed")
@@ -184,7 +184,7 @@ async def test_destroy_leaves_no_process_lock_socket_port_or_file(
     assert live_pids_of_uid(uid) == []
     assert [s for s in segments() if s.uid == uid] == []  # no SysV shm left behind
     assert not lock_file(number).exists() and not socket_file(number).exists()
-    assert not port_listening(port)
+    assert not display_in_use(number) and not vnc.exists()
     assert not runtime_dir.exists()
     assert not desktop_manager_shared.homes.has_files("doomed")
     assert desktop_manager_shared.get("doomed") is None
@@ -239,7 +239,7 @@ async def test_shutdown_then_restore_brings_the_desktop_back_with_its_files_and_
 
         await first.shutdown()
         assert all(live_pids_of_uid(uid) == [] for uid in uids)
-        assert not port_listening(keeper.vnc_port)
+        assert not keeper.vnc_socket.exists()
         sessions = first.homes.sessions_dir
         assert [m for m in read_mounts() if sessions in m.mount_point.parents] == []
 

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from computer_use.desktops.slots import abstract_name
+from computer_use.desktops.sockets import holders
 from computer_use.loopback import LoopbackModelServer
 from tests import slots
 from tests.conftest import server_env
@@ -153,11 +155,10 @@ def mounts_under(path: Path) -> list[str]:
     return sorted(points)
 
 
-def x_lock_owner(display: int) -> int | None:
-    try:
-        return int(Path(f"/tmp/.X{display}-lock").read_text().strip())
-    except (OSError, ValueError):
-        return None
+def x_server_pids(display: int) -> set[int]:
+    """Processes listening on the display's abstract X socket (its lock file and socket file
+    live in the session's private /tmp)."""
+    return set(holders(abstract_name(display)))
 
 
 async def session_detail(http: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
@@ -215,7 +216,7 @@ class Footprint:
 
     user: str
     display: int
-    vnc_port: int
+    vnc_socket: Path  # x11vnc's, in the session's runtime dir (root server: under /run)
     pids: frozenset[int]
     mounts: tuple[str, ...]
 
@@ -224,10 +225,12 @@ def footprint(server: ServerProcess, session_id: str, letter: str) -> Footprint:
     data_dir = Path(server.env["DATA_DIR"])
     record = json.loads((data_dir / "sessions" / session_id / "desktop.json").read_text())
     user = f"{slots.prefix('cu-r' + letter)}{record['slot']:02d}"
+    display = int(str(record["display"]).lstrip(":"))
+    runtime = Path("/run/computer-use") / f"displays-{display - int(record['slot'])}"
     return Footprint(
         user=user,
-        display=int(str(record["display"]).lstrip(":")),
-        vnc_port=int(record["vnc_port"]),
+        display=display,
+        vnc_socket=runtime / str(display) / "vnc.sock",
         pids=frozenset(live_pids_of(uid_of(user))),
         mounts=tuple(mounts_under(data_dir)),
     )

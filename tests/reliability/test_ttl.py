@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 
-from computer_use.desktops.slots import port_listening
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
 from tests.helpers import wait_for_async
@@ -25,7 +24,7 @@ from tests.reliability.conftest import (
     start,
     uid_of,
     wait_status,
-    x_lock_owner,
+    x_server_pids,
 )
 
 TTL = 3
@@ -62,8 +61,8 @@ async def test_idle_session_expires_releasing_everything_and_a_working_one_does_
                 return not live_pids_of(uid) and not mounts_under(session_dir)
 
             await wait_for_async(released, timeout=10, what="the expired session's desktop gone")
-            assert not port_listening(held.vnc_port)
-            assert x_lock_owner(held.display) is None
+            assert not held.vnc_socket.exists()
+            assert not x_server_pids(held.display)
             shot = await http.get(f"/api/v1/sessions/{idle}/screenshot")
             assert 400 <= shot.status_code < 500
             again = await http.post(f"/api/v1/sessions/{idle}/messages", json={"content": "hello?"})

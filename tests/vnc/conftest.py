@@ -9,7 +9,7 @@ import pytest
 
 from computer_use.vnc import VncTokens
 from tests.vnc.vnc_helpers import (
-    DEAD_PORT,
+    DEAD_SOCKET,
     NO_DESKTOP,
     OTHER_SESSION,
     SECRET,
@@ -37,19 +37,19 @@ def x_display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XDisplay]:
 
 
 @pytest.fixture(scope="session")
-def vnc_stack(x_display: XDisplay) -> Iterator[VncStack]:
-    port, x11vnc = start_x11vnc(x_display)
-    # Bound but never listening: connections to it are refused for as long as we hold it,
-    # which a merely "free" port cannot promise while other suites start servers.
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
+def vnc_stack(x_display: XDisplay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VncStack]:
+    directory = tmp_path_factory.mktemp("vnc")
+    path, x11vnc = start_x11vnc(x_display, directory)
+    # Bound but never listening: connections to it are refused for as long as we hold it.
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(directory / "dead.sock"))
     tokens = VncTokens(secret=SECRET, ttl_seconds=120)
     targets = RecordingTargets(
-        {SESSION: port, OTHER_SESSION: port, NO_DESKTOP: None, DEAD_PORT: dead.getsockname()[1]}
+        {SESSION: path, OTHER_SESSION: path, NO_DESKTOP: None, DEAD_SOCKET: directory / "dead.sock"}
     )
     server = ServerThread(build_app(tokens, targets))
     try:
-        yield VncStack(x_display, port, tokens, targets, server)
+        yield VncStack(x_display, path, tokens, targets, server)
     finally:
         server.stop()
         stop_process(x11vnc)

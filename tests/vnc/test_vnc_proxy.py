@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from websockets.typing import Subprotocol
 from computer_use.vnc import VncTokens, router
 from tests.helpers import wait_for
 from tests.vnc.vnc_helpers import (
-    DEAD_PORT,
+    DEAD_SOCKET,
     NO_DESKTOP,
     OTHER_SESSION,
     SCREEN_HEIGHT,
@@ -103,8 +104,8 @@ async def test_session_without_desktop_is_closed_with_reason(vnc_stack: VncStack
 
 
 async def test_unreachable_vnc_server_is_closed_with_internal_error(vnc_stack: VncStack) -> None:
-    token = vnc_stack.tokens.mint(DEAD_PORT, interactive=True)
-    code, reason = await _close_code(vnc_stack.ws_url(DEAD_PORT, token))
+    token = vnc_stack.tokens.mint(DEAD_SOCKET, interactive=True)
+    code, reason = await _close_code(vnc_stack.ws_url(DEAD_SOCKET, token))
     assert (code, reason) == (INTERNAL_ERROR, "desktop VNC unreachable")
 
 
@@ -191,13 +192,13 @@ async def _wait_for_no_proxy_tasks(vnc_stack: VncStack) -> None:
 
 
 async def test_browser_closing_releases_the_desktop_socket_and_tasks(vnc_stack: VncStack) -> None:
-    no_sockets_left = lambda: proxy_sockets_to(vnc_stack.vnc_port) == 0  # noqa: E731
+    no_sockets_left = lambda: proxy_sockets_to(vnc_stack.vnc_socket) == 0  # noqa: E731
     # Earlier tests' connections may still be closing: start from none.
     await asyncio.to_thread(wait_for, no_sockets_left, timeout=10, what="a clean start")
     token = vnc_stack.tokens.mint(SESSION, interactive=True)
     async with connect(vnc_stack.ws_url(SESSION, token)) as ws:
         await RfbClient(ws).handshake()
-        assert proxy_sockets_to(vnc_stack.vnc_port) == 1
+        assert proxy_sockets_to(vnc_stack.vnc_socket) == 1
         assert sorted(await asyncio.to_thread(proxy_tasks, vnc_stack.server.base_url)) == [
             "vnc-client-to-server",
             "vnc-server-to-client",
@@ -208,9 +209,9 @@ async def test_browser_closing_releases_the_desktop_socket_and_tasks(vnc_stack: 
     await _wait_for_no_proxy_tasks(vnc_stack)
 
 
-async def test_desktop_hanging_up_closes_the_websocket(vnc_stack: VncStack) -> None:
-    server = OneShotRfbServer()
-    vnc_stack.targets.ports["sess-one-shot"] = server.port
+async def test_desktop_hanging_up_closes_the_websocket(vnc_stack: VncStack, tmp_path: Path) -> None:
+    server = OneShotRfbServer(tmp_path)
+    vnc_stack.targets.sockets["sess-one-shot"] = server.path
     try:
         token = vnc_stack.tokens.mint("sess-one-shot", interactive=False)
         async with connect(vnc_stack.ws_url("sess-one-shot", token)) as ws:

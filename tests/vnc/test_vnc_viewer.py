@@ -118,7 +118,7 @@ async def test_viewer_and_novnc_answer_503_when_novnc_is_missing(tmp_path: Path)
     app.include_router(create_router(novnc=NoVncFiles(candidates=(tmp_path / "nowhere",))))
     tokens = VncTokens()
     app.state.vnc_tokens = tokens
-    app.state.vnc_targets = RecordingTargets({SESSION: 1})
+    app.state.vnc_targets = RecordingTargets({SESSION: Path("/nonexistent/vnc.sock")})
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         viewer = await client.get(vnc_url_for(tokens)(SESSION))

@@ -35,7 +35,7 @@ SECRET = b"test-secret-of-the-vnc-suite-32b"
 SESSION = "sess-desktop"  # has a desktop
 OTHER_SESSION = "sess-other"  # also has one (the same), for wrong-session tokens
 NO_DESKTOP = "sess-no-desktop"
-DEAD_PORT = "sess-dead-port"  # a port nobody listens on
+DEAD_SOCKET = "sess-dead-socket"  # a socket nobody listens on
 LEFT_COLOUR, RIGHT_COLOUR = (0x33, 0x66, 0xCC), (0xFF, 0x99, 0x00)
 
 
@@ -128,25 +128,34 @@ def free_port(first: int = 6300, last: int = 6400) -> int:
     raise RuntimeError(f"no free TCP port in {first}..{last - 1}")
 
 
-def start_x11vnc(display: XDisplay) -> tuple[int, subprocess.Popen[bytes]]:
-    for _attempt in range(5):
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                *("x11vnc", "-display", display.name, "-auth", str(display.xauthority)),
-                *("-rfbport", str(port), "-localhost", "-nopw", "-shared", "-forever", "-quiet"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=display.env,
-        )
-        assert proc.stdout is not None
-        # x11vnc prints "PORT=<n>" once it listens; EOF means it failed (port taken meanwhile).
-        line = _read_line(proc.stdout.fileno(), timeout=15)
-        if line.strip() == f"PORT={port}".encode():
-            return port, proc
-        stop_process(proc)
-    raise RuntimeError("x11vnc did not start")
+def start_x11vnc(display: XDisplay, directory: Path) -> tuple[Path, subprocess.Popen[bytes]]:
+    """x11vnc as the service runs it: on a unix socket in `directory`, no TCP port."""
+    path = directory / "vnc.sock"
+    proc = subprocess.Popen(
+        [
+            *("x11vnc", "-display", display.name, "-auth", str(display.xauthority)),
+            *("-unixsock", str(path), "-rfbport", "0", "-rfbportv6", "-1", "-noipv6"),
+            *("-nopw", "-shared", "-forever", "-quiet"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=display.env,
+    )
+    wait_for(
+        lambda: proc.poll() is not None or unix_accepts(path), timeout=15, what="x11vnc to listen"
+    )
+    if proc.poll() is not None:
+        raise RuntimeError(f"x11vnc exited with {proc.returncode}")
+    return path, proc
+
+
+def unix_accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 @contextlib.contextmanager
@@ -248,14 +257,14 @@ class PointerRecorder:
 
 @dataclass
 class RecordingTargets:
-    """The app's `VncTargets`: fixed ports per test session id, recording touches."""
+    """The app's `VncTargets`: fixed sockets per test session id, recording touches."""
 
-    ports: dict[str, int | None]
+    sockets: dict[str, Path | None]
     touches: list[str] = field(default_factory=list)
     touched: threading.Event = field(default_factory=threading.Event)
 
-    def vnc_port(self, session_id: str) -> int | None:
-        return self.ports.get(session_id)
+    def vnc_socket(self, session_id: str) -> Path | None:
+        return self.sockets.get(session_id)
 
     async def touch(self, session_id: str) -> None:
         self.touches.append(session_id)
@@ -282,31 +291,22 @@ def proxy_tasks(base_url: str) -> list[str]:
     return [name for name in names if name.startswith("vnc-")]
 
 
-def proxy_sockets_to(port: int) -> int:
-    """How many TCP connections this process holds open to 127.0.0.1:port (the proxy's)."""
-    inodes = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote, state, inode = fields[2], fields[3], fields[9]
-        if remote == f"0100007F:{port:04X}" and state == "01" and inode in inodes:
-            count += 1
-    return count
+def proxy_sockets_to(path: Path) -> int:
+    """How many connections x11vnc has open on its socket at `path` (the proxy's: nothing
+    else connects to it). /proc/net/unix lists accepted connections under the listener's path."""
+    rows = [line.split() for line in Path("/proc/net/unix").read_text().splitlines()[1:]]
+    return sum(1 for r in rows if len(r) >= 8 and r[7] == str(path) and r[5] == "03")
 
 
 class OneShotRfbServer:
-    """A real TCP server that greets like x11vnc, then hangs up: the desktop side ending."""
+    """A real unix-socket server that greets like x11vnc, then hangs up: the desktop side
+    ending."""
 
-    def __init__(self) -> None:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "one-shot.sock"
+        self._sock = socket.socket(socket.AF_UNIX)
+        self._sock.bind(str(self.path))
         self._sock.listen(1)
-        self.port: int = self._sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -439,7 +439,7 @@ class RfbClient:
 @dataclass
 class VncStack:
     display: XDisplay
-    vnc_port: int
+    vnc_socket: Path
     tokens: VncTokens
     targets: RecordingTargets
     server: ServerThread

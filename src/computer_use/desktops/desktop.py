@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from subprocess import PIPE
 from typing import TYPE_CHECKING
 
@@ -56,8 +57,9 @@ class Desktop:
         return self.slot_info.display
 
     @property
-    def vnc_port(self) -> int:
-        return self.slot_info.vnc_port
+    def vnc_socket(self) -> Path:
+        """x11vnc's unix socket (in the session's 0700 runtime dir): the proxy's way in."""
+        return self.spec.vnc_socket
 
     @property
     def width(self) -> int:

@@ -1,8 +1,13 @@
 """What runs on a session's display: Xvfb, jwm, x11vnc and Firefox ESR (argv, env, files).
 
 Everything here is per session and lives in the session's runtime directory (on the host's
-/run, which the session's private mount namespace shares; its /tmp is private):
-`Xauthority` (the display's cookie, owned by the session user) and `jwmrc`.
+/run; the session's private mount namespace sees this one directory of it), mode 0700 and
+owned by the session user: `Xauthority` (the display's cookie), `jwmrc` and `vnc.sock`,
+x11vnc's only listener (no TCP port): only the service (root) and the session reach it.
+
+Readiness proves ownership, not just presence: Xvfb is ready when the display's abstract
+socket is held by *that* Xvfb process, x11vnc when `vnc.sock` is a socket of the session user
+held by *that* x11vnc, so a listener planted by someone else is never taken for the desktop.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +22,8 @@ from xml.sax.saxutils import escape
 
 from computer_use.desktops.errors import DesktopStartError
 from computer_use.desktops.filesystem import FIREFOX_PROFILE  # relative to HOME
-from computer_use.desktops.slots import port_listening, socket_file
+from computer_use.desktops.slots import abstract_name
+from computer_use.desktops.sockets import accepts_connections, listener_held_by, owned_socket
 from computer_use.desktops.supervisor import Component, ReadyCheck
 from computer_use.desktops.xauth import session_entries, write_authority
 
@@ -39,7 +44,6 @@ FIREFOX_ENV = {
 @dataclass(frozen=True)
 class DisplaySpec:
     display_number: int
-    vnc_port: int
     width: int
     height: int
     runtime_dir: Path  # host path, also valid inside the sandbox
@@ -61,6 +65,10 @@ class DisplaySpec:
     def browser_request(self) -> Path:
         """FIFO: a line written here asks the service to start the browser (browser.py)."""
         return self.runtime_dir / "browser-request"
+
+    @property
+    def vnc_socket(self) -> Path:
+        return self.runtime_dir / "vnc.sock"
 
     @property
     def firefox_profile(self) -> str:
@@ -95,8 +103,11 @@ class DisplaySpec:
             "x11vnc",
             "-display", self.display,
             "-auth", str(self.xauthority),
-            "-localhost",  # loopback only: the app's websocket proxy is the way in
-            "-rfbport", str(self.vnc_port),
+            # A unix socket in the 0700 runtime dir, no TCP (v4 or v6): the app's websocket
+            # proxy is the only way in.
+            "-unixsock", str(self.vnc_socket),
+            "-rfbport", "0",
+            "-rfbportv6", "-1",
             "-noipv6",
             "-shared",
             "-forever",
@@ -125,22 +136,27 @@ class DisplaySpec:
 def components(
     spec: DisplaySpec,
     *,
+    uid: int,
     wm_running: Callable[[], Awaitable[bool]],
     start_browser: bool,
+    before_server: Callable[[], object] | None = None,
 ) -> list[Component]:
     """The desktop's processes, display server first (the Supervisor relies on the order).
     The browser starts with the others only if `start_browser`, else on first use
-    (browser.py)."""
+    (browser.py). `before_server` runs before each (re)start of Xvfb (e.g. reclaim the
+    display's name)."""
+    abstract = abstract_name(spec.display_number)
     parts = [
         Component(
             "xvfb", spec.xvfb_argv(), spec.env(), essential=True,
-            ready=_displayfd_ready, stdout_pipe=True,
-            serving=lambda: accepts_connections(socket_file(spec.display_number)),
+            ready=_xvfb_ready(abstract), stdout_pipe=True,
+            serving=lambda: accepts_connections(abstract),
+            before_start=before_server,
         ),
         Component("wm", spec.wm_argv(), spec.env(), essential=True,
                   ready=_polled(wm_running, "window manager")),
         Component("vnc", spec.vnc_argv(), spec.env(), essential=True,
-                  ready=_polled(_listening(spec.vnc_port), "VNC port")),
+                  ready=_vnc_ready(spec.vnc_socket, uid)),
     ]  # fmt: skip
     # No readiness check: create() returns while Firefox is still starting.
     parts.append(
@@ -152,32 +168,35 @@ def components(
     return parts
 
 
-async def _displayfd_ready(proc: asyncio.subprocess.Process) -> None:
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(READY_TIMEOUT):
-            line = await proc.stdout.readline()
-    except TimeoutError:
-        raise DesktopStartError(f"Xvfb not ready after {READY_TIMEOUT:.0f} s") from None
-    if not line.strip():
-        raise DesktopStartError(f"Xvfb exited ({proc.returncode}) before accepting connections")
+def _xvfb_ready(abstract: str) -> ReadyCheck:
+    """Xvfb wrote its display number (it accepts connections) and the display's abstract
+    socket, which the service's X clients connect to, is this Xvfb's and nobody else's."""
 
-
-def accepts_connections(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
+    async def ready(proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
         try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
+            async with asyncio.timeout(READY_TIMEOUT):
+                line = await proc.stdout.readline()
+        except TimeoutError:
+            raise DesktopStartError(f"Xvfb not ready after {READY_TIMEOUT:.0f} s") from None
+        if not line.strip():
+            raise DesktopStartError(f"Xvfb exited ({proc.returncode}) before accepting clients")
+        if not listener_held_by(abstract, proc.pid):
+            raise DesktopStartError(f"{abstract} is held by another process, not this Xvfb")
+
+    return ready
 
 
-def _listening(port: int) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return port_listening(port)
+def _vnc_ready(path: Path, uid: int) -> ReadyCheck:
+    """`vnc.sock` is a socket of the session user and the listener on it is this x11vnc's."""
 
-    return check
+    async def ready(proc: asyncio.subprocess.Process) -> None:
+        async def mine() -> bool:
+            return owned_socket(path, uid) and listener_held_by(str(path), proc.pid)
+
+        await _polled(mine, "VNC socket")(proc)
+
+    return ready
 
 
 def _polled(check: Callable[[], Awaitable[bool]], what: str) -> ReadyCheck:
@@ -199,13 +218,20 @@ def _polled(check: Callable[[], Awaitable[bool]], what: str) -> ReadyCheck:
     return ready
 
 
+def make_runtime_dir(path: Path, uid: int, gid: int) -> None:
+    """A fresh, empty runtime dir (0700, the session user's); whatever was there is gone."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path.mkdir(mode=0o700)
+    os.chown(path, uid, gid)
+
+
 def prepare_runtime_dir(spec: DisplaySpec, cookie: bytes, uid: int, gid: int) -> None:
-    """Create the session's runtime dir (0700, the session user's) with its cookie and jwmrc."""
-    if spec.runtime_dir.exists():
-        shutil.rmtree(spec.runtime_dir)
-    spec.runtime_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    spec.runtime_dir.mkdir(mode=0o700)
-    os.chown(spec.runtime_dir, uid, gid)
+    """Write the cookie and jwmrc into the runtime dir (made by make_runtime_dir; kept, since
+    the session's namespace has it mounted)."""
+    if not spec.runtime_dir.is_dir():
+        make_runtime_dir(spec.runtime_dir, uid, gid)
     write_authority(spec.xauthority, session_entries(spec.display_number, cookie), uid=uid, gid=gid)
     spec.jwmrc.write_text(jwmrc_text(spec))
     os.chown(spec.jwmrc, uid, gid)

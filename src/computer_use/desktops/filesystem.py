@@ -269,7 +269,10 @@ class HomeManager:
             and m.mount_point != self.sessions_dir
             and not any(_is_under(m.mount_point, a) for a in attached)
         ]
-        for mount_point in sorted(stale, key=lambda p: len(p.parts), reverse=True):
+        # Reverse mount order (mountinfo lists them as mounted): a home's overlay goes before
+        # the image layer under it; by depth alone (equal here) the layer came first, busy,
+        # was only lazily detached, and the next mount of its image found it still in use.
+        for mount_point in reversed(stale):
             logger.warning("unmounting stale %s", mount_point)
             await _unmount(mount_point)
         for device, backing in loop_devices():

@@ -13,39 +13,46 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+from computer_use.desktops import seccomp
 from computer_use.desktops.browser import SessionBrowser
 from computer_use.desktops.capture import ScreenCapture
 from computer_use.desktops.desktop import Desktop
 from computer_use.desktops.display import (
     DisplaySpec,
     components,
+    make_runtime_dir,
     prepare_runtime_dir,
     remove_runtime_dir,
 )
 from computer_use.desktops.errors import DesktopExists, DesktopNotFound, DesktopStartError
 from computer_use.desktops.filesystem import HomeManager
+from computer_use.desktops.hostlock import InstanceLock
 from computer_use.desktops.input import InputInjector
 from computer_use.desktops.ksm import SessionKsm
-from computer_use.desktops.launcher import (
-    CommandError,
-    SandboxError,
-    SessionSandbox,
-    probe_private_proc,
-)
+from computer_use.desktops.launcher import CommandError, SandboxError, SessionSandbox
+from computer_use.desktops.leftovers import sweep
 from computer_use.desktops.limits import ResourceLimits
-from computer_use.desktops.netrules import NetworkRules
-from computer_use.desktops.shm import remove_orphaned_segments
+from computer_use.desktops.namespace import probe_private_proc, probe_private_run
+from computer_use.desktops.netrules import EgressPolicy, NetworkRules
 from computer_use.desktops.slots import (
     Slot,
     SlotAllocator,
+    abstract_name,
     load_slot_index,
+    lock_owner,
     remove_stale_display_files,
     save_slot,
 )
+from computer_use.desktops.sockets import evict
 from computer_use.desktops.supervisor import EventCallback, Supervisor
 from computer_use.desktops.users import SessionUser, UserPool
 from computer_use.desktops.warm_pool import WarmPool, is_pooled
-from computer_use.desktops.xauth import ServiceAuthority, new_cookie
+from computer_use.desktops.xauth import (
+    ServiceAuthority,
+    new_cookie,
+    session_entries,
+    write_authority,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,20 +85,31 @@ class DesktopManager:
         ksm: bool = False,
         ksm_start_host: bool = False,
         warm_pool_size: int = 0,
+        cpu_limit: float = 1.0,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.width = width
         self.height = height
         self.homes = HomeManager(data_dir, enabled=isolation_enabled, quota_mb=disk_quota_mb)
         # Two managers on one host (tests, a second instance) need disjoint display ranges and
         # user names: start() and destroy() kill every process of their pool's users.
-        self.users = UserPool(max_displays, prefix=user_prefix)
-        self.slots = SlotAllocator(max_displays, display_base=display_base, retry_after=retry_after)
-        self.limits = ResourceLimits(
-            memory_mb=memory_limit_mb, max_processes=max_processes, name=user_prefix
+        self.instance_lock = InstanceLock(
+            prefix=user_prefix, display_base=display_base, max_displays=max_displays
         )
-        self.network = NetworkRules(name=user_prefix)
+        self.users = UserPool(max_displays, prefix=user_prefix)
+        self.slots = SlotAllocator(
+            max_displays, display_base=display_base, retry_after=retry_after, in_use=self._taken
+        )
+        self.limits = ResourceLimits(
+            memory_mb=memory_limit_mb,
+            max_processes=max_processes,
+            cpu_limit=cpu_limit,
+            name=user_prefix,
+        )
+        self.network = NetworkRules(name=user_prefix, egress=egress or EgressPolicy())
         self.ksm = SessionKsm(enabled=ksm, start_host=ksm_start_host)
         self._proc_hidden_reason: str | None = "not probed yet"
+        self._run_hidden_reason: str | None = "not probed yet"
         # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
         self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
         self._on_event = on_event
@@ -110,20 +128,23 @@ class DesktopManager:
     async def start(self, keep: Iterable[str] = ()) -> None:
         """Prepare users and homes and clear what a previous run left behind: processes of
         the pool's users, X lock files and sockets of our displays, runtime files, and the
-        files of every session not in `keep`."""
+        files of every session not in `keep`. Refuses (InstanceLockError) before touching
+        anything when another live instance has our user prefix or one of our displays."""
+        self.instance_lock.acquire()
         _raise_fd_limit()
         await self.users.ensure()
         await self.homes.setup()
         if self.users.enabled:
             for user in self.users.all_users():
                 await SessionSandbox.kill_user_processes(user)
-                remove_orphaned_segments(user.uid)
+                await asyncio.to_thread(sweep, user.uid)
             await self.network.install([user.uid for user in self.users.all_users()])
         else:
             await self.network.install([])
         await asyncio.to_thread(self.limits.setup)
         await asyncio.to_thread(self.ksm.setup)
         self._proc_hidden_reason = await probe_private_proc()
+        self._run_hidden_reason = await probe_private_run()
         for slot in self.slots.all_slots():
             if remove_stale_display_files(slot.display_number):
                 logger.warning("removed stale X files of display %s", slot.display)
@@ -151,6 +172,7 @@ class DesktopManager:
         await self.homes.close()
         await self.network.remove()
         await asyncio.to_thread(self.limits.remove_all)
+        self.instance_lock.release()
 
     # -- per session ---------------------------------------------------------------------------
 
@@ -194,10 +216,19 @@ class DesktopManager:
                 "reason": self._proc_hidden_reason,
             },
             "network": self.network.health(),
+            "egress": self.network.egress_health(),
             "resource_limits": self.limits.health(),
             "ksm": self.ksm.health(),
             "desktops_running": sum(not is_pooled(s) for s in self._desktops),
             "warm_pool": self.pool.health(),
+            "cpu_limit": self.limits.cpu_health(),
+            "seccomp": _measure(
+                self.users.enabled and seccomp.reason_off() is None,
+                seccomp.reason_off() or "no dedicated session users",
+            ),
+            "private_dirs": _measure(self._run_hidden_reason is None, self._run_hidden_reason),
+            "vnc": {"enabled": True, "reason": None, "transport": "unix socket (0700 dir)"},
+            "instance_lock": _measure(self.instance_lock.held, "not started"),
             "desktops_failed": failed,
             "browser_start": "eager" if self.eager_browser else "on first use",
             "browsers_up": sum(d.browser_state == "up" for d in self._desktops.values()),
@@ -237,6 +268,10 @@ class DesktopManager:
         cleanup = contextlib.AsyncExitStack()
         async with cleanup:
             cleanup.callback(self._release_slot, slot)
+            runtime_dir = self.runtime_root / str(slot.display_number)
+            # Before the sandbox: its namespace shows this directory (and no other of /run).
+            await asyncio.to_thread(make_runtime_dir, runtime_dir, user.uid, user.gid)
+            cleanup.callback(shutil.rmtree, runtime_dir, True)
             try:
                 home = await self.homes.attach(session_id, user)
             except (CommandError, OSError) as exc:
@@ -251,6 +286,7 @@ class DesktopManager:
                     user=user if self.users.enabled else None,
                     home=home,
                     cgroup=cgroup,
+                    runtime_dir=runtime_dir,
                 )
             except (SandboxError, OSError) as exc:
                 raise DesktopStartError(f"cannot create the session sandbox: {exc}") from exc
@@ -259,6 +295,7 @@ class DesktopManager:
             self._launcher_mode = sandbox.mode
             if sandbox.mode != "direct":
                 self._proc_hidden_reason = sandbox.proc_hidden_reason
+                self._run_hidden_reason = sandbox.run_hidden_reason
             start_browser = self.eager_browser if browser is None else browser
             desktop = await self._start_desktop(
                 session_id, slot, user, sandbox, start_browser, cleanup
@@ -266,7 +303,7 @@ class DesktopManager:
             await asyncio.to_thread(save_slot, session_dir, slot)
             cleanup.pop_all()  # success: the desktop owns all of it now
         self._desktops[session_id] = desktop
-        logger.info("desktop of %s up on %s (vnc %d)", session_id, slot.display, slot.vnc_port)
+        logger.info("desktop of %s up on %s", session_id, slot.display)
         return desktop
 
     async def _start_desktop(
@@ -281,7 +318,6 @@ class DesktopManager:
         assert self._authority is not None
         spec = DisplaySpec(
             display_number=slot.display_number,
-            vnc_port=slot.vnc_port,
             width=self.width,
             height=self.height,
             runtime_dir=self.runtime_root / str(slot.display_number),
@@ -299,7 +335,13 @@ class DesktopManager:
         supervisor = Supervisor(
             session_id,
             sandbox,
-            components(spec, wm_running=injector.window_manager_running, start_browser=browser),
+            components(
+                spec,
+                uid=user.uid,
+                wm_running=injector.window_manager_running,
+                start_browser=browser,
+                before_server=lambda: self._before_xvfb(spec, user),
+            ),
             on_event=self._on_event,
             restart_limit=self._restart_limit,
             restart_window=self._restart_window,
@@ -333,7 +375,7 @@ class DesktopManager:
             await desktop.stop_processes()
             await desktop.sandbox.close()
             if desktop.sandbox.user is not None:
-                remove_orphaned_segments(desktop.sandbox.user.uid)
+                await asyncio.to_thread(sweep, desktop.sandbox.user.uid)
         finally:
             if self._authority is not None:
                 self._authority.remove(desktop.slot_info.display_number)
@@ -343,6 +385,32 @@ class DesktopManager:
                 await self.homes.remove(session_id)
             else:
                 await self.homes.detach(session_id)
+
+    def _taken(self, slot: Slot) -> bool:
+        """The slot's display is held by something we may not reclaim (see slots.py)."""
+        return not self._reclaim_display(slot.display_number)
+
+    def _reclaim_display(self, display_number: int) -> bool:
+        """Free the display's abstract X socket of squatting session users; True if free.
+        (Before each Xvfb start too: a False there shows up as Xvfb not getting ready.)"""
+        uids = {u.uid for u in self.users.all_users()} if self.users.enabled else set()
+        if lock_owner(display_number) is not None:
+            return False
+        free = evict(abstract_name(display_number), uids)
+        if not free:
+            logger.warning("display :%d is held by a program outside the pool", display_number)
+        return free
+
+    def _before_xvfb(self, spec: DisplaySpec, user: SessionUser) -> None:
+        """Before each Xvfb (re)start: reclaim the display's abstract name from squatting
+        session users, and give the display a fresh cookie, so a cookie a squatter may have
+        been offered while the display was down opens nothing."""
+        self._reclaim_display(spec.display_number)
+        cookie = new_cookie()
+        entries = session_entries(spec.display_number, cookie)
+        write_authority(spec.xauthority, entries, uid=user.uid, gid=user.gid)
+        if self._authority is not None:
+            self._authority.add(spec.display_number, cookie)
 
     def _release_slot(self, slot: Slot) -> None:
         # A SIGKILLed Xvfb leaves its socket (and, outside a namespace, its lock file).
@@ -358,6 +426,10 @@ class DesktopManager:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             yield
+
+
+def _measure(enabled: bool, reason: str | None) -> dict[str, object]:
+    return {"enabled": enabled, "reason": None if enabled else reason}
 
 
 def _raise_fd_limit() -> None:

@@ -1,7 +1,13 @@
-"""Display slots: slot k (1..max) owns X display `base + k` and VNC port `5900 + display`.
+"""Display slots: slot k (1..max) owns X display `base + k` (and pool user k).
+
+A display's one host-wide resource is the abstract unix socket `@/tmp/.X11-unix/X<n>` (every
+process of our network namespace shares that name space); its lock file and socket file live
+in the session's private /tmp. A slot whose abstract name a session user squats is reclaimed
+(the squatter is killed, `sockets.evict`); one held by any other program of the host is skipped.
+VNC has no port: x11vnc listens on a unix socket in the session's runtime directory.
 
 A session's slot is remembered in `DATA_DIR/sessions/<id>/desktop.json` so a restored session
-gets its old display, port and pool user back when they are free.
+gets its old display and pool user back when they are free.
 """
 
 from __future__ import annotations
@@ -14,18 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from computer_use.desktops.errors import DesktopCapacityError
+from computer_use.desktops.sockets import listening_inodes
 
-VNC_BASE_PORT = 5900
 X_SOCKET_DIR = Path("/tmp/.X11-unix")
 SLOT_FILE = "desktop.json"
-_TCP_LISTEN = "0A"
 
 
 @dataclass(frozen=True)
 class Slot:
     index: int  # 1..max_displays; also selects the session's pool user
     display_number: int
-    vnc_port: int
 
     @property
     def display(self) -> str:
@@ -46,8 +50,6 @@ class SlotAllocator:
     ) -> None:
         if max_displays < 1:
             raise ValueError("max_displays must be at least 1")
-        if VNC_BASE_PORT + display_base + max_displays > 65535:
-            raise ValueError("display_base + max_displays puts VNC ports beyond 65535")
         self.capacity = max_displays
         self.display_base = display_base
         self.retry_after = retry_after
@@ -59,7 +61,7 @@ class SlotAllocator:
 
     def slot(self, index: int) -> Slot:
         display = self.display_base + index
-        return Slot(index=index, display_number=display, vnc_port=VNC_BASE_PORT + display)
+        return Slot(index=index, display_number=display)
 
     def all_slots(self) -> list[Slot]:
         return [self.slot(i) for i in range(1, self.capacity + 1)]
@@ -95,7 +97,12 @@ class SlotAllocator:
 
 
 def slot_held_by_others(slot: Slot) -> bool:
-    return display_in_use(slot.display_number) or port_listening(slot.vnc_port)
+    return display_in_use(slot.display_number)
+
+
+def abstract_name(display_number: int) -> str:
+    """The display's abstract socket as /proc/net/unix names it (X clients try it first)."""
+    return f"@/tmp/.X11-unix/X{display_number}"
 
 
 def lock_file(display_number: int) -> Path:
@@ -120,12 +127,7 @@ def display_in_use(display_number: int) -> bool:
         return True
     # An X server in another mount namespace has an invisible lock file but still holds the
     # abstract socket, which every namespace sharing our network namespace sees.
-    needle = f"@/tmp/.X11-unix/X{display_number}"
-    try:
-        with open("/proc/net/unix") as table:
-            return any(line.rstrip().endswith(needle) for line in table)
-    except OSError:
-        return False
+    return bool(listening_inodes(abstract_name(display_number)))
 
 
 def remove_stale_display_files(display_number: int) -> bool:
@@ -142,22 +144,6 @@ def remove_stale_display_files(display_number: int) -> bool:
     return removed
 
 
-def port_listening(port: int) -> bool:
-    """True if some socket listens on TCP `port` (any address, IPv4 or IPv6)."""
-    suffix = f":{port:04X}"
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as rows:
-                next(rows, None)
-                for row in rows:
-                    fields = row.split()
-                    if len(fields) > 3 and fields[3] == _TCP_LISTEN and fields[1].endswith(suffix):
-                        return True
-        except OSError:
-            continue
-    return False
-
-
 def load_slot_index(session_dir: Path) -> int | None:
     try:
         data = json.loads((session_dir / SLOT_FILE).read_text())
@@ -169,7 +155,7 @@ def load_slot_index(session_dir: Path) -> int | None:
 
 def save_slot(session_dir: Path, slot: Slot) -> None:
     session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    record = {"slot": slot.index, "display": slot.display, "vnc_port": slot.vnc_port}
+    record = {"slot": slot.index, "display": slot.display}
     tmp = session_dir / f".{SLOT_FILE}.tmp"
     tmp.write_text(json.dumps(record))
     tmp.replace(session_dir / SLOT_FILE)

@@ -48,6 +48,7 @@ class Component:
     restart_on_success: bool = True  # False: exit code 0 means the user closed it
     autostart: bool = True  # False: started only by ensure() (the browser, on first use)
     serving: Callable[[], bool] | None = None  # the server: does it accept connections?
+    before_start: Callable[[], object] | None = None  # e.g. reclaim what it will listen on
     stdout_pipe: bool = False
     proc: asyncio.subprocess.Process | None = None
     state: ComponentState = "stopped"
@@ -141,6 +142,8 @@ class Supervisor:
         comp.state = "starting"
         comp.stopping = False
         try:
+            if comp.before_start is not None:
+                await asyncio.to_thread(comp.before_start)
             proc = await self.sandbox.spawn(
                 comp.argv,
                 env=comp.env,

@@ -75,7 +75,7 @@ def to_public(
         "last_activity_at": session.last_activity_at,
         "ttl_remaining_seconds": service.ttl_remaining(session),
         "display": getattr(desktop, "display", None),
-        "vnc_port": getattr(desktop, "vnc_port", None),
+        "vnc_port": None,  # x11vnc listens on a unix socket only (vnc/targets.py)
         "browser": getattr(desktop, "browser_state", None),
         "vnc_url": vnc_url,
         "vnc_interactive_url": vnc_interactive_url,

@@ -90,7 +90,11 @@ class SessionPublic(BaseModel):
         description="Seconds of inactivity left before the session expires (0 once expired)."
     )
     display: str | None = Field(default=None, description='X display, e.g. ":101".')
-    vnc_port: int | None = Field(default=None, description="x11vnc port on the server's loopback.")
+    vnc_port: int | None = Field(
+        default=None,
+        description="Always null: x11vnc listens on a unix socket only the service reaches; "
+        "use vnc_url.",
+    )
     browser: Literal["down", "starting", "up"] | None = Field(
         default=None,
         description="The desktop's Firefox: started on first use (a message, or the panel's "

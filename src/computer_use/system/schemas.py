@@ -75,6 +75,9 @@ class ConfigPublic(BaseModel):
         description="Desktops kept prepared ahead for new sessions (they count against "
         "max_displays)."
     )
+    session_cpu_limit: float
+    session_egress_allow: str
+    session_egress_deny: str
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str

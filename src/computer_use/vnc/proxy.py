@@ -1,7 +1,7 @@
-"""Byte pump between an accepted browser websocket and a session's x11vnc TCP socket.
+"""Byte pump between an accepted browser websocket and a session's x11vnc unix socket.
 
 Two tasks, one per direction. Whichever ends first (either peer closed, a protocol violation,
-a socket error) decides the close code; the other is cancelled, the TCP socket is closed and
+a socket error) decides the close code; the other is cancelled, the x11vnc socket is closed and
 awaited, and the websocket is closed unless the browser already went away. Nothing outlives
 `run_proxy`.
 """

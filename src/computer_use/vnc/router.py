@@ -3,7 +3,8 @@
 - GET `/vnc/{session_id}?token=...`: our small noVNC page (assets under `/vnc/assets/`).
 - `/novnc/...`: the system's noVNC, found at run time (503 with a hint when it is missing).
 - WS `/api/v1/sessions/{session_id}/vnc/websockify?token=...`: token-checked proxy to the
-  session's x11vnc on 127.0.0.1; view-only is enforced here, not trusted to the browser.
+  session's x11vnc on its unix socket (targets.py); view-only is enforced here, not trusted
+  to the browser.
 
 The app provides `app.state.vnc_tokens` (`VncTokens`) and `app.state.vnc_targets`
 (`VncTargets`).
@@ -87,18 +88,18 @@ async def vnc_websocket(websocket: WebSocket, session_id: str, token: str | None
     except VncTokenError as exc:
         await _refuse(websocket, subprotocol, CLOSE_POLICY_VIOLATION, exc.message)
         return
-    port = targets.vnc_port(session_id)
-    if port is None:
+    path = targets.vnc_socket(session_id)
+    if path is None:
         reason = "session not found or it has no running desktop"
         await _refuse(websocket, subprotocol, CLOSE_POLICY_VIOLATION, reason)
         return
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, limit=READ_CHUNK),
+            asyncio.open_unix_connection(str(path), limit=READ_CHUNK),
             CONNECT_TIMEOUT_SECONDS,
         )
     except (OSError, TimeoutError) as exc:
-        logger.warning("session %s: x11vnc on port %d unreachable: %s", session_id, port, exc)
+        logger.warning("session %s: x11vnc at %s unreachable: %s", session_id, path, exc)
         await _refuse(websocket, subprotocol, CLOSE_INTERNAL_ERROR, "desktop VNC unreachable")
         return
     try:
@@ -165,7 +166,7 @@ def create_router(*, novnc: NoVncFiles | None = None) -> APIRouter:
                 "package (Debian: apt-get install novnc)."
             )
         grant = tokens.verify(token or "", session_id)
-        if targets.vnc_port(session_id) is None:
+        if targets.vnc_socket(session_id) is None:
             raise errors.NotFound(f"Session {session_id} not found or it has no running desktop.")
         page = render_viewer(
             session_id=session_id,

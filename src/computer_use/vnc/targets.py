@@ -1,30 +1,34 @@
-"""How the VNC routes find a session's x11vnc port and report activity, without knowing sessions.
+"""How the VNC routes find a session's x11vnc socket and report activity, without knowing
+sessions.
 
-The app puts a `VncTargets` on `app.state.vnc_targets`. `SessionVncTargets` adapts anything
-shaped like `SessionService` (a `desktop(id)` with a `vnc_port`, and `touch(session_id=...)`),
-so this package imports neither sessions nor desktops.
+x11vnc listens on a unix socket in the session's 0700 runtime directory, never on TCP, so only
+the service reaches it. The app puts a `VncTargets` on `app.state.vnc_targets`.
+`SessionVncTargets` adapts anything shaped like `SessionService` (a `desktop(id)` with a
+`vnc_socket`, and `touch(session_id=...)`), so this package imports neither sessions nor
+desktops.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 
 class VncTargets(Protocol):
-    def vnc_port(self, session_id: str) -> int | None:
-        """The session's x11vnc port on 127.0.0.1, or None if it has no running desktop."""
+    def vnc_socket(self, session_id: str) -> Path | None:
+        """The session's x11vnc unix socket, or None if it has no running desktop."""
 
     async def touch(self, session_id: str) -> None:
         """Records user activity on the session (VNC input counts towards its TTL)."""
 
 
-class _HasVncPort(Protocol):
+class _HasVncSocket(Protocol):
     @property
-    def vnc_port(self) -> int | None: ...
+    def vnc_socket(self) -> Path: ...
 
 
 class _SessionServiceLike(Protocol):
-    def desktop(self, session_id: str) -> _HasVncPort | None: ...
+    def desktop(self, session_id: str) -> _HasVncSocket | None: ...
 
     async def touch(self, *, session_id: str) -> None: ...
 
@@ -33,9 +37,9 @@ class SessionVncTargets:
     def __init__(self, sessions: _SessionServiceLike) -> None:
         self._sessions = sessions
 
-    def vnc_port(self, session_id: str) -> int | None:
+    def vnc_socket(self, session_id: str) -> Path | None:
         desktop = self._sessions.desktop(session_id)
-        return desktop.vnc_port if desktop is not None else None
+        return desktop.vnc_socket if desktop is not None else None
 
     async def touch(self, session_id: str) -> None:
         await self._sessions.touch(session_id=session_id)
