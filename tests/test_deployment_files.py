@@ -234,6 +234,8 @@ def test_dockerfile_default_command_serves_on_all_interfaces_at_port_and_asks_fo
         served.append((server.config.app.state.settings, (server.config.host, server.config.port)))
 
     clean_env.setattr(cli._StreamClosingServer, "run", fake_run)
+    # The instance lock is host-wide and held until the process exits: not from a test process.
+    clean_env.setattr(cli, "_lock_instance", lambda settings: None)
     with pytest.raises(SystemExit) as refused:
         cli.main(expanded[1:])
     assert refused.value.code == 2

@@ -53,16 +53,23 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     schema.upgrade(settings, revision)
 
 
-def serve(settings: Settings, host: str, port: int, reload: bool) -> None:
-    from computer_use.main import configure_logging, create_app
+def _refuse_unsafe_start(settings: Settings, host: str) -> Settings:
+    """The start-up rules (startup.py), judged on the address actually bound: one line and exit
+    2 before anything is touched (e.g. a public bind without API_TOKENS)."""
     from computer_use.startup import refusal
 
-    # The start-up rules (startup.py) judge the address actually bound.
     settings = settings.model_copy(update={"host": host})
     problem = refusal(settings)
     if problem is not None:
         print(problem, file=sys.stderr)
         raise SystemExit(2)
+    return settings
+
+
+def serve(settings: Settings, host: str, port: int, reload: bool) -> None:
+    from computer_use.main import configure_logging, create_app
+
+    settings = _refuse_unsafe_start(settings, host)
     configure_logging(settings)
     if reload:
         os.environ["HOST"] = host
@@ -169,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         migrate(settings, args.revision)
         return
+    _refuse_unsafe_start(settings, args.host or settings.host)
     if not getattr(args, "reload", False):
         _lock_instance(settings)
     if args.command == "demo":

@@ -5,6 +5,7 @@ own sessions, and a task's outcome outlives a server restart."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -69,6 +70,10 @@ async def test_every_tool_result_fits_its_output_schema(
         await record("get_session_status", session_id=sid)
         await record("take_screenshot", session_id=sid)
         await record("list_sessions")
+        payload = base64.b64encode(b"a,b\n1,2\n").decode()
+        await record("upload_file", session_id=sid, filename="t.csv", content_base64=payload)
+        listed = await record("list_files", session_id=sid, path="Uploads")
+        assert [e["name"] for e in listed["entries"]] == ["t.csv"]
         # Not done within this server's 3 s: "running" is a result like any other.
         running = await record("execute_task", session_id=sid, task=slow)
         assert running["status"] == "running" and running["done"] is False

@@ -11,7 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from computer_use.loopback import LoopbackModelServer, RecordedRequest, Turn, bash, member, say
+from computer_use.loopback import (
+    LoopbackModelServer,
+    RecordedRequest,
+    Turn,
+    bash,
+    computer,
+    member,
+    say,
+)
 from tests.conftest import server_env
 from tests.helpers import ServerProcess, wait_for_async
 
@@ -39,10 +47,11 @@ def shell_model(request: RecordedRequest) -> Turn:
     prompt = user_text(request)
     if prompt.startswith(CLICK_PREFIX):
         x, y = (int(v) for v in prompt.removeprefix(CLICK_PREFIX).split()[:2])
-        plan = [
-            say("Clicking.", member("left_click", coordinate=[x, y]), thinking="Where to?"),
-            say("Looking.", member("screenshot")),
-        ]
+        if request.computer_tool_type == "computer_toolset_20260801":
+            click, look = member("left_click", coordinate=[x, y]), member("screenshot")
+        else:  # the beta tool: every action answers with a screenshot
+            click, look = computer("left_click", coordinate=[x, y]), computer("screenshot")
+        plan = [say("Clicking.", click, thinking="Where to?"), say("Looking.", look)]
     else:
         plan = [say("Running it.", bash(prompt))]
     step = _assistant_turns_since_last_prompt(request)

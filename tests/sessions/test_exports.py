@@ -72,7 +72,9 @@ def ffmpeg_pids_writing(directory: Path) -> set[int]:
 async def test_a_recorded_run_plays_with_its_markers_and_exports_its_trajectory(
     http: httpx.AsyncClient, server: ServerProcess, tmp_path: Path
 ) -> None:
-    created = await http.post("/api/v1/sessions", json={"title": "recorded", "record": True})
+    # On the beta computer tool every action answers with a screenshot: each step has one.
+    body = {"title": "recorded", "record": True, "model": "claude-sonnet-4-6"}
+    created = await http.post("/api/v1/sessions", json=body)
     assert created.status_code == 201 and created.json()["recording"] is True
     sid = created.json()["id"]
     detail = await run_to_completion(http, sid, "click 120 240")

@@ -73,6 +73,7 @@ async def agent_server(
         ANTHROPIC_API_KEY=MODEL_KEY,
         ANTHROPIC_BASE_URL=model[0].base_url,
     )
+    env["MAX_DISPLAYS"] = "8"  # its tests keep their sessions (880-888, below the next range)
     server = await _start(env, data_dir)
     yield server
     await asyncio.to_thread(server.stop)

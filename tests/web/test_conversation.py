@@ -13,7 +13,7 @@ from typing import Any
 
 from playwright.async_api import Page, Request, Route, expect
 
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, wait_for_async
 from tests.web.conftest import Tab, create_session
 from tests.web.fakes import Answer, FakeStream, serve_screenshots, weather_run
 
@@ -376,6 +376,11 @@ async def test_a_missing_api_key_is_asked_for_and_the_message_resent_with_it(
     await expect(page.locator(".msg.user .user-text")).to_have_text(PROMPT)
     await expect(page.locator("#key-form")).to_be_hidden()
     await expect(page.locator("#key-status")).to_be_visible()
+
+    async def resent() -> bool:  # the message shows before its request reaches the route
+        return len(sent) >= 2
+
+    await wait_for_async(resent, timeout=10, what="the message resent with the key")
     assert [s["key"] for s in sent] == [None, secret]
     assert sent[1]["body"] == {"content": PROMPT}
     assert await page.evaluate("Object.keys(localStorage).length") == 0

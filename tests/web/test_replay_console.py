@@ -35,7 +35,9 @@ async def test_markers_seek_the_recording_and_show_their_step(
     open_console: Opener,  # noqa: F811 (the fixture imported above)
 ) -> None:
     async with httpx.AsyncClient(base_url=recording_server.base_url, timeout=60) as http:
-        sid = (await http.post("/api/v1/sessions", json={"record": True})).json()["id"]
+        # On the beta computer tool every step has its screenshot (a toolset click has none).
+        body = {"record": True, "model": "claude-sonnet-4-6"}
+        sid = (await http.post("/api/v1/sessions", json=body)).json()["id"]
         assert (
             await http.post(f"/api/v1/sessions/{sid}/messages", json={"content": PROMPT})
         ).status_code == 202

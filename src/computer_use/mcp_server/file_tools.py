@@ -14,13 +14,13 @@ import binascii
 from typing import Annotated, Any
 from urllib.parse import quote, urljoin
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ResourceLink, TextContent, ToolAnnotations
-from pydantic import Field
+from mcp_types import CallToolResult, ContentBlock, ResourceLink, TextContent
+from pydantic import BaseModel, Field
 
 from computer_use.desktops.files import FileAccessError
-from computer_use.mcp_server.deps import MCPContext, MCPDeps, caller, deps, http_request
+from computer_use.mcp_server import content
+from computer_use.mcp_server.deps import MCPContext, caller, deps, http_request
 from computer_use.mcp_server.errors import tool_errors
 from computer_use.mcp_server.tools import SessionId
 from computer_use.sessions.files import session_files, to_domain_error
@@ -38,6 +38,23 @@ RelativePath = Annotated[
         max_length=4096,
     ),
 ]
+
+
+class FileUploaded(BaseModel):
+    path: str = Field(description="Where the file is, relative to the session's HOME.")
+    size: int = Field(description="Its size in bytes.")
+
+
+class FileEntry(BaseModel):
+    name: str
+    type: str = Field(description="file or dir")
+    size: int
+    url: str | None = Field(default=None, description="GET it (files only), same credentials.")
+
+
+class FileListing(BaseModel):
+    path: str = Field(description="The folder listed, relative to the session's HOME.")
+    entries: list[FileEntry]
 
 
 async def _one_chunk(data: bytes) -> Any:
@@ -62,7 +79,7 @@ async def upload_file(
         str,
         Field(description="Folder under HOME to put it in (created if missing).", max_length=4000),
     ] = UPLOAD_FOLDER,
-) -> dict[str, Any]:
+) -> Annotated[CallToolResult, FileUploaded]:
     """Put a file into the session's desktop (default ~/Uploads), where the agent and its
     programs can open it; it belongs to the session's user. Returns its path and size."""
     try:
@@ -84,12 +101,13 @@ async def upload_file(
         size = await files.write(path, _one_chunk(data), limit=UPLOAD_MAX_BYTES)
     except FileAccessError as exc:
         raise ToolError(to_domain_error(exc).message) from None
-    return {"path": path, "size": size}
+    done = FileUploaded(path=path, size=size)
+    return content.result(ctx, done, [content.text(f"Uploaded ~/{path} ({size} bytes).")])
 
 
 async def list_files(
     ctx: MCPContext, session_id: SessionId, path: RelativePath = "Downloads"
-) -> list[TextContent | ResourceLink]:
+) -> Annotated[CallToolResult, FileListing]:
     """List a folder of the session's HOME (default ~/Downloads, where the browser saves).
     Each file comes with a resource link: the URL to download it (GET, same credentials
     as this MCP connection)."""
@@ -104,45 +122,29 @@ async def list_files(
         raise ToolError(f"{path} is a file, not a folder; list its folder instead.")
     entries = listing["entries"]
     lines = [f"{e['name']}{'/' if e['type'] == 'dir' else ''}\t{e['size']}" for e in entries]
-    out: list[TextContent | ResourceLink] = [
+    blocks: list[ContentBlock] = [
         TextContent(type="text", text=f"~/{listing['path']}:\n" + ("\n".join(lines) or "(empty)"))
     ]
     request = http_request(ctx)
     base = str(request.base_url) if request is not None else "/"
-    for entry in [e for e in entries if e["type"] == "file"][:MAX_LINKS]:
+    found: list[FileEntry] = []
+    links = 0
+    for entry in entries:
         rel = f"{listing['path']}/{entry['name']}".strip("/")
-        url = urljoin(base, f"api/v1/sessions/{session_id}/files/{quote(rel)}")
-        out.append(
-            ResourceLink(
-                type="resource_link",
-                name=entry["name"],
-                uri=url,
-                size=entry["size"],
-                mime_type="application/octet-stream",
-                description=f"~/{rel} in session {session_id}",
-            )
-        )
-    return out
-
-
-def register_file_tools(server: MCPServer[MCPDeps]) -> None:
-    server.add_tool(
-        upload_file,
-        title="Upload a file into a session",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,  # replaces a file of the same name
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
-    )
-    server.add_tool(
-        list_files,
-        title="List a session's files, with download links",
-        annotations=ToolAnnotations(
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
-    )
+        url = None
+        if entry["type"] == "file":
+            url = urljoin(base, f"api/v1/sessions/{session_id}/files/{quote(rel)}")
+            links += 1
+            if links <= MAX_LINKS:  # every file stays in `entries`, with its url
+                blocks.append(
+                    ResourceLink(
+                        type="resource_link",
+                        name=entry["name"],
+                        uri=url,
+                        size=entry["size"],
+                        mime_type="application/octet-stream",
+                        description=f"~/{rel} in session {session_id}",
+                    )
+                )
+        found.append(FileEntry(name=entry["name"], type=entry["type"], size=entry["size"], url=url))
+    return content.result(ctx, FileListing(path=listing["path"], entries=found), blocks)

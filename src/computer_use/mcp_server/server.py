@@ -22,11 +22,10 @@ from pydantic import ValidationError
 from computer_use import __version__
 from computer_use.auth import ApiTokens
 from computer_use.config import Settings
-from computer_use.mcp_server import task_tools, tools
+from computer_use.mcp_server import file_tools, task_tools, tools
 from computer_use.mcp_server.apps import LIVE_DESKTOP_URI, live_desktop_app, ui_meta
 from computer_use.mcp_server.deps import MCPDeps, http_request
 from computer_use.mcp_server.errors import argument_problems
-from computer_use.mcp_server.file_tools import register_file_tools
 
 INSTRUCTIONS = """\
 Runs Claude computer-use agents, each session on its own Linux desktop with Firefox.
@@ -58,6 +57,14 @@ TOOLS: list[tuple[Callable[..., Any], str, ToolAnnotations, bool]] = [
     # A second destroy changes nothing (it reports the unknown id).
     (tools.destroy_session, "Destroy a session", _hints(False, True, True, False), False),
     (tools.take_screenshot, "Screenshot the desktop", _hints(True, False, True, False), False),
+    # A second upload of the same name replaces the file.
+    (
+        file_tools.upload_file,
+        "Upload a file into a session",
+        _hints(False, True, True, False),
+        False,
+    ),
+    (file_tools.list_files, "List a session's files", _hints(True, False, True, False), False),
 ]
 LIST_SESSIONS = (tools.list_sessions, "List your sessions", _hints(True, False, True, False), False)
 
@@ -133,7 +140,6 @@ def create_mcp_server(app: FastAPI, settings: Settings) -> MCPServer[MCPDeps]:
     for fn, title, hints, bound in entries:
         if not bound:
             server.add_tool(fn, title=title, annotations=hints, description=description(fn))
-    register_file_tools(server)
     # MCPServer always installs prompt handlers; this server has no prompts, so it must not
     # advertise the capability (clients would list an empty set for nothing).
     for method in ("prompts/list", "prompts/get"):

@@ -46,15 +46,16 @@ def _attachment(name: str) -> str:
     return f"attachment; filename*=UTF-8''{quote(name or 'home', safe='')}"
 
 
+# What a 200 of GET .../files may be: the JSON content is FastAPI's own (the listing).
+DOWNLOAD_200 = {
+    "description": "A file's bytes, a folder's listing (JSON), or a folder as a zip",
+    "content": {"application/octet-stream": {}, "application/zip": {}},
+}
+
+
 @router.get(
     "/{session_id}/files/{path:path}",
-    responses={
-        200: {
-            "description": "A file's bytes, a folder's listing (JSON), or a folder as a zip",
-            "content": {"application/octet-stream": {}, "application/zip": {}},
-        },
-        **errors.error_responses(400, 403, 404, 409, 503),
-    },
+    responses={200: DOWNLOAD_200, **errors.error_responses(400, 403, 404, 409, 503)},
     summary="Download a file, list a folder, or download a folder as a zip",
 )
 async def get_file(files: FilesDep, path: str, format: ZipFormat = None) -> Any:
@@ -86,7 +87,7 @@ async def get_file(files: FilesDep, path: str, format: ZipFormat = None) -> Any:
 
 @router.get(
     "/{session_id}/files",
-    responses=errors.error_responses(404, 409, 503),
+    responses={200: DOWNLOAD_200, **errors.error_responses(404, 409, 503)},
     summary="List the session's HOME (or `?format=zip`: all of it as a zip)",
 )
 async def get_home(files: FilesDep, format: ZipFormat = None) -> Any:
