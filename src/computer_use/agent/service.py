@@ -151,8 +151,13 @@ class AgentRunner:
                 )
             finishing = self._runs.get(session_id)
             if finishing is not None:  # past message_complete, releasing its client
-                async with asyncio.timeout(10):
-                    await finishing.done.wait()
+                try:
+                    async with asyncio.timeout(10):
+                        await finishing.done.wait()
+                except TimeoutError:  # a busy host: a clear 503, never a 500
+                    raise errors.ServiceUnavailable(
+                        "The previous run is still shutting down; try again in a moment."
+                    ) from None
             desktop = self.sessions.desktop(session_id)
             if desktop is None:
                 raise errors.ServiceUnavailable(
