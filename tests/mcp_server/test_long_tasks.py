@@ -18,8 +18,9 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp_types import REQUEST_TIMEOUT
 
 from computer_use.loopback import bash, member, say
 from tests.helpers import ServerProcess
@@ -121,18 +122,26 @@ async def create_session(server: ServerProcess) -> str:
     return str(created.structured_content["session_id"])
 
 
+def mcp_remote(server: ServerProcess) -> Client:
+    """A client that reaches the server through `mcp-remote` over stdio, as desktop hosts do."""
+    params = StdioServerParameters(
+        command=str(JS_DIR / "node_modules" / ".bin" / "mcp-remote"),
+        args=[
+            f"{server.base_url}/mcp",
+            *("--header", f"X-Anthropic-API-Key:{KEY}", "--transport", "http-only"),
+        ],
+        env={"PATH": os.environ["PATH"], "HOME": str(server.log_path.parent)},
+    )
+    return Client(stdio_client(params), mode="legacy")
+
+
 async def follow(kind: str, server: ServerProcess, task: str) -> Followed:
     session_id = await create_session(server)
     url = f"{server.base_url}/mcp"
     if kind == "typescript":
         return await follow_typescript(url, session_id, task)
     if kind == "mcp-remote":
-        params = StdioServerParameters(
-            command=str(JS_DIR / "node_modules" / ".bin" / "mcp-remote"),
-            args=[url, "--header", f"X-Anthropic-API-Key:{KEY}", "--transport", "http-only"],
-            env={"PATH": os.environ["PATH"], "HOME": str(server.log_path.parent)},
-        )
-        async with Client(stdio_client(params), mode="legacy") as client:
+        async with mcp_remote(server) as client:
             return await follow_python(client, session_id, task)
     mode = kind.removeprefix("python-")
     async with mcp_client(server, key=KEY, mode=mode) as client:
@@ -239,3 +248,44 @@ async def test_typescript_cancel_task_stops_the_run(
     assert result["isError"] is False
     assert result["structured"]["status"] == "cancelled"
     gate.release.set()
+
+
+async def test_mcp_remote_call_that_times_out_leaves_the_run_and_cancel_task_stops_one(
+    long_server: ServerProcess, model: Model
+) -> None:
+    gate = Gate(then=say("Finished behind mcp-remote."))
+    prompt = model.scripted.script(
+        "A task whose mcp-remote caller gives up", say("Looking.", member("screenshot")), gate
+    )
+    session_id = await create_session(long_server)
+    async with mcp_remote(long_server) as client:
+        with pytest.raises(MCPError) as timed_out:
+            await client.call_tool(
+                "execute_task", {"session_id": session_id, "task": prompt}, read_timeout_seconds=2
+            )
+        assert timed_out.value.error.code == REQUEST_TIMEOUT
+    with anyio.fail_after(20):
+        await gate.entered.wait()
+    gate.release.set()
+    async with mcp_remote(long_server) as later:  # a new stdio process and connection
+        done = await later.call_tool("wait_for_task", {"session_id": session_id})
+    assert done.structured_content is not None
+    assert done.structured_content["status"] == "completed"
+    assert done.structured_content["answer"] == "Finished behind mcp-remote."
+
+    second = Gate(then=say("Never used."))
+    prompt = model.scripted.script(
+        "A task to cancel behind mcp-remote", say("Looking.", member("screenshot")), second
+    )
+    async with mcp_remote(long_server) as client:
+        with pytest.raises(MCPError):
+            await client.call_tool(
+                "execute_task", {"session_id": session_id, "task": prompt}, read_timeout_seconds=2
+            )
+    with anyio.fail_after(20):
+        await second.entered.wait()
+    async with mcp_remote(long_server) as client:
+        cancelled = await client.call_tool("cancel_task", {"session_id": session_id})
+    assert cancelled.is_error is False and cancelled.structured_content is not None
+    assert cancelled.structured_content["status"] == "cancelled"
+    second.release.set()
