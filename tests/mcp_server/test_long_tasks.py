@@ -55,7 +55,8 @@ async def long_server(
     model: Model, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("mcp-long")
-    env = {"DESKTOP_DISPLAY_BASE": "760", "DESKTOP_USER_PREFIX": "cu-ml", "MAX_DISPLAYS": "6"}
+    # Seven sessions: the four long tasks, two TypeScript ones, the mcp-remote one (761-768).
+    env = {"DESKTOP_DISPLAY_BASE": "760", "DESKTOP_USER_PREFIX": "cu-ml", "MAX_DISPLAYS": "8"}
     async with running_server(data_dir, ANTHROPIC_BASE_URL=model.server.base_url, **env) as proc:
         yield proc
 
