@@ -120,7 +120,8 @@ class AuthMiddleware:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         owner = self.tokens.from_headers(headers) or self._from_query(scope, path)
         if owner is None:
-            await _refuse(scope, receive, send)
+            refusal = errors.Unauthorized(MISSING_TOKEN_MESSAGE)
+            await errors.refuse(scope, receive, send, refusal, close_reason="API token required")
             return
         scope[OWNER_SCOPE_KEY] = owner
         await self.app(scope, receive, send)
@@ -155,26 +156,6 @@ def _protected(path: str) -> bool:
         or path.startswith("/mcp/")
         or bool(_VNC_PATH.match(path))
     )
-
-
-async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
-    response = errors.error_response(errors.Unauthorized(MISSING_TOKEN_MESSAGE))
-    if scope["type"] == "http":
-        await response(scope, receive, send)
-        return
-    # A websocket gets a real 401 where the server can send one (ASGI denial response).
-    await receive()  # websocket.connect
-    if "websocket.http.response" in scope.get("extensions", {}):
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": 401,
-                "headers": response.raw_headers,
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": response.body})
-    else:
-        await send({"type": "websocket.close", "code": 1008, "reason": "API token required"})
 
 
 def get_caller(conn: HTTPConnection) -> str | None:

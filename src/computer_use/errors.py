@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -176,3 +177,27 @@ def install_error_handlers(app: FastAPI, *, debug: bool) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unhandled)
+
+
+async def refuse(
+    scope: Scope, receive: Receive, send: Send, error: DomainError, *, close_reason: str = ""
+) -> None:
+    """`error`'s HTTP answer from a pure ASGI middleware; a websocket gets it as a denial
+    response where the server can send one, else a policy close (`close_reason`, or the
+    error's code)."""
+    response = error_response(error)
+    if scope["type"] == "http":
+        await response(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": response.body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": close_reason or error.code})

@@ -124,7 +124,7 @@ class HostGuardMiddleware:
                 f"(this one came in on {server[0]}). Set API_TOKENS, or "
                 "ALLOW_UNAUTHENTICATED=true if an authenticating proxy guards it."
             )
-            await refuse(scope, receive, send, refusal)
+            await errors.refuse(scope, receive, send, refusal)
             return
         if not self.host_allowed(host):
             if health:
@@ -135,7 +135,7 @@ class HostGuardMiddleware:
                 f"This server does not answer to the host {host!r}. If that is its name, add "
                 "it to ALLOWED_HOSTS (comma-separated, e.g. computer-use.example.com)."
             )
-            await refuse(scope, receive, send, refusal)
+            await errors.refuse(scope, receive, send, refusal)
             return
         origin = headers.get("origin")
         if (
@@ -148,33 +148,13 @@ class HostGuardMiddleware:
                 f"Requests from the web page at {origin!r} may not change anything here. If "
                 "that page is yours, add its origin to CORS_ORIGINS."
             )
-            await refuse(scope, receive, send, refusal)
+            await errors.refuse(scope, receive, send, refusal)
             return
         await self.app(scope, receive, send)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-
-
-async def refuse(scope: Scope, receive: Receive, send: Send, error: errors.DomainError) -> None:
-    """The error's HTTP answer; a websocket gets it as a denial response where possible."""
-    response = errors.error_response(error)
-    if scope["type"] == "http":
-        await response(scope, receive, send)
-        return
-    await receive()  # websocket.connect
-    if "websocket.http.response" in scope.get("extensions", {}):
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": response.body})
-    else:
-        await send({"type": "websocket.close", "code": 1008, "reason": error.code})
 
 
 def install_host_guard(app: Any, settings: Settings) -> None:
