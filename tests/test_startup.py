@@ -73,13 +73,17 @@ def test_a_render_like_host_gets_one_warning_per_measure_that_is_off() -> None:
         "process_view": {"enabled": False, "reason": "no mount namespaces"},
         "network": {"enabled": False, "reason": "nft is not permitted"},
         "resource_limits": {"enabled": False, "reason": "no writable cgroup"},
+        "abstract_sockets": {"enabled": False, "reason": "the kernel has no Landlock"},
     }
     warnings = isolation_warnings(report)
-    assert len(warnings) == 5
+    assert len(warnings) == 6
+    assert "The Landlock scope on abstract unix sockets is off: the kernel has no Landlock." in (
+        warnings
+    )
     assert "disk quota is not enforced" in warnings[0]
     assert any("nft is not permitted" in w for w in warnings)
     healthy = {**report, "isolation": "overlay", "launcher": "namespace"}
-    for key in ("process_view", "network", "resource_limits"):
+    for key in ("process_view", "network", "resource_limits", "abstract_sockets"):
         healthy[key] = {"enabled": True, "reason": None}
     assert isolation_warnings(healthy) == []
 

@@ -78,13 +78,18 @@ def isolation_warnings(report: dict[str, Any] | None) -> list[str]:
             "and signal the others' processes and read their files."
         )
     for key, what in (
-        ("process_view", "hiding other processes"),
-        ("network", "per-session network rules"),
-        ("resource_limits", "per-session memory and process limits"),
+        ("process_view", "Hiding other processes"),
+        ("private_dirs", "Hiding the host's /run (its unix sockets)"),
+        ("network", "Per-session network rules"),
+        ("egress", "The egress policy"),
+        ("abstract_sockets", "The Landlock scope on abstract unix sockets"),
+        ("seccomp", "The seccomp filter"),
+        ("resource_limits", "Per-session memory and process limits"),
+        ("cpu_limit", "The per-session CPU cap"),
     ):
         measure = report.get(key)
         if isinstance(measure, dict) and measure.get("enabled") is False:
-            warnings.append(f"{what.capitalize()} is off: {measure.get('reason')}.")
+            warnings.append(f"{what} is off: {measure.get('reason')}.")
     return warnings
 
 

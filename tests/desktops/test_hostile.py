@@ -40,12 +40,15 @@ PG_SOCKET = Path("/run/postgresql/.s.PGSQL.5432")
 
 CONNECT = """
 import socket, sys, errno
-family = socket.AF_UNIX if sys.argv[1].startswith('/') else (
-    socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+target = sys.argv[1]
+family = socket.AF_UNIX if target[:1] in '/@' else (
+    socket.AF_INET6 if ':' in target else socket.AF_INET)
+if target.startswith('@'):
+    target = '\\0' + target[1:]  # an abstract name
 s = socket.socket(family)
 s.settimeout(3)
 try:
-    s.connect(sys.argv[1] if family == socket.AF_UNIX else (sys.argv[1], int(sys.argv[2])))
+    s.connect(target if family == socket.AF_UNIX else (target, int(sys.argv[2])))
     print("connected")
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e)))
@@ -112,7 +115,7 @@ async def test_health_reports_every_measure_on(manager: DesktopManager, attacker
     health = manager.health()
     for measure in (
         "process_view", "network", "egress", "resource_limits", "cpu_limit", "seccomp",
-        "private_dirs", "vnc", "instance_lock",
+        "private_dirs", "vnc", "instance_lock", "abstract_sockets",
     ):  # fmt: skip
         assert health[measure]["enabled"] is True, (measure, health[measure])
         assert health[measure]["reason"] is None, (measure, health[measure])
@@ -208,6 +211,80 @@ async def test_host_unix_sockets_are_out_of_reach(
     assert (await in_session(attacker, ["ls", "-A", "/run"])).split() == ["computer-use", "mount"]
     listing = await in_session(attacker, ["ls", "-A", str(manager.runtime_root)])
     assert listing == str(attacker.slot_info.display_number)
+
+
+@pytest.fixture
+def daemon_socket() -> Iterator[Path]:
+    """A daemon's socket outside /run and /tmp (under /var/lib, world-writable, as careless
+    daemons leave them), listening; this process is the daemon."""
+    directory = Path(f"/var/lib/cu-probe-{os.getpid()}")
+    directory.mkdir(mode=0o755)
+    path = directory / "daemon.sock"
+    try:
+        with socket.socket(socket.AF_UNIX) as daemon:
+            daemon.bind(str(path))
+            os.chmod(path, 0o777)
+            daemon.listen(1)
+            yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_host_sockets_outside_run_and_tmp_are_covered(
+    manager: DesktopManager, daemon_socket: Path
+) -> None:
+    """Covered in the namespace of a session started after the daemon: refused."""
+    session = await manager.create("hostile-h", browser=False)
+    try:
+        with socket.socket(socket.AF_UNIX) as control:
+            control.connect(str(daemon_socket))  # reachable outside the sessions
+        assert await connect_from(session, str(daemon_socket)) == "ECONNREFUSED"
+    finally:
+        await manager.destroy("hostile-h")
+
+
+# Listens on an abstract name, connects to it from the same process, prints the outcome.
+OWN_ABSTRACT = """
+import socket, os
+name = "\\0cu-own-%d" % os.getpid()
+server = socket.socket(socket.AF_UNIX)
+server.bind(name)
+server.listen(1)
+client = socket.socket(socket.AF_UNIX)
+client.connect(name)
+print("connected")
+"""
+
+
+async def test_abstract_unix_sockets_of_the_host_and_other_sessions_are_out_of_reach(
+    attacker: Desktop, manager: DesktopManager
+) -> None:
+    """Abstract sockets have no file to hide: Landlock scoping keeps a session to its own."""
+    assert manager.health()["abstract_sockets"]["enabled"] is True
+    host_name = f"@cu-host-probe-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX) as host_program:  # a program of the host, as root
+        host_program.bind("\0" + host_name[1:])
+        host_program.listen(1)
+        with socket.socket(socket.AF_UNIX) as control:
+            control.connect("\0" + host_name[1:])  # reachable outside the sessions
+        assert await connect_from(attacker, host_name) == "EPERM"
+    victim = await manager.create("hostile-g", browser=False)
+    try:
+        victim_x = abstract_name(victim.slot_info.display_number)
+        assert listening_inodes(victim_x)  # B's X server listens there
+        assert await connect_from(attacker, victim_x) == "EPERM"
+        # A's own X server, through the socket file in A's private /tmp: the desktop works.
+        own = f"/tmp/.X11-unix/X{attacker.slot_info.display_number}"
+        assert await connect_from(attacker, own) == "connected"
+        # B's socket file is in B's private /tmp (A's has at most what A planted itself).
+        victims_file = await connect_from(attacker, victim_x.replace("@", "/", 1))
+        assert victims_file in ("ENOENT", "ECONNREFUSED")
+        xdpyinfo = await attacker.run(["xdpyinfo"], timeout=10)
+        assert xdpyinfo.returncode == 0, xdpyinfo.stderr
+        # Scoped, not switched off: what a session itself listens on it can still use.
+        assert await in_session(attacker, [PYTHON, "-c", OWN_ABSTRACT]) == "connected"
+    finally:
+        await manager.destroy("hostile-g")
 
 
 async def test_a_session_cannot_create_user_namespaces_or_trace(attacker: Desktop) -> None:

@@ -18,6 +18,7 @@ from computer_use.desktops import (
     DesktopExists,
     DesktopManager,
     DesktopNotFound,
+    xalias,
 )
 from computer_use.desktops.filesystem import read_mounts
 from computer_use.desktops.launcher import live_pids_of_uid
@@ -109,7 +110,10 @@ async def test_run_executes_as_the_session_user_on_its_display(
     lines = result.stdout.decode().splitlines()
     assert result.returncode == 0, result
     assert lines[0] == a.user.name
-    assert lines[1] == f"/home/user {a.display}"
+    # Its programs reach the display through the alias that keeps them off the host-wide
+    # abstract name (xalias.py); the service itself uses the display's own number.
+    assert lines[1] == f"/home/user {a.spec.client_display}"
+    assert a.spec.client_display == f":{xalias.alias_number(a.slot_info.display_number)}"
     assert lines[2].startswith("name of display")
 
 

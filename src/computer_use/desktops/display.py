@@ -48,10 +48,24 @@ class DisplaySpec:
     height: int
     runtime_dir: Path  # host path, also valid inside the sandbox
     home: str  # HOME as the session's programs see it
+    # The number the session's own X clients use (xalias.py); None: display_number.
+    client_display_number: int | None = None
 
     @property
     def display(self) -> str:
+        """The display as the service reaches it (capture, input, recording)."""
         return f":{self.display_number}"
+
+    @property
+    def client_display(self) -> str:
+        """The display as the session's own programs reach it."""
+        return f":{self.client_display_number or self.display_number}"
+
+    @property
+    def display_numbers(self) -> tuple[int, ...]:
+        """Every number the display answers to (each gets the session's cookie)."""
+        alias = self.client_display_number
+        return (self.display_number,) if alias is None else (self.display_number, alias)
 
     @property
     def xauthority(self) -> Path:
@@ -76,7 +90,7 @@ class DisplaySpec:
 
     def env(self) -> dict[str, str]:
         """What every X client of the session needs."""
-        return {"DISPLAY": self.display, "XAUTHORITY": str(self.xauthority)}
+        return {"DISPLAY": self.client_display, "XAUTHORITY": str(self.xauthority)}
 
     def xvfb_argv(self) -> list[str]:
         return [
@@ -101,7 +115,7 @@ class DisplaySpec:
     def vnc_argv(self) -> list[str]:
         return [
             "x11vnc",
-            "-display", self.display,
+            "-display", self.client_display,
             "-auth", str(self.xauthority),
             # A unix socket in the 0700 runtime dir, no TCP (v4 or v6): the app's websocket
             # proxy is the only way in.
@@ -232,7 +246,9 @@ def prepare_runtime_dir(spec: DisplaySpec, cookie: bytes, uid: int, gid: int) ->
     the session's namespace has it mounted)."""
     if not spec.runtime_dir.is_dir():
         make_runtime_dir(spec.runtime_dir, uid, gid)
-    write_authority(spec.xauthority, session_entries(spec.display_number, cookie), uid=uid, gid=gid)
+    write_authority(
+        spec.xauthority, session_entries(spec.display_numbers, cookie), uid=uid, gid=gid
+    )
     spec.jwmrc.write_text(jwmrc_text(spec))
     os.chown(spec.jwmrc, uid, gid)
 

@@ -3,15 +3,16 @@
 In `namespace` mode (we are root and the session has a dedicated user) each session gets a
 private mount namespace (namespace.py: private home, /tmp, /var/tmp, /dev/shm, /run, /proc).
 
-With a `SessionCgroup` (limits.py) every program is moved into the session's cgroup (memory,
-task and CPU caps) by a `sh` that then execs nsenter: nothing the program forks starts outside.
-Every program starts under the session's seccomp filter (seccomp.py), installed in the child
-before the first exec, so nothing of the session ever runs without it.
+Every program's child, between fork and its first exec, enters the session's mount namespace
+(setns on a descriptor of the holder's), then takes the session's Landlock scope (landlock.py:
+no abstract unix socket but its own) and seccomp filter (seccomp.py), so nothing of the
+session ever runs outside them. With a `SessionCgroup` (limits.py) it is then moved into the
+session's cgroup (memory, task and CPU caps) by a `sh` that execs the rest: nothing the
+program forks starts outside.
 
-Each program then starts as
-`nsenter --target <holder> --mount -- setpriv --reuid U ... -- env --chdir DIR -- argv`:
-every helper execs rather than forks, so the pid handed back is the program itself, and
-spawn() returns once that process has entered the namespace and dropped to the user. The
+Each program then starts as `[sh -c <join cgroup>] setpriv --reuid U ... -- env --chdir DIR
+-- argv`: every helper execs rather than forks, so the pid handed back is the program itself,
+and spawn() returns once that process has dropped to the user. The
 holder dies with the server (PR_SET_PDEATHSIG); the session's programs do not, and are
 killed by uid (`kill_user_processes`) on close or on the next start.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import pwd
@@ -36,8 +38,9 @@ from subprocess import DEVNULL, PIPE
 from typing import TYPE_CHECKING, Literal
 
 from computer_use.agent.desktop import CommandResult
-from computer_use.desktops import seccomp
-from computer_use.desktops.namespace import SANDBOX_HOME, start_namespace
+from computer_use.desktops import landlock, seccomp
+from computer_use.desktops.namespace import SANDBOX_HOME, open_namespace, start_namespace
+from computer_use.desktops.namespace import enter as namespace_enter
 from computer_use.desktops.process import (
     HELPER_TIMEOUT,
     CommandError,
@@ -110,8 +113,11 @@ class SessionSandbox:
         cgroup: SessionCgroup | None = None,
         proc_hidden_reason: str | None = "no private mount namespace",
         run_hidden_reason: str | None = "no private mount namespace",
+        scoped: bool = False,
     ) -> None:
         self.session_id = session_id
+        # Programs run under the Landlock scope (landlock.py); needs the X alias (xalias.py).
+        self.scoped = scoped
         self.user = user
         self.home = home
         self.mode: SandboxMode = mode
@@ -122,6 +128,8 @@ class SessionSandbox:
         self.run_hidden_reason = run_hidden_reason
         self.home_path = SANDBOX_HOME if mode == "namespace" else str(home)
         self._holder = holder
+        # Each program enters the namespace in its child before exec (namespace.enter).
+        self._namespace_fd = open_namespace(holder.pid) if holder is not None else None
         self._tmpdir = tmpdir
         self._procs: set[asyncio.subprocess.Process] = set()
         self._closed = False
@@ -130,10 +138,15 @@ class SessionSandbox:
 
     def _before_exec(self) -> Callable[[], None] | None:
         """What runs in each program's child before its first exec: the KSM mark (`preexec`,
-        ksm.py), then the seccomp filter (seccomp.py), last, so no step after it needs a call
-        it blocks."""
-        filtered = self.mode != "direct" and seccomp.enabled()
-        steps = [s for s in (self.preexec, seccomp.install if filtered else None) if s]
+        ksm.py), entering the session's mount namespace (before the Landlock scope, which
+        would forbid opening the holder's namespace), the Landlock scope (landlock.py), then
+        the seccomp filter (seccomp.py), last, so no step after it needs a call it blocks."""
+        sandboxed = self.mode != "direct"
+        fd = self._namespace_fd
+        entering = functools.partial(namespace_enter, fd) if fd is not None else None
+        scoped = landlock.install if self.scoped else None
+        filtered = seccomp.install if sandboxed and seccomp.enabled() else None
+        steps = [s for s in (self.preexec, entering, scoped, filtered) if s]
         if not steps:
             return None
 
@@ -152,9 +165,12 @@ class SessionSandbox:
         home: Path,
         cgroup: SessionCgroup | None = None,
         runtime_dir: Path | None = None,
+        x_alias: tuple[int, int] | None = None,
     ) -> SessionSandbox:
         """`cgroup` (created by the caller, emptied and removed by close()) caps resources;
-        `runtime_dir` (under /run) is the one directory of the host's /run the session sees."""
+        `runtime_dir` (under /run) is the one directory of the host's /run the session sees;
+        `x_alias` (alias, display): the number its X clients use (xalias.py), which is what
+        lets its programs run under the Landlock scope."""
         if user is None or os.geteuid() != 0:
             if user is not None and user.uid != os.getuid():
                 logger.warning("not root: session %s runs as uid %d", session_id, os.getuid())
@@ -163,7 +179,7 @@ class SessionSandbox:
         if user.uid == 0:
             raise SandboxError("refusing to run a session as root")
         try:
-            namespace = await start_namespace(home, runtime_dir)
+            namespace = await start_namespace(home, runtime_dir, x_alias)
         except (CommandError, SandboxError, TimeoutError, OSError) as exc:
             logger.warning(
                 "session %s: no private mount namespace (%s); HOME is the host path",
@@ -190,6 +206,7 @@ class SessionSandbox:
             cgroup=cgroup,
             proc_hidden_reason=namespace.proc_hidden_reason,
             run_hidden_reason=namespace.run_hidden_reason,
+            scoped=x_alias is not None and landlock.enabled(),
         )
 
     @property
@@ -240,8 +257,6 @@ class SessionSandbox:
             assert self._holder is not None
             if self._holder.returncode is not None:
                 raise SandboxError(f"namespace holder of session {self.session_id} died")
-            enter = [tool("nsenter"), f"--target={self._holder.pid}", "--mount", "--"]
-            prefix = [*enter, *prefix]
         if self.cgroup is not None and self.mode != "direct":
             prefix = [*self.cgroup.enter_argv(), *prefix]
         proc = await asyncio.create_subprocess_exec(
@@ -261,8 +276,7 @@ class SessionSandbox:
         self._procs.add(proc)  # from here on, close() kills it too
         try:
             if self.user is not None:
-                # Until setpriv has run, the process is still root and (while nsenter has not
-                # entered the namespace) depends on the holder: return once it is neither.
+                # Until setpriv has run, the process is still root: return once it is not.
                 uid = self.user.uid
                 await poll_until(
                     lambda: proc.returncode is not None or _real_uid(proc.pid) == uid,
@@ -314,6 +328,9 @@ class SessionSandbox:
                         "session %s: %d processes ignore SIGKILL", self.session_id, len(stuck)
                     )
             self._procs.clear()
+            if self._namespace_fd is not None:
+                os.close(self._namespace_fd)
+                self._namespace_fd = None
             if self.cgroup is not None:
                 await asyncio.to_thread(self.cgroup.remove)
             if self._tmpdir is not None:

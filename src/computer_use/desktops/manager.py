@@ -8,12 +8,13 @@ import logging
 import os
 import resource
 import shutil
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from computer_use.desktops import seccomp
+from computer_use.desktops import landlock, seccomp, xalias
 from computer_use.desktops.browser import SessionBrowser
 from computer_use.desktops.capture import ScreenCapture
 from computer_use.desktops.desktop import Desktop
@@ -117,6 +118,7 @@ class DesktopManager:
         self._restart_limit = restart_limit
         self._restart_window = restart_window
         self._desktops: dict[str, Desktop] = {}
+        self._aliases: dict[int, socket.socket] = {}  # display -> its held alias (xalias.py)
         self._locks: dict[str, asyncio.Lock] = {}
         self._authority: ServiceAuthority | None = None
         self._launcher_mode: str | None = None
@@ -226,6 +228,10 @@ class DesktopManager:
                 self.users.enabled and seccomp.reason_off() is None,
                 seccomp.reason_off() or "no dedicated session users",
             ),
+            "abstract_sockets": _measure(
+                self._scoping_possible(),
+                landlock.reason_off() or "no dedicated session users (needs root)",
+            ),
             "private_dirs": _measure(self._run_hidden_reason is None, self._run_hidden_reason),
             "vnc": {"enabled": True, "reason": None, "transport": "unix socket (0700 dir)"},
             "instance_lock": _measure(self.instance_lock.held, "not started"),
@@ -287,6 +293,7 @@ class DesktopManager:
                     home=home,
                     cgroup=cgroup,
                     runtime_dir=runtime_dir,
+                    x_alias=self._hold_alias(slot),
                 )
             except (SandboxError, OSError) as exc:
                 raise DesktopStartError(f"cannot create the session sandbox: {exc}") from exc
@@ -316,12 +323,14 @@ class DesktopManager:
         cleanup: contextlib.AsyncExitStack,
     ) -> Desktop:
         assert self._authority is not None
+        alias = xalias.alias_number(slot.display_number) if sandbox.scoped else None
         spec = DisplaySpec(
             display_number=slot.display_number,
             width=self.width,
             height=self.height,
             runtime_dir=self.runtime_root / str(slot.display_number),
             home=sandbox.home_path,
+            client_display_number=alias,
         )
         cookie = new_cookie()
         await asyncio.to_thread(prepare_runtime_dir, spec, cookie, user.uid, user.gid)
@@ -388,15 +397,38 @@ class DesktopManager:
 
     def _taken(self, slot: Slot) -> bool:
         """The slot's display is held by something we may not reclaim (see slots.py)."""
-        return not self._reclaim_display(slot.display_number)
+        if not self._reclaim_display(slot.display_number):
+            return True
+        if self._scoping_possible():
+            alias = xalias.alias_name(slot.display_number)
+            return not evict(alias, self._pool_uids(), listening=False)
+        return False
+
+    def _pool_uids(self) -> set[int]:
+        return {u.uid for u in self.users.all_users()} if self.users.enabled else set()
+
+    def _scoping_possible(self) -> bool:
+        return self.users.enabled and os.geteuid() == 0 and landlock.enabled()
+
+    def _hold_alias(self, slot: Slot) -> tuple[int, int] | None:
+        """Hold the display's client alias (xalias.py) for as long as the slot is ours;
+        (alias, display) for the sandbox, or None when its programs cannot be scoped."""
+        if not self._scoping_possible():
+            return None
+        held = xalias.hold(slot.display_number, self._pool_uids())
+        if held is None:
+            logger.warning("display :%d: its alias is held outside the pool; the session runs "
+                           "without the Landlock scope", slot.display_number)  # fmt: skip
+            return None
+        self._aliases[slot.display_number] = held
+        return xalias.alias_number(slot.display_number), slot.display_number
 
     def _reclaim_display(self, display_number: int) -> bool:
         """Free the display's abstract X socket of squatting session users; True if free.
         (Before each Xvfb start too: a False there shows up as Xvfb not getting ready.)"""
-        uids = {u.uid for u in self.users.all_users()} if self.users.enabled else set()
         if lock_owner(display_number) is not None:
             return False
-        free = evict(abstract_name(display_number), uids)
+        free = evict(abstract_name(display_number), self._pool_uids())
         if not free:
             logger.warning("display :%d is held by a program outside the pool", display_number)
         return free
@@ -407,12 +439,13 @@ class DesktopManager:
         been offered while the display was down opens nothing."""
         self._reclaim_display(spec.display_number)
         cookie = new_cookie()
-        entries = session_entries(spec.display_number, cookie)
+        entries = session_entries(spec.display_numbers, cookie)
         write_authority(spec.xauthority, entries, uid=user.uid, gid=user.gid)
         if self._authority is not None:
             self._authority.add(spec.display_number, cookie)
 
     def _release_slot(self, slot: Slot) -> None:
+        xalias.release(self._aliases.pop(slot.display_number, None))
         # A SIGKILLed Xvfb leaves its socket (and, outside a namespace, its lock file).
         remove_stale_display_files(slot.display_number)
         self.slots.release(slot)

@@ -8,16 +8,22 @@ the host's tree (slave propagation, see filesystem.py):
   namespace, so nothing a session writes there survives it or reaches another session
   (tmpfs pages are charged to the writer's memory cgroup: they count in the session's
   memory limit). `/tmp/.X11-unix` is the session's own, so a file planted there cannot
-  shadow another display's socket,
+  shadow another display's socket; it holds the link by which the session's X clients
+  reach their display (xalias.py),
 - `/run`: an empty tmpfs with only the session's runtime directory (cookie, VNC socket) and
   the resolver's directory put back: the host's unix sockets (PostgreSQL, D-Bus, Docker,
   systemd, ...) are not reachable by path,
-- `/proc`: a fresh procfs with `hidepid=2`: a session sees only its own processes.
+- `/proc`: a fresh procfs with `hidepid=2`: a session sees only its own processes,
+- every unix socket file the host listens on elsewhere (a daemon's under /var/lib, say)
+  covered with /dev/null, so connecting to it is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +38,7 @@ from computer_use.desktops.process import (
     run_command,
     tool,
 )
+from computer_use.desktops.sockets import listening_names
 
 SANDBOX_HOME = "/home/user"
 X11_SOCKET_DIR = "/tmp/.X11-unix"
@@ -47,6 +54,27 @@ RESOLV_CONF = Path("/etc/resolv.conf")
 PRIVATE_PROC_OPTIONS = "hidepid=2,nosuid,nodev,noexec"
 
 
+CLONE_NEWNS = 0x00020000
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def open_namespace(holder_pid: int) -> int:
+    """A descriptor of the holder's mount namespace, for `enter` (the caller closes it)."""
+    return os.open(f"/proc/{holder_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def enter(namespace_fd: int) -> None:
+    """Move the calling process into the mount namespace (a preexec_fn step: the forked
+    child is single-threaded and still root, as setns(CLONE_NEWNS) requires)."""
+    if _libc().setns(namespace_fd, CLONE_NEWNS) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"setns: {errno.errorcode.get(code, code)}")
+
+
 @dataclass(frozen=True)
 class Namespace:
     holder: asyncio.subprocess.Process
@@ -54,8 +82,11 @@ class Namespace:
     run_hidden_reason: str | None  # None when the host's /run (its sockets) is hidden
 
 
-async def start_namespace(home: Path, runtime_dir: Path | None) -> Namespace:
-    """The holder of a new mount namespace set up as the module says."""
+async def start_namespace(
+    home: Path, runtime_dir: Path | None, x_alias: tuple[int, int] | None = None
+) -> Namespace:
+    """The holder of a new mount namespace set up as the module says. `x_alias` (alias,
+    display): `/tmp/.X11-unix/X<alias>` is a root-owned link to the display's socket."""
     ensure_host_dir(Path(SANDBOX_HOME), 0o755)
     holder = await asyncio.create_subprocess_exec(
         tool("setpriv"),
@@ -83,7 +114,7 @@ async def start_namespace(home: Path, runtime_dir: Path | None) -> Namespace:
         if holder.returncode is not None:
             raise SandboxError(f"namespace holder exited with {holder.returncode}")
         enter = [tool("nsenter"), f"--target={holder.pid}", "--mount", "--"]
-        await _private_tmp_and_home(enter, home)
+        await _private_tmp_and_home(enter, home, x_alias)
         for directory in PRIVATE_SCRATCH_DIRS:
             if os.path.isdir(directory):  # noqa: ASYNC240 (a stat of /var/tmp, /dev/shm)
                 await run_command(
@@ -91,6 +122,7 @@ async def start_namespace(home: Path, runtime_dir: Path | None) -> Namespace:
                      "session-scratch", directory]
                 )  # fmt: skip
         run_hidden_reason = await _private_run(enter, runtime_dir)
+        await _mask_host_sockets(enter)
         # Some container runtimes refuse a new procfs: the session still works, with the
         # host's /proc (health says so).
         proc = await run_command(
@@ -107,7 +139,9 @@ async def start_namespace(home: Path, runtime_dir: Path | None) -> Namespace:
     return Namespace(holder, proc_hidden_reason, run_hidden_reason)
 
 
-async def _private_tmp_and_home(enter: list[str], home: Path) -> None:
+async def _private_tmp_and_home(
+    enter: list[str], home: Path, x_alias: tuple[int, int] | None
+) -> None:
     # /home/user (an empty directory on the host) is the staging area: the tmpfs gets its X11
     # directory and the home inside it *before* it covers /tmp, because the session's home
     # may itself live under the host's /tmp.
@@ -116,6 +150,10 @@ async def _private_tmp_and_home(enter: list[str], home: Path) -> None:
     await run_command([*mount, "-t", "tmpfs", "-o", PRIVATE_TMP_OPTIONS, "session-tmp", stage])
     # Root's, sticky and world-writable, as X servers expect; the session's own.
     await run_command([*enter, tool("mkdir"), "-m", "1777", f"{stage}/.X11-unix"])
+    if x_alias is not None:  # sticky directory, root's link: the session cannot replace it
+        alias, display = x_alias
+        link = [tool("ln"), "-s", f"X{display}", f"{stage}/.X11-unix/X{alias}"]
+        await run_command([*enter, *link])
     await run_command([*mount, "--mkdir", "--bind", str(home), f"{stage}/.home"])
     await run_command([*mount, "--move", stage, "/tmp"])
     await run_command([*mount, "--move", "/tmp/.home", SANDBOX_HOME])
@@ -184,6 +222,30 @@ def ensure_host_dir(path: Path, mode: int) -> None:
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode)  # not subject to the umask, unlike mkdir's mode
+
+
+async def _mask_host_sockets(enter: list[str]) -> None:
+    """Cover every unix socket the host listens on outside the private directories (say a
+    daemon's under /var/lib) with /dev/null: connecting there is refused. Sockets a host
+    program creates after the session started are not covered (keep daemons' in /run)."""
+    private = (Path("/tmp"), RUN_DIR, Path(SANDBOX_HOME))
+    for path in sorted(await asyncio.to_thread(_host_socket_paths)):
+        if not any(_is_under(path, root) for root in private):
+            # check=False: the file may be gone while its socket lives on.
+            await run_command([*enter, tool("mount"), "--bind", "/dev/null", str(path)],
+                              check=False)  # fmt: skip
+
+
+def _host_socket_paths() -> set[Path]:
+    """Where the host's listening path sockets are (resolved), from /proc/net/unix."""
+    found: set[Path] = set()
+    for name in listening_names():
+        if name.startswith("/"):
+            try:
+                found.add(Path(name).resolve(strict=True))
+            except OSError:
+                continue
+    return found
 
 
 def _is_under(path: Path, root: Path) -> bool:

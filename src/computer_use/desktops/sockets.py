@@ -19,16 +19,36 @@ _ACCEPTING = 0x00010000  # __SO_ACCEPTCON: the socket listens
 
 def listening_inodes(name: str) -> set[int]:
     """Inodes of the sockets listening on `name` (a path, or `@abstract`)."""
-    found: set[int] = set()
+    return named_inodes(name, listening=True)
+
+
+def listening_names() -> set[str]:
+    """The names (paths, `@abstract`) of every listening unix socket of this network
+    namespace."""
+    found: set[str] = set()
+    for fields in _table():
+        if len(fields) >= 8 and int(fields[3], 16) & _ACCEPTING:
+            found.add(fields[7])
+    return found
+
+
+def _table() -> list[list[str]]:
     try:
         with open("/proc/net/unix", encoding="utf-8", errors="replace") as table:
             next(table, None)
-            for line in table:
-                fields = line.split()
-                if len(fields) >= 8 and fields[7] == name and int(fields[3], 16) & _ACCEPTING:
-                    found.add(int(fields[6]))
+            return [line.split() for line in table]
     except OSError:
-        pass
+        return []
+
+
+def named_inodes(name: str, *, listening: bool) -> set[int]:
+    """Inodes of the sockets bound to `name`; only those that listen if `listening`."""
+    found: set[int] = set()
+    for fields in _table():
+        if len(fields) < 8 or fields[7] != name:
+            continue
+        if not listening or int(fields[3], 16) & _ACCEPTING:
+            found.add(int(fields[6]))
     return found
 
 
@@ -55,9 +75,9 @@ def listener_held_by(name: str, pid: int) -> bool:
     return bool(inodes) and inodes <= socket_inodes_of(pid)
 
 
-def holders(name: str) -> dict[int, int]:
-    """{pid: uid} of every process holding a socket listening on `name`."""
-    inodes = listening_inodes(name)
+def holders(name: str, *, listening: bool = True) -> dict[int, int]:
+    """{pid: uid} of every process holding a socket listening on (or bound to) `name`."""
+    inodes = named_inodes(name, listening=listening)
     found: dict[int, int] = {}
     if not inodes:
         return found
@@ -70,14 +90,15 @@ def holders(name: str) -> dict[int, int]:
     return found
 
 
-def evict(name: str, uids: set[int], *, timeout: float = 1.0) -> bool:
-    """SIGKILL the processes of `uids` that listen on `name`; True once nobody listens on it.
+def evict(name: str, uids: set[int], *, timeout: float = 1.0, listening: bool = True) -> bool:
+    """SIGKILL the processes of `uids` that listen on (or, unless `listening`, merely bind)
+    `name`; True once nobody does.
 
     A holder outside `uids` (another program of the host) is left alone: False."""
     deadline = time.monotonic() + timeout
     while True:
-        held = holders(name)
-        if not held and not listening_inodes(name):
+        held = holders(name, listening=listening)
+        if not held and not named_inodes(name, listening=listening):
             return True
         if any(uid not in uids for uid in held.values()) or time.monotonic() > deadline:
             return False

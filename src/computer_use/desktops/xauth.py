@@ -18,6 +18,7 @@ import socket
 import struct
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -64,8 +65,9 @@ def write_authority(
         raise
 
 
-def session_entries(display_number: int, cookie: bytes) -> list[AuthEntry]:
-    return [AuthEntry(FAMILY_WILD, b"", display_number, cookie)]
+def session_entries(display_numbers: Iterable[int], cookie: bytes) -> list[AuthEntry]:
+    """The session's cookie for each number its display answers to (xalias.py)."""
+    return [AuthEntry(FAMILY_WILD, b"", number, cookie) for number in display_numbers]
 
 
 class ServiceAuthority:
