@@ -211,7 +211,7 @@ class SessionSandbox:
 
     @property
     def namespace_pid(self) -> int | None:
-        """Pid of the process holding the mount namespace (for `nsenter`), if any."""
+        """Pid of the process holding the mount namespace, if any."""
         return self._holder.pid if self._holder is not None else None
 
     def base_env(self) -> dict[str, str]:
@@ -250,8 +250,8 @@ class SessionSandbox:
             assert self.user is not None
             if "=" in argv[0]:
                 raise ValueError("the program name must not contain '=' (env would take it)")
-            # The chdir happens last, as the user and inside the namespace: nsenter --wd would
-            # resolve the path in *our* namespace (the empty /home/user under the mount).
+            # The chdir happens last, as the user and inside the namespace (where /home/user
+            # is the session's home, not the host's empty directory).
             prefix = [*_switch_user(self.user), tool("env"), f"--chdir={workdir}", "--"]
         if self.mode == "namespace":
             assert self._holder is not None

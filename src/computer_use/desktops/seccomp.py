@@ -11,8 +11,7 @@ io_uring, file handles, raw I/O ports, swap, reboot, clocks. `clone3` answers EN
 flags live in memory a filter cannot read), so libc falls back to `clone`, which is checked.
 Foreign ABIs (i386 `int 0x80`, x32) answer ENOSYS for every call.
 
-`setns` stays allowed: the launcher's own `nsenter` runs under the filter, and without a
-user namespace of its own an unprivileged process cannot use it.
+`setns` is denied too: the launcher enters the session's namespace before the filter.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ CLONE_NEW_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
 CLONE_NEW_FLAGS |= 0x20000000 | 0x40000000
 
 DENIED = (
-    "unshare", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
     "fsopen", "fsconfig", "fsmount", "mount_setattr", "ptrace", "process_vm_readv",
     "process_vm_writev", "kexec_load", "kexec_file_load", "init_module", "finit_module",
     "delete_module", "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key",
@@ -57,7 +56,7 @@ _ARCHES: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (
         0xC000003E,
         {
-            "clone": 56, "clone3": 435, "unshare": 272, "mount": 165, "umount2": 166,
+            "clone": 56, "clone3": 435, "unshare": 272, "setns": 308, "mount": 165, "umount2": 166,
             "pivot_root": 155, "chroot": 161, "move_mount": 429, "open_tree": 428,
             "fsopen": 430, "fsconfig": 431, "fsmount": 432, "mount_setattr": 442,
             "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
@@ -74,7 +73,7 @@ _ARCHES: dict[str, tuple[int, dict[str, int]]] = {
     "aarch64": (
         0xC00000B7,
         {
-            "clone": 220, "clone3": 435, "unshare": 97, "mount": 40, "umount2": 39,
+            "clone": 220, "clone3": 435, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
             "pivot_root": 41, "chroot": 51, "move_mount": 429, "open_tree": 428,
             "fsopen": 430, "fsconfig": 431, "fsmount": 432, "mount_setattr": 442,
             "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
