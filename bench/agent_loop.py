@@ -54,11 +54,11 @@ from computer_use.agent.versions import ToolVersions
 from computer_use.config import Settings
 from computer_use.desktops import DesktopManager
 from computer_use.desktops.filesystem import read_mounts
-from computer_use.lifespan import Runtime, RuntimeParts, build_runtime
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Reply, computer, member, say
 from computer_use.loopback.server import EmbeddedServer
 from computer_use.main import create_app
+from computer_use.runtime import Runtime, RuntimeParts, build_runtime
 from computer_use.sessions.models import Message, SessionStatus
 from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import InProcessEventBus, StoredEvent

@@ -12,7 +12,7 @@ from computer_use.agent.service import AgentRunner
 from computer_use.auth import CallerDep
 from computer_use.config import Settings
 from computer_use.desktops import Desktop
-from computer_use.lifespan import Runtime
+from computer_use.runtime import Runtime
 from computer_use.sessions.models import SessionStatus
 from computer_use.sessions.service import SessionService
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from computer_use.agent.desktop import DesktopPort
+from computer_use.desktop_port import DesktopPort
 from computer_use.desktops import (
     Desktop,
     DesktopCapacityError,

@@ -31,7 +31,7 @@ from computer_use.streaming.bus import StoredEvent
 from computer_use.streaming.models import Event
 
 if TYPE_CHECKING:
-    from computer_use.lifespan import Runtime
+    from computer_use.runtime import Runtime
 
 # A waiting caller hears something at least this often, even while one model request or one
 # command runs for minutes (the issue asks for at most 15 s).
