@@ -53,7 +53,7 @@ from computer_use.agent.tools import SessionTools, ToolResult
 from computer_use.agent.versions import ToolVersions
 from computer_use.config import Settings
 from computer_use.desktops import DesktopManager
-from computer_use.desktops.filesystem import read_mounts
+from computer_use.desktops.mounts import read_mounts
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Reply, computer, member, say
 from computer_use.loopback.server import EmbeddedServer

@@ -19,8 +19,8 @@ from computer_use.desktops import (
     DesktopManager,
     DesktopNotFound,
 )
-from computer_use.desktops.filesystem import read_mounts
 from computer_use.desktops.launcher import live_pids_of_uid
+from computer_use.desktops.mounts import read_mounts
 from computer_use.desktops.shm import segments
 from computer_use.desktops.slots import SlotAllocator, display_in_use, lock_file, socket_file
 from computer_use.desktops.sockets import accepts_connections
