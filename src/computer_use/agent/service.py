@@ -25,7 +25,8 @@ from computer_use.agent.tools import SessionTools
 from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.sessions.models import Image, Message, SessionStatus
-from computer_use.sessions.service import SessionService, image_url, now
+from computer_use.sessions.records import image_url, now
+from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import EventBus
 
 logger = logging.getLogger(__name__)

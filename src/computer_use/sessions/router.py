@@ -12,6 +12,7 @@ from computer_use.agent import catalogue
 from computer_use.auth import CallerDep, StreamTokens
 from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep, SettingsDep
 from computer_use.sessions.models import Message, Session, SessionStatus
+from computer_use.sessions.records import image_url
 from computer_use.sessions.schemas import (
     MAX_OFFSET,
     CancelResult,
@@ -23,7 +24,7 @@ from computer_use.sessions.schemas import (
     SessionPublic,
     SessionsPublic,
 )
-from computer_use.sessions.service import SessionService, image_url
+from computer_use.sessions.service import SessionService
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
