@@ -41,13 +41,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace, TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from anthropic import AsyncAnthropic
+from anthropic.resources.beta.messages import AsyncMessages
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from computer_use.agent.providers import ModelClient
 from computer_use.agent.service import AgentRunner
 from computer_use.agent.tools import SessionTools, ToolResult
 from computer_use.agent.versions import ToolVersions
@@ -242,16 +244,17 @@ class TimedStream:
 class TimedClient:
     """Enough of AsyncAnthropic for the loop: beta.messages.stream, api_key, close."""
 
-    def __init__(self, inner: AsyncAnthropic, requests: list[dict[str, Any]] | None) -> None:
+    def __init__(self, inner: ModelClient, requests: list[dict[str, Any]] | None) -> None:
         self._inner = inner
-        self.api_key = inner.api_key
+        self.api_key = getattr(inner, "api_key", None)
         self.beta = SimpleNamespace(messages=SimpleNamespace(stream=self._stream))
         self._requests = requests
 
     def _stream(self, **kwargs: Any) -> TimedStream:
         if self._requests is not None:
             self._requests.append(kwargs)
-        return TimedStream(self._inner.beta.messages.stream(**kwargs))
+        messages = cast(AsyncMessages, self._inner.beta.messages)  # as agent.loop does
+        return TimedStream(messages.stream(**kwargs))
 
     async def close(self) -> None:
         await self._inner.close()

@@ -22,6 +22,32 @@ class ProviderConfigError(ValueError):
     """The client cannot be built as configured; the message says what to set."""
 
 
+class MissingApiKeyError(ProviderConfigError):
+    """API_PROVIDER=anthropic and no key at all."""
+
+
+def check_config(
+    provider: str,
+    *,
+    api_key: str | None = None,
+    vertex_region: str | None = None,
+    vertex_project_id: str | None = None,
+) -> None:
+    """Raises what make_client would refuse, without building a client."""
+    if provider == "anthropic":
+        if not (api_key or os.environ.get("ANTHROPIC_API_KEY")):
+            raise MissingApiKeyError(
+                "No Anthropic API key: send one in the X-Anthropic-API-Key header or set "
+                "ANTHROPIC_API_KEY on the server."
+            )
+    elif provider == "vertex":
+        _vertex_target(vertex_region, vertex_project_id)
+    elif provider not in PROVIDERS:
+        raise ProviderConfigError(
+            f"Unknown API_PROVIDER {provider!r}: use one of {', '.join(PROVIDERS)}."
+        )
+
+
 def make_client(
     provider: str = "anthropic",
     *,
@@ -33,15 +59,18 @@ def make_client(
     vertex_region: str | None = None,
     vertex_project_id: str | None = None,
 ) -> ModelClient:
+    check_config(
+        provider,
+        api_key=api_key,
+        vertex_region=vertex_region,
+        vertex_project_id=vertex_project_id,
+    )
     if provider == "anthropic":
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if not key:
-            raise ProviderConfigError(
-                "No Anthropic API key: send one in the X-Anthropic-API-Key header or set "
-                "ANTHROPIC_API_KEY on the server."
-            )
         return AsyncAnthropic(
-            api_key=key, base_url=base_url, max_retries=max_retries, timeout=timeout
+            api_key=api_key or os.environ.get("ANTHROPIC_API_KEY"),
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=timeout,
         )
     if provider == "bedrock":
         # Credentials come from the AWS chain (env, profile, role); a Bedrock API key may be
@@ -53,21 +82,22 @@ def make_client(
             max_retries=max_retries,
             timeout=timeout,
         )
-    if provider == "vertex":
-        region = vertex_region or os.environ.get("CLOUD_ML_REGION")
-        project = vertex_project_id or os.environ.get("ANTHROPIC_VERTEX_PROJECT_ID")
-        if not region or not project:
-            raise ProviderConfigError(
-                "Vertex needs a region and a project: set CLOUD_ML_REGION and "
-                "ANTHROPIC_VERTEX_PROJECT_ID."
-            )
-        return AsyncAnthropicVertex(
-            region=region,
-            project_id=project,
-            base_url=base_url,
-            max_retries=max_retries,
-            timeout=timeout,
-        )
-    raise ProviderConfigError(
-        f"Unknown API_PROVIDER {provider!r}: use one of {', '.join(PROVIDERS)}."
+    region, project = _vertex_target(vertex_region, vertex_project_id)
+    return AsyncAnthropicVertex(
+        region=region,
+        project_id=project,
+        base_url=base_url,
+        max_retries=max_retries,
+        timeout=timeout,
     )
+
+
+def _vertex_target(region: str | None, project: str | None) -> tuple[str, str]:
+    region = region or os.environ.get("CLOUD_ML_REGION")
+    project = project or os.environ.get("ANTHROPIC_VERTEX_PROJECT_ID")
+    if not region or not project:
+        raise ProviderConfigError(
+            "Vertex needs a region and a project: set CLOUD_ML_REGION and "
+            "ANTHROPIC_VERTEX_PROJECT_ID."
+        )
+    return region, project

@@ -53,6 +53,27 @@ class SessionService(SessionRecords):
     def desktop(self, session_id: str) -> Desktop | None:
         return self.desktops.get(session_id) if self.desktops is not None else None
 
+    def require_desktop(self, session: Session) -> Desktop:
+        """The session's running desktop, else DesktopNotRunning (the one place of that rule)."""
+        desktop = self.desktop(session.id)
+        if desktop is None:
+            raise errors.DesktopNotRunning(session.status)
+        return desktop
+
+    async def running_desktop(self, *, session_id: str, owner: str | None) -> Desktop:
+        """The desktop of the caller's live session, for a screenshot or its files: NotFound
+        (unknown, or another owner's), SessionExpired (its desktop and files are gone),
+        DesktopNotRunning. Counts as activity."""
+        session = await self.get(session_id=session_id, owner=owner)
+        if session.status == SessionStatus.EXPIRED:
+            raise errors.SessionExpired(
+                "This session has expired: its desktop and its files were deleted with it; "
+                "create a new session."
+            )
+        desktop = self.require_desktop(session)
+        await self.touch(session_id=session.id)
+        return desktop
+
     async def publish(self, session_id: str, type: str, data: dict[str, object]) -> None:
         if self.bus is not None:
             await self.bus.publish(session_id, type, data)
