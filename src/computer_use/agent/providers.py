@@ -1,17 +1,20 @@
 """The async client for API_PROVIDER: anthropic, bedrock or vertex, from the SDK itself.
 
-The Anthropic key is passed in per run (bring your own key, or the server default) and only
-ever handed to the SDK: it is not logged, stored or put in an error message. ANTHROPIC_BASE_URL
-is read by the SDK when no explicit base_url is given, so any Messages-API-compatible endpoint
-(the loopback server included) can stand in.
+Everything comes in as arguments: `client_for` takes the provider's settings from `Settings`
+(API_PROVIDER, AWS_REGION, CLOUD_ML_REGION, ANTHROPIC_VERTEX_PROJECT_ID), so each is in the
+README, env.example and /api/v1/config. The Anthropic key is passed in per run (bring your own
+key, or the server default) and only ever handed to the SDK: it is not logged, stored or put in
+an error message. ANTHROPIC_BASE_URL is read by the SDK when no explicit base_url is given, so
+any Messages-API-compatible endpoint (the loopback server included) can stand in.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Literal, TypeAlias
 
 from anthropic import AsyncAnthropic, AsyncAnthropicBedrock, AsyncAnthropicVertex
+
+from computer_use.config import Settings
 
 Provider = Literal["anthropic", "bedrock", "vertex"]
 ModelClient: TypeAlias = AsyncAnthropic | AsyncAnthropicBedrock | AsyncAnthropicVertex
@@ -35,7 +38,7 @@ def check_config(
 ) -> None:
     """Raises what make_client would refuse, without building a client."""
     if provider == "anthropic":
-        if not (api_key or os.environ.get("ANTHROPIC_API_KEY")):
+        if not api_key:
             raise MissingApiKeyError(
                 "No Anthropic API key: send one in the X-Anthropic-API-Key header or set "
                 "ANTHROPIC_API_KEY on the server."
@@ -46,6 +49,31 @@ def check_config(
         raise ProviderConfigError(
             f"Unknown API_PROVIDER {provider!r}: use one of {', '.join(PROVIDERS)}."
         )
+
+
+def check_settings(settings: Settings, *, api_key: str | None) -> None:
+    """check_config with the provider's settings."""
+    check_config(
+        settings.api_provider,
+        api_key=api_key,
+        vertex_region=settings.cloud_ml_region,
+        vertex_project_id=settings.anthropic_vertex_project_id,
+    )
+
+
+def client_for(
+    settings: Settings, *, api_key: str | None, base_url: str | None = None, max_retries: int = 2
+) -> ModelClient:
+    """make_client with the provider's settings."""
+    return make_client(
+        settings.api_provider,
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=max_retries,
+        aws_region=settings.aws_region,
+        vertex_region=settings.cloud_ml_region,
+        vertex_project_id=settings.anthropic_vertex_project_id,
+    )
 
 
 def make_client(
@@ -67,7 +95,7 @@ def make_client(
     )
     if provider == "anthropic":
         return AsyncAnthropic(
-            api_key=api_key or os.environ.get("ANTHROPIC_API_KEY"),
+            api_key=api_key,
             base_url=base_url,
             max_retries=max_retries,
             timeout=timeout,
@@ -76,7 +104,7 @@ def make_client(
         # Credentials come from the AWS chain (env, profile, role); a Bedrock API key may be
         # passed like an Anthropic one.
         return AsyncAnthropicBedrock(
-            aws_region=aws_region or os.environ.get("AWS_REGION"),
+            aws_region=aws_region,
             api_key=api_key,
             base_url=base_url,
             max_retries=max_retries,
@@ -93,8 +121,6 @@ def make_client(
 
 
 def _vertex_target(region: str | None, project: str | None) -> tuple[str, str]:
-    region = region or os.environ.get("CLOUD_ML_REGION")
-    project = project or os.environ.get("ANTHROPIC_VERTEX_PROJECT_ID")
     if not region or not project:
         raise ProviderConfigError(
             "Vertex needs a region and a project: set CLOUD_ML_REGION and "

@@ -130,7 +130,7 @@ class AgentRunner:
 
     def _check_provider(self, key: str | None) -> None:
         try:
-            providers.check_config(self.settings.api_provider, api_key=key)
+            providers.check_settings(self.settings, api_key=key)
         except providers.MissingApiKeyError as exc:
             raise errors.MissingApiKey(str(exc)) from None
         except providers.ProviderConfigError as exc:
@@ -138,11 +138,8 @@ class AgentRunner:
 
     def _client_for(self, key: str | None) -> ModelClient:
         try:
-            return providers.make_client(
-                self.settings.api_provider,
-                api_key=key,
-                base_url=self._base_url,
-                max_retries=self._max_retries,
+            return providers.client_for(
+                self.settings, api_key=key, base_url=self._base_url, max_retries=self._max_retries
             )
         except providers.ProviderConfigError as exc:
             raise errors.ProviderMisconfigured(str(exc)) from None

@@ -81,6 +81,9 @@ async def ready(runtime: RuntimeDep) -> Any:
 async def config(settings: SettingsDep) -> dict[str, Any]:
     return {
         "api_provider": settings.api_provider,
+        "aws_region": settings.aws_region,
+        "cloud_ml_region": settings.cloud_ml_region,
+        "anthropic_vertex_project_id": settings.anthropic_vertex_project_id,
         "default_model": settings.default_model,
         "agent_effort": settings.agent_effort,
         "server_api_key_configured": settings.anthropic_api_key is not None,
