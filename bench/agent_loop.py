@@ -43,9 +43,12 @@ from pathlib import Path
 from types import SimpleNamespace, TracebackType
 from typing import Any, cast
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import httpx
 from anthropic import AsyncAnthropic
 from anthropic.resources.beta.messages import AsyncMessages
+from bench.common import Report, percentile
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -433,23 +436,8 @@ def steps_of(spans: list[Span]) -> list[Step]:
 # -- report ------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
-
-
-class Report:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str]] = []
-
-    def add(self, name: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        verdict = "" if ok is None else ("ok" if ok else "MISSED")
-        self.rows.append((name, value, target, verdict))
-        print(f"  {name:<54} {value:>14}  {target:<22} {verdict}", flush=True)
 
 
 def report_steps(report: Report, label: str, steps: list[Step]) -> None:
@@ -716,7 +704,7 @@ async def main(args: argparse.Namespace, settings: Settings) -> None:
         await bench_fanout(bench, report, args.subscribers, args.events)
         await bench_http_fanout(bench, report, args.subscribers, args.events, 0.0)
         await bench_http_fanout(bench, report, args.subscribers, args.events, args.http_gap)
-    missed = [name for name, _, _, verdict in report.rows if verdict == "MISSED"]
+    missed = report.missed
     print("all targets met" if not missed else f"targets missed: {', '.join(missed)}")
 
 
