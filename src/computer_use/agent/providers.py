@@ -10,7 +10,7 @@ any Messages-API-compatible endpoint (the loopback server included) can stand in
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypedDict
 
 from anthropic import AsyncAnthropic, AsyncAnthropicBedrock, AsyncAnthropicVertex
 
@@ -33,6 +33,7 @@ def check_config(
     provider: str,
     *,
     api_key: str | None = None,
+    aws_region: str | None = None,  # optional: the AWS chain has a default
     vertex_region: str | None = None,
     vertex_project_id: str | None = None,
 ) -> None:
@@ -51,14 +52,25 @@ def check_config(
         )
 
 
-def check_settings(settings: Settings, *, api_key: str | None) -> None:
-    """check_config with the provider's settings."""
-    check_config(
-        settings.api_provider,
-        api_key=api_key,
+class ProviderOptions(TypedDict):
+    """The provider's own settings, as make_client and check_config take them."""
+
+    aws_region: str | None
+    vertex_region: str | None
+    vertex_project_id: str | None
+
+
+def options_of(settings: Settings) -> ProviderOptions:
+    return ProviderOptions(
+        aws_region=settings.aws_region,
         vertex_region=settings.cloud_ml_region,
         vertex_project_id=settings.anthropic_vertex_project_id,
     )
+
+
+def check_settings(settings: Settings, *, api_key: str | None) -> None:
+    """check_config with the provider's settings."""
+    check_config(settings.api_provider, api_key=api_key, **options_of(settings))
 
 
 def client_for(
@@ -70,9 +82,7 @@ def client_for(
         api_key=api_key,
         base_url=base_url,
         max_retries=max_retries,
-        aws_region=settings.aws_region,
-        vertex_region=settings.cloud_ml_region,
-        vertex_project_id=settings.anthropic_vertex_project_id,
+        **options_of(settings),
     )
 
 
@@ -95,10 +105,7 @@ def make_client(
     )
     if provider == "anthropic":
         return AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=max_retries,
-            timeout=timeout,
+            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
         )
     if provider == "bedrock":
         # Credentials come from the AWS chain (env, profile, role); a Bedrock API key may be

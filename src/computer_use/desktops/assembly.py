@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from computer_use.desktops.browser import SessionBrowser
@@ -36,26 +37,16 @@ from computer_use.desktops.xauth import (
 logger = logging.getLogger(__name__)
 
 
+@dataclass
 class DesktopAssembler:
-    def __init__(
-        self,
-        *,
-        width: int,
-        height: int,
-        runtime_root: Path,
-        users: UserPool,
-        on_event: EventCallback | None,
-        restart_limit: int,
-        restart_window: float,
-    ) -> None:
-        self.width = width
-        self.height = height
-        self.runtime_root = runtime_root
-        self._users = users
-        self._on_event = on_event
-        self._restart_limit = restart_limit
-        self._restart_window = restart_window
-        self._authority: ServiceAuthority | None = None
+    width: int
+    height: int
+    runtime_root: Path
+    users: UserPool
+    on_event: EventCallback | None
+    restart_limit: int
+    restart_window: float
+    _authority: ServiceAuthority | None = field(default=None, init=False)
 
     def open(self) -> None:
         """Take the service's X authority (once, at the manager's start)."""
@@ -107,9 +98,9 @@ class DesktopAssembler:
                 start_browser=browser,
                 before_server=lambda: self._before_xvfb(spec, user),
             ),
-            on_event=self._on_event,
-            restart_limit=self._restart_limit,
-            restart_window=self._restart_window,
+            on_event=self.on_event,
+            restart_limit=self.restart_limit,
+            restart_window=self.restart_window,
         )
         firefox = SessionBrowser(session_id, supervisor, injector.query, capture.wait_until_settled)
         cleanup.push_async_callback(firefox.close)
@@ -139,7 +130,7 @@ class DesktopAssembler:
     def _reclaim_display(self, display_number: int) -> bool:
         """Free the display's abstract X socket of squatting session users; True if free.
         (Before each Xvfb start too: a False there shows up as Xvfb not getting ready.)"""
-        uids = {u.uid for u in self._users.all_users()} if self._users.enabled else set()
+        uids = {u.uid for u in self.users.all_users()} if self.users.enabled else set()
         if lock_owner(display_number) is not None:
             return False
         free = evict(abstract_name(display_number), uids)
