@@ -37,6 +37,14 @@ from tests.desktops.conftest import (
 MAGENTA = (255, 0, 255)
 
 
+async def test_readiness_is_ok_once_started_and_not_before(
+    desktop_manager_shared: DesktopManager, tmp_path: Path, desktop_events: EventLog
+) -> None:
+    assert desktop_manager_shared.readiness() == "ok"
+    never_started = desktop_manager(tmp_path, desktop_events, base=900, user_prefix="cu-rd")
+    assert never_started.readiness() == "unavailable: not started"
+
+
 def test_slots_map_to_displays_and_ports_and_prefer_the_remembered_one() -> None:
     taken_elsewhere = {3}
     slots = SlotAllocator(4, display_base=100, in_use=lambda s: s.index in taken_elsewhere)

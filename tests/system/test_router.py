@@ -14,7 +14,7 @@ def test_health_and_readiness(server: ServerProcess) -> None:
         assert health.json()["status"] == "ok"
         ready = http.get("/api/v1/health/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"]["database"] == "ok"
+        assert ready.json()["checks"] == {"database": "ok", "desktops": "ok"}
 
 
 def test_config_holds_no_secret(server: ServerProcess) -> None:

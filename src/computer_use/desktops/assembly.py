@@ -58,6 +58,10 @@ class DesktopAssembler:
             self._authority.release()
             self._authority = None
 
+    @property
+    def is_open(self) -> bool:
+        return self._authority is not None
+
     def check_open(self) -> None:
         if self._authority is None:
             raise DesktopStartError("DesktopManager.start() has not been called")

@@ -192,6 +192,13 @@ class DesktopManager:
             await self._close(session_id, remove_files=remove_files)
         self._locks.pop(session_id, None)
 
+    def readiness(self) -> str:
+        """For /api/v1/health/ready: "ok" from start() (users, homes, network rules, the X
+        authority) to shutdown(), when desktops can be created; else why not."""
+        if not (self.assembler.is_open and self.instance_lock.held):
+            return "unavailable: not started"
+        return "ok"
+
     def health(self) -> dict[str, Any]:
         failed = sorted(s for s, d in self._desktops.items() if d.failed)
         return {

@@ -65,8 +65,7 @@ async def ready(runtime: RuntimeDep) -> Any:
         checks["database"] = "ok"
     except Exception as exc:  # any driver error means "not ready"; the reason is reported
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    desktops = runtime.sessions.desktops
-    checks["desktops"] = "ok" if desktops is not None else "disabled"
+    checks["desktops"] = runtime.desktops.readiness()
     if any(v.startswith("unavailable") for v in checks.values()):
         body = errors.ErrorBody(
             error=errors.ErrorDetail(
