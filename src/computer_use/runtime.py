@@ -48,7 +48,10 @@ def build_runtime(
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
     bus = parts.event_bus(parts.event_store(sessionmaker))
-    sessions = parts.sessions(sessionmaker=sessionmaker, settings=settings, bus=bus)
+    recordings = Recordings(settings.data_dir, fps=settings.recording_fps)
+    sessions = parts.sessions(
+        sessionmaker=sessionmaker, settings=settings, bus=bus, recordings=recordings
+    )
     desktops = DesktopManager(
         settings.data_dir,
         width=settings.screen_width,
@@ -71,9 +74,7 @@ def build_runtime(
         warm_pool_size=min(settings.warm_pool_size, settings.max_displays),
         on_event=sessions.on_desktop_event,
     )
-    sessions.desktops = desktops
-    recordings = Recordings(settings.data_dir, fps=settings.recording_fps)
-    sessions.recordings = recordings
+    sessions.desktops = desktops  # made after: it reports to sessions.on_desktop_event
     runner = parts.runner(
         settings=settings,
         sessions=sessions,

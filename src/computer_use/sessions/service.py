@@ -40,11 +40,12 @@ class SessionService(SessionRecords):
         settings: Settings,
         desktops: DesktopManager | None = None,
         bus: EventBus | None = None,
+        recordings: Recordings | None = None,
     ) -> None:
         super().__init__(sessionmaker=sessionmaker, settings=settings)
         self.desktops = desktops
         self.bus = bus
-        self.recordings: Recordings | None = None
+        self.recordings = recordings
         # Called with session_id=... before a session's desktop goes (delete or expiry).
         self.before_close: list[CloseHook] = []
 
