@@ -41,24 +41,29 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace, TracebackType
-from typing import Any
+from typing import Any, cast
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 from anthropic import AsyncAnthropic
+from anthropic.resources.beta.messages import AsyncMessages
+from bench.common import Report, percentile
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from computer_use.agent.providers import ModelClient
 from computer_use.agent.service import AgentRunner
 from computer_use.agent.tools import SessionTools, ToolResult
 from computer_use.agent.versions import ToolVersions
 from computer_use.config import Settings
 from computer_use.desktops import DesktopManager
-from computer_use.desktops.filesystem import read_mounts
-from computer_use.lifespan import Runtime, RuntimeParts, build_runtime
+from computer_use.desktops.mounts import read_mounts
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Reply, computer, member, say
 from computer_use.loopback.server import EmbeddedServer
 from computer_use.main import create_app
+from computer_use.runtime import Runtime, RuntimeParts, build_runtime
 from computer_use.sessions.models import Message, SessionStatus
 from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import InProcessEventBus, StoredEvent
@@ -242,16 +247,17 @@ class TimedStream:
 class TimedClient:
     """Enough of AsyncAnthropic for the loop: beta.messages.stream, api_key, close."""
 
-    def __init__(self, inner: AsyncAnthropic, requests: list[dict[str, Any]] | None) -> None:
+    def __init__(self, inner: ModelClient, requests: list[dict[str, Any]] | None) -> None:
         self._inner = inner
-        self.api_key = inner.api_key
+        self.api_key = getattr(inner, "api_key", None)
         self.beta = SimpleNamespace(messages=SimpleNamespace(stream=self._stream))
         self._requests = requests
 
     def _stream(self, **kwargs: Any) -> TimedStream:
         if self._requests is not None:
             self._requests.append(kwargs)
-        return TimedStream(self._inner.beta.messages.stream(**kwargs))
+        messages = cast(AsyncMessages, self._inner.beta.messages)  # as agent.loop does
+        return TimedStream(messages.stream(**kwargs))
 
     async def close(self) -> None:
         await self._inner.close()
@@ -430,23 +436,8 @@ def steps_of(spans: list[Span]) -> list[Step]:
 # -- report ------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
-
-
-class Report:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str]] = []
-
-    def add(self, name: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        verdict = "" if ok is None else ("ok" if ok else "MISSED")
-        self.rows.append((name, value, target, verdict))
-        print(f"  {name:<54} {value:>14}  {target:<22} {verdict}", flush=True)
 
 
 def report_steps(report: Report, label: str, steps: list[Step]) -> None:
@@ -713,7 +704,7 @@ async def main(args: argparse.Namespace, settings: Settings) -> None:
         await bench_fanout(bench, report, args.subscribers, args.events)
         await bench_http_fanout(bench, report, args.subscribers, args.events, 0.0)
         await bench_http_fanout(bench, report, args.subscribers, args.events, args.http_gap)
-    missed = [name for name, _, _, verdict in report.rows if verdict == "MISSED"]
+    missed = report.missed
     print("all targets met" if not missed else f"targets missed: {', '.join(missed)}")
 
 

@@ -35,8 +35,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from computer_use.desktops import Desktop, DesktopManager, filesystem
-from computer_use.desktops.filesystem import read_mounts
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
+from computer_use.desktops.mounts import read_mounts
 
 WIDTH, HEIGHT = 1024, 768
 MIB = 1024 * 1024

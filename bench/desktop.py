@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import Report, percentile
 
 from computer_use.desktops import Desktop, DesktopCapacityError, DesktopManager
-from computer_use.desktops.filesystem import read_mounts
 from computer_use.desktops.launcher import live_pids_of_uid
+from computer_use.desktops.mounts import read_mounts
 
 WIDTH, HEIGHT = 1024, 768
 DISPLAY_BASE = 500

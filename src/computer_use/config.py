@@ -30,6 +30,13 @@ class Settings(BaseSettings):
         default=None, description="Server default Claude API key (clients may bring their own)."
     )
     api_provider: Literal["anthropic", "bedrock", "vertex"] = "anthropic"
+    # The providers' own settings (agent/providers.py): Bedrock's region (its credentials come
+    # from the AWS chain), Vertex's region and project (both needed with API_PROVIDER=vertex).
+    aws_region: str | None = Field(default=None, description="Bedrock: the AWS region.")
+    cloud_ml_region: str | None = Field(default=None, description="Vertex: the region.")
+    anthropic_vertex_project_id: str | None = Field(
+        default=None, description="Vertex: the Google Cloud project id."
+    )
     # Comma-separated; empty = no authentication (fine on localhost only). See auth.py.
     api_tokens: SecretStr | None = Field(
         default=None, description="API tokens clients must send (Authorization: Bearer ...)."

@@ -7,13 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from computer_use import errors
 from computer_use.agent.service import AgentRunner
 from computer_use.auth import CallerDep
 from computer_use.config import Settings
 from computer_use.desktops import Desktop
-from computer_use.lifespan import Runtime
-from computer_use.sessions.models import SessionStatus
+from computer_use.runtime import Runtime
 from computer_use.sessions.service import SessionService
 
 
@@ -45,16 +43,8 @@ AgentRunnerDep = Annotated[AgentRunner, Depends(get_agent_runner)]
 async def get_desktop(
     session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
 ) -> Desktop:
-    """The running desktop of a session (404 unknown or not the caller's, 409 expired, 503 not
-    running)."""
-    session = await service.get(session_id=str(session_id), owner=caller)
-    if session.status == SessionStatus.EXPIRED:
-        raise errors.Conflict("This session has expired; its desktop is gone.")
-    desktop = service.desktop(session.id)
-    if desktop is None:
-        raise errors.ServiceUnavailable("The session's desktop is not running right now.")
-    await service.touch(session_id=session.id)
-    return desktop
+    """The running desktop of a session (SessionService.running_desktop's rules)."""
+    return await service.running_desktop(session_id=str(session_id), owner=caller)
 
 
 DesktopDep = Annotated[Desktop, Depends(get_desktop)]

@@ -100,6 +100,50 @@ class ServiceUnavailable(DomainError):
     code = "service_unavailable"
 
 
+# -- the specific refusals of the service layer: transports translate them, never re-check --
+
+
+class MessageTooLong(PayloadTooLarge):
+    """A message over MAX_MESSAGE_CHARS."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(
+            f"content has {length} characters; the limit is {limit} (MAX_MESSAGE_CHARS)."
+        )
+        self.length = length
+        self.limit = limit
+
+
+class SessionExpired(Conflict):
+    """The session expired: it takes no new work and has no desktop any more."""
+
+
+class SessionBusy(Conflict):
+    """The agent is still working on the session's previous message."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The agent is still working on the previous message; wait for message_complete "
+            "or cancel it first (POST .../cancel)."
+        )
+
+
+class DesktopNotRunning(ServiceUnavailable):
+    """The session is live but its desktop is not running (starting, failed, restoring)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__("The session's desktop is not running right now; try again in a moment.")
+        self.status = status
+
+
+class MissingApiKey(DomainError):
+    """API_PROVIDER=anthropic and no key: neither the caller's nor the server's."""
+
+
+class ProviderMisconfigured(DomainError):
+    """The model client cannot be built as configured (e.g. Vertex without a project)."""
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

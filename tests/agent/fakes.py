@@ -14,9 +14,9 @@ import anthropic
 from PIL import Image
 
 from computer_use.agent import history
-from computer_use.agent.desktop import CommandResult, MouseButton, ScrollDirection
 from computer_use.agent.loop import RunConfig, RunResult, run_agent
 from computer_use.agent.tools import SessionTools
+from computer_use.desktop_port import CommandResult, MouseButton, ScrollDirection
 from computer_use.loopback import LoopbackModelServer
 
 KEY = "sk-ant-test-0123456789abcdef"

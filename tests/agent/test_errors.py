@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anthropic
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from computer_use.agent import providers
 from computer_use.agent.api_errors import scrub
 from computer_use.agent.tools import SessionTools
+from computer_use.config import Settings
 from computer_use.loopback import (
     Fail,
     LoopbackModelServer,
@@ -106,3 +108,27 @@ def test_clients_for_each_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(vertex, anthropic.AsyncAnthropicVertex)
     with pytest.raises(providers.ProviderConfigError, match="Unknown API_PROVIDER"):
         providers.make_client("openai")
+
+
+def test_the_provider_settings_come_from_settings_not_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("API_PROVIDER", "vertex")
+    monkeypatch.setenv("CLOUD_ML_REGION", "europe-west1")
+    monkeypatch.setenv("ANTHROPIC_VERTEX_PROJECT_ID", "proj-from-env")
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    assert (settings.cloud_ml_region, settings.anthropic_vertex_project_id) == (
+        "europe-west1",
+        "proj-from-env",
+    )
+    vertex = providers.client_for(settings, api_key=None)
+    assert isinstance(vertex, anthropic.AsyncAnthropicVertex)
+    assert (vertex.region, vertex.project_id) == ("europe-west1", "proj-from-env")
+    # Settings are what counts: without the project there, the environment is not read again
+    no_project = settings.model_copy(update={"anthropic_vertex_project_id": None})
+    with pytest.raises(providers.ProviderConfigError, match="ANTHROPIC_VERTEX_PROJECT_ID"):
+        providers.check_settings(no_project, api_key=None)
+    bedrock = settings.model_copy(update={"api_provider": "bedrock", "aws_region": "eu-west-3"})
+    client = providers.client_for(bedrock, api_key=None)
+    assert isinstance(client, anthropic.AsyncAnthropicBedrock)
+    assert client.aws_region == "eu-west-3"

@@ -15,7 +15,7 @@ from computer_use.agent.tasks import SessionClosed, TaskTracker
 from computer_use.streaming.bus import EventBus, InMemoryEventStore, InProcessEventBus
 
 if TYPE_CHECKING:
-    from computer_use.lifespan import Runtime
+    from computer_use.runtime import Runtime
 
 SID = "session-1"
 

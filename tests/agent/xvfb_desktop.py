@@ -21,7 +21,7 @@ from pathlib import Path
 import mss
 from PIL import Image
 
-from computer_use.agent.desktop import CommandResult, MouseButton, ScrollDirection
+from computer_use.desktop_port import CommandResult, MouseButton, ScrollDirection
 
 BUTTONS = {"left": "1", "middle": "2", "right": "3"}
 SCROLL_BUTTONS = {"up": "4", "down": "5", "left": "6", "right": "7"}

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from computer_use.desktops.filesystem import HomeManager, IsolationMode, loop_devices, read_mounts
+from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.launcher import SessionSandbox
+from computer_use.desktops.mounts import loop_devices, read_mounts
+from computer_use.desktops.overlay import IsolationMode
 from computer_use.desktops.users import SessionUser, UserPool
 from tests import slots
 

@@ -13,15 +13,11 @@ from subprocess import PIPE
 
 import pytest
 
-from computer_use.desktops.filesystem import (
-    FIREFOX_PROFILE,
-    MIB,
-    HomeManager,
-    IsolationMode,
-    loop_devices,
-    read_mounts,
-)
+from computer_use.desktops.filesystem import FIREFOX_PROFILE, HomeManager
 from computer_use.desktops.launcher import SessionSandbox, live_pids_of_uid, poll_until
+from computer_use.desktops.mounts import loop_devices, read_mounts
+from computer_use.desktops.overlay import IsolationMode
+from computer_use.desktops.quota_image import MIB
 from computer_use.desktops.users import SessionUser
 
 from .conftest import FS_USER_PREFIX

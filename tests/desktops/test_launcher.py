@@ -11,13 +11,14 @@ from subprocess import PIPE
 
 import pytest
 
-from computer_use.desktops.filesystem import HomeManager, loop_devices
+from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.launcher import (
     SandboxError,
     SessionSandbox,
     live_pids_of_uid,
     poll_until,
 )
+from computer_use.desktops.mounts import loop_devices
 from computer_use.desktops.users import SessionUser
 
 MakeSandbox = Callable[[str, SessionUser | None, Path], Awaitable[SessionSandbox]]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from computer_use.agent.desktop import DesktopPort
+from computer_use.desktop_port import DesktopPort
 from computer_use.desktops import (
     Desktop,
     DesktopCapacityError,
@@ -20,8 +20,8 @@ from computer_use.desktops import (
     DesktopNotFound,
     xalias,
 )
-from computer_use.desktops.filesystem import read_mounts
 from computer_use.desktops.launcher import live_pids_of_uid
+from computer_use.desktops.mounts import read_mounts
 from computer_use.desktops.shm import segments
 from computer_use.desktops.slots import SlotAllocator, display_in_use, lock_file, socket_file
 from computer_use.desktops.sockets import accepts_connections
@@ -36,6 +36,14 @@ from tests.desktops.conftest import (
 )
 
 MAGENTA = (255, 0, 255)
+
+
+async def test_readiness_is_ok_once_started_and_not_before(
+    desktop_manager_shared: DesktopManager, tmp_path: Path, desktop_events: EventLog
+) -> None:
+    assert desktop_manager_shared.readiness() == "ok"
+    never_started = desktop_manager(tmp_path, desktop_events, base=900, user_prefix="cu-rd")
+    assert never_started.readiness() == "unavailable: not started"
 
 
 def test_slots_map_to_displays_and_ports_and_prefer_the_remembered_one() -> None:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from computer_use.cli import migrate
 from computer_use.config import Settings
-from computer_use.lifespan import Runtime, build_runtime
+from computer_use.runtime import Runtime, build_runtime
 from computer_use.sessions.models import SessionStatus
 
 

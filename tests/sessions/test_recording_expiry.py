@@ -11,7 +11,7 @@ import pytest
 
 from computer_use.cli import migrate
 from computer_use.config import Settings
-from computer_use.lifespan import Runtime, build_runtime
+from computer_use.runtime import Runtime, build_runtime
 from computer_use.sessions.models import SessionStatus
 from tests import slots
 from tests.helpers import wait_for_async

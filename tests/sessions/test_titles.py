@@ -12,8 +12,9 @@ from computer_use import schema
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
 from computer_use.sessions.models import UNTITLED
+from computer_use.sessions.records import TITLE_FROM_MESSAGE_CHARS
 from computer_use.sessions.schemas import SessionCreate
-from computer_use.sessions.service import TITLE_FROM_MESSAGE_CHARS, SessionService
+from computer_use.sessions.service import SessionService
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ def test_health_and_readiness(server: ServerProcess) -> None:
         assert health.json()["status"] == "ok"
         ready = http.get("/api/v1/health/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"]["database"] == "ok"
+        assert ready.json()["checks"] == {"database": "ok", "desktops": "ok"}
 
 
 def test_config_holds_no_secret(server: ServerProcess) -> None:
@@ -29,6 +29,8 @@ def test_config_holds_no_secret(server: ServerProcess) -> None:
     assert config["secret_key_configured"] is False  # generated into DATA_DIR/secret_key
     secret_key = (Path(server.env["DATA_DIR"]) / "secret_key").read_text().strip()
     assert config["mcp_task_wait_seconds"] == 40
+    assert config["api_provider"] == "anthropic" and config["aws_region"] is None
+    assert {"cloud_ml_region", "anthropic_vertex_project_id"} <= set(config)
     assert "sk-ant" not in body.text and "postgres@" not in body.text
     assert secret_key not in body.text
 

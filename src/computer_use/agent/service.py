@@ -18,14 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from computer_use import errors
-from computer_use.agent import history
+from computer_use.agent import history, providers
 from computer_use.agent.loop import RunConfig, RunResult, run_agent
-from computer_use.agent.providers import ProviderConfigError, make_client
+from computer_use.agent.providers import ModelClient
 from computer_use.agent.tools import SessionTools
 from computer_use.config import Settings
 from computer_use.database import transaction
-from computer_use.sessions.models import Image, Message, SessionStatus
-from computer_use.sessions.service import SessionService, image_url, now
+from computer_use.sessions.models import Image, Message, Session, SessionStatus
+from computer_use.sessions.records import image_url, now
+from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import EventBus
 
 logger = logging.getLogger(__name__)
@@ -123,32 +124,47 @@ class AgentRunner:
     def is_running(self, session_id: str) -> bool:
         return session_id in self._runs
 
-    def _client_for(self, api_key: str | None) -> Any:
+    def _api_key(self, api_key: str | None) -> str | None:
         server_key = self.settings.anthropic_api_key
-        key = api_key or (server_key.get_secret_value() if server_key else None)
-        try:
-            return make_client(
-                self.settings.api_provider,
-                api_key=key,
-                base_url=self._base_url,
-                max_retries=self._max_retries,
-            )
-        except ProviderConfigError as exc:
-            raise errors.DomainError(str(exc)) from None
+        return api_key or (server_key.get_secret_value() if server_key else None)
 
-    async def start(self, *, session_id: str, content: str, api_key: str | None) -> None:
-        """Starts working on `content`; returns at once. Raises Conflict when the session
-        is busy or expired, 400 when no API key is configured anywhere."""
-        client = self._client_for(api_key)
+    def _check_provider(self, key: str | None) -> None:
+        try:
+            providers.check_settings(self.settings, api_key=key)
+        except providers.MissingApiKeyError as exc:
+            raise errors.MissingApiKey(str(exc)) from None
+        except providers.ProviderConfigError as exc:
+            raise errors.ProviderMisconfigured(str(exc)) from None
+
+    def _client_for(self, key: str | None) -> ModelClient:
+        try:
+            return providers.client_for(
+                self.settings, api_key=key, base_url=self._base_url, max_retries=self._max_retries
+            )
+        except providers.ProviderConfigError as exc:
+            raise errors.ProviderMisconfigured(str(exc)) from None
+
+    async def start(
+        self, *, session_id: str, content: str, api_key: str | None, owner: str | None = None
+    ) -> Session:
+        """Starts working on `content`; returns at once, with the session as it was just
+        before the run. The rules of a new message, for REST and MCP alike: MessageTooLong,
+        NotFound (unknown, or another `owner`'s), SessionExpired, SessionBusy, MissingApiKey
+        or ProviderMisconfigured, ServiceUnavailable (DesktopNotRunning, or the previous run
+        still shutting down). The model client is made only once every check has passed."""
+        limit = self.settings.max_message_chars
+        if len(content) > limit:
+            raise errors.MessageTooLong(len(content), limit)
+        key = self._api_key(api_key)
         async with self.sessions.lock(session_id):
-            session = await self.sessions.get(session_id=session_id)
+            session = await self.sessions.get(session_id=session_id, owner=owner)
             if session.status == SessionStatus.EXPIRED:
-                raise errors.Conflict("This session has expired; create a new session to continue.")
-            if session.status == SessionStatus.PROCESSING:
-                raise errors.Conflict(
-                    "The agent is still working on the previous message; wait for "
-                    "message_complete or cancel it first (POST .../cancel)."
+                raise errors.SessionExpired(
+                    "This session has expired; create a new session to continue."
                 )
+            if session.status == SessionStatus.PROCESSING:
+                raise errors.SessionBusy()
+            self._check_provider(key)
             finishing = self._runs.get(session_id)
             if finishing is not None:  # past message_complete, releasing its client
                 try:
@@ -158,11 +174,7 @@ class AgentRunner:
                     raise errors.ServiceUnavailable(
                         "The previous run is still shutting down; try again in a moment."
                     ) from None
-            desktop = self.sessions.desktop(session_id)
-            if desktop is None:
-                raise errors.ServiceUnavailable(
-                    "The session's desktop is not running; try again in a moment."
-                )
+            desktop = self.sessions.require_desktop(session)
             # Firefox starts on first use (desktops/browser.py), alongside the model call;
             # the first screenshot waits for its window.
             desktop.request_browser()
@@ -170,9 +182,16 @@ class AgentRunner:
             if tools is None:
                 tools = self._tools[session_id] = SessionTools(desktop)
             stored = await self._stored_history(session_id)
-            await self.sessions.set_status(session_id=session_id, status=SessionStatus.PROCESSING)
-            await self.sessions.touch(session_id=session_id)
-            await self.bus.publish(session_id, "status", {"status": SessionStatus.PROCESSING})
+            client = self._client_for(key)
+            try:
+                await self.sessions.set_status(
+                    session_id=session_id, status=SessionStatus.PROCESSING
+                )
+                await self.sessions.touch(session_id=session_id)
+                await self.bus.publish(session_id, "status", {"status": SessionStatus.PROCESSING})
+            except BaseException:
+                await client.close()
+                raise
             cancel = asyncio.Event()
             config = RunConfig(
                 model=session.model,
@@ -185,6 +204,7 @@ class AgentRunner:
                 name=f"agent-run-{session_id}",
             )
             self._runs[session_id] = _Run(task=task, cancel=cancel)
+        return session
 
     async def _stored_history(self, session_id: str) -> list[dict[str, Any]]:
         async with self._sessionmaker() as db:
@@ -196,7 +216,7 @@ class AgentRunner:
     async def _run(
         self,
         session_id: str,
-        client: Any,
+        client: ModelClient,
         tools: SessionTools,
         config: RunConfig,
         stored: list[dict[str, Any]],

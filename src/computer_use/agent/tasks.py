@@ -31,7 +31,7 @@ from computer_use.streaming.bus import StoredEvent
 from computer_use.streaming.models import Event
 
 if TYPE_CHECKING:
-    from computer_use.lifespan import Runtime
+    from computer_use.runtime import Runtime
 
 # A waiting caller hears something at least this often, even while one model request or one
 # command runs for minutes (the issue asks for at most 15 s).
@@ -130,16 +130,13 @@ class TaskTracker:
         self, *, session_id: str, task: str, api_key: str | None, owner: str | None = None
     ) -> int:
         """Starts the agent on `task`; returns the event id to follow from. Raises what
-        runner.start raises (Conflict when busy, DomainError without a key, ...)."""
-        runtime = self._runtime
-        session = await runtime.sessions.get(session_id=session_id, owner=owner)
-        if session.status == SessionStatus.PROCESSING:
-            raise errors.Conflict(f"Session {session_id} is already processing a task.")
-        after = session.last_event_id
+        runner.start raises (its rules of a new message)."""
         # Shielded: a half-done start would leave the session marked processing with no run.
         with anyio.CancelScope(shield=True):
-            await runtime.runner.start(session_id=session_id, content=task, api_key=api_key)
-        return after
+            session = await self._runtime.runner.start(
+                session_id=session_id, content=task, api_key=api_key, owner=owner
+            )
+        return session.last_event_id
 
     async def latest_start(self, session_id: str) -> int:
         """The event id just before the session's latest run (its `processing` status)."""

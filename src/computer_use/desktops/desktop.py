@@ -1,4 +1,4 @@
-"""One session's running desktop: what the agent drives (it satisfies agent.DesktopPort)."""
+"""One session's running desktop: what the agent drives (it satisfies desktop_port.DesktopPort)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from subprocess import PIPE
 from typing import TYPE_CHECKING
 
-from computer_use.agent.desktop import CommandResult, MouseButton, ScrollDirection
+from computer_use.desktop_port import CommandResult, DesktopPort, MouseButton, ScrollDirection
 from computer_use.desktops.browser import BrowserState, SessionBrowser
 from computer_use.desktops.capture import ScreenCapture
 from computer_use.desktops.display import DisplaySpec
@@ -17,9 +17,6 @@ from computer_use.desktops.launcher import SessionSandbox
 from computer_use.desktops.slots import Slot
 from computer_use.desktops.supervisor import Supervisor
 from computer_use.desktops.users import SessionUser
-
-if TYPE_CHECKING:
-    from computer_use.agent.desktop import DesktopPort
 
 
 class Desktop:

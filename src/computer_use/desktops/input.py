@@ -25,7 +25,7 @@ from Xlib import XK, X, error
 from Xlib.display import Display
 from Xlib.ext import xtest
 
-from computer_use.agent.desktop import MouseButton, ScrollDirection
+from computer_use.desktop_port import MouseButton, ScrollDirection
 from computer_use.desktops.errors import DesktopError, DesktopInputError
 from computer_use.desktops.keys import keysym_for_char, keysym_for_name, parse_combo
 

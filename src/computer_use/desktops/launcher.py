@@ -37,7 +37,7 @@ from pathlib import Path
 from subprocess import DEVNULL, PIPE
 from typing import TYPE_CHECKING, Literal
 
-from computer_use.agent.desktop import CommandResult
+from computer_use.desktop_port import CommandResult
 from computer_use.desktops import landlock, seccomp
 from computer_use.desktops.namespace import SANDBOX_HOME, open_namespace, start_namespace
 from computer_use.desktops.namespace import enter as namespace_enter

@@ -8,27 +8,18 @@ import logging
 import os
 import resource
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from computer_use.desktops import landlock, seccomp, xalias
-from computer_use.desktops.browser import SessionBrowser
-from computer_use.desktops.capture import ScreenCapture
+from computer_use.desktops import landlock, seccomp
+from computer_use.desktops.assembly import DesktopAssembler
 from computer_use.desktops.desktop import Desktop
-from computer_use.desktops.display import (
-    DisplaySpec,
-    components,
-    make_runtime_dir,
-    prepare_runtime_dir,
-    remove_runtime_dir,
-)
+from computer_use.desktops.display import make_runtime_dir, remove_runtime_dir
 from computer_use.desktops.errors import DesktopExists, DesktopNotFound, DesktopStartError
 from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.hostlock import InstanceLock
-from computer_use.desktops.input import InputInjector
 from computer_use.desktops.ksm import SessionKsm
 from computer_use.desktops.launcher import CommandError, SandboxError, SessionSandbox
 from computer_use.desktops.leftovers import sweep
@@ -38,22 +29,13 @@ from computer_use.desktops.netrules import EgressPolicy, NetworkRules
 from computer_use.desktops.slots import (
     Slot,
     SlotAllocator,
-    abstract_name,
     load_slot_index,
-    lock_owner,
     remove_stale_display_files,
     save_slot,
 )
-from computer_use.desktops.sockets import evict
-from computer_use.desktops.supervisor import EventCallback, Supervisor
-from computer_use.desktops.users import SessionUser, UserPool
+from computer_use.desktops.supervisor import EventCallback
+from computer_use.desktops.users import UserPool
 from computer_use.desktops.warm_pool import WarmPool, is_pooled
-from computer_use.desktops.xauth import (
-    ServiceAuthority,
-    new_cookie,
-    session_entries,
-    write_authority,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +80,22 @@ class DesktopManager:
             prefix=user_prefix, display_base=display_base, max_displays=max_displays
         )
         self.users = UserPool(max_displays, prefix=user_prefix)
+        # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
+        self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
+        self.assembler = DesktopAssembler(
+            width=width,
+            height=height,
+            runtime_root=self.runtime_root,
+            users=self.users,
+            on_event=on_event,
+            restart_limit=restart_limit,
+            restart_window=restart_window,
+        )
         self.slots = SlotAllocator(
-            max_displays, display_base=display_base, retry_after=retry_after, in_use=self._taken
+            max_displays,
+            display_base=display_base,
+            retry_after=retry_after,
+            in_use=self.assembler.taken,
         )
         self.limits = ResourceLimits(
             memory_mb=memory_limit_mb,
@@ -111,16 +107,9 @@ class DesktopManager:
         self.ksm = SessionKsm(enabled=ksm, start_host=ksm_start_host)
         self._proc_hidden_reason: str | None = "not probed yet"
         self._run_hidden_reason: str | None = "not probed yet"
-        # Not under /tmp: each session sees a private /tmp. /run is shared and is RAM.
-        self.runtime_root = (runtime_dir or _default_runtime_root()) / f"displays-{display_base}"
-        self._on_event = on_event
         self.eager_browser = eager_browser  # else each browser starts on first use
-        self._restart_limit = restart_limit
-        self._restart_window = restart_window
         self._desktops: dict[str, Desktop] = {}
-        self._aliases: dict[int, socket.socket] = {}  # display -> its held alias (xalias.py)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._authority: ServiceAuthority | None = None
         self._launcher_mode: str | None = None
         self._teardowns = asyncio.Semaphore(CONCURRENT_TEARDOWNS)
         self.pool = WarmPool(self, warm_pool_size)
@@ -153,8 +142,7 @@ class DesktopManager:
         await asyncio.to_thread(shutil.rmtree, self.runtime_root, True)
         self.runtime_root.mkdir(mode=0o755, parents=True, exist_ok=True)
         await self.homes.reconcile(set(keep))
-        if self._authority is None:
-            self._authority = ServiceAuthority.acquire()
+        self.assembler.open()
         self.pool.start()
 
     async def shutdown(self) -> None:
@@ -167,9 +155,7 @@ class DesktopManager:
         for session_id, result in zip(ids, results, strict=True):
             if isinstance(result, BaseException):
                 logger.error("closing the desktop of %s failed: %r", session_id, result)
-        if self._authority is not None:
-            self._authority.release()
-            self._authority = None
+        self.assembler.close()
         await asyncio.to_thread(shutil.rmtree, self.runtime_root, True)
         await self.homes.close()
         await self.network.remove()
@@ -206,6 +192,13 @@ class DesktopManager:
             await self._close(session_id, remove_files=remove_files)
         self._locks.pop(session_id, None)
 
+    def readiness(self) -> str:
+        """For /api/v1/health/ready: "ok" from start() (users, homes, network rules, the X
+        authority) to shutdown(), when desktops can be created; else why not."""
+        if not (self.assembler.is_open and self.instance_lock.held):
+            return "unavailable: not started"
+        return "ok"
+
     def health(self) -> dict[str, Any]:
         failed = sorted(s for s, d in self._desktops.items() if d.failed)
         return {
@@ -229,7 +222,7 @@ class DesktopManager:
                 seccomp.reason_off() or "no dedicated session users",
             ),
             "abstract_sockets": _measure(
-                self._scoping_possible(),
+                self.assembler.scoping_possible(),
                 landlock.reason_off() or "no dedicated session users (needs root)",
             ),
             "private_dirs": _measure(self._run_hidden_reason is None, self._run_hidden_reason),
@@ -264,8 +257,7 @@ class DesktopManager:
         return desktop
 
     async def _open(self, session_id: str, *, prefer: int | None, browser: bool | None) -> Desktop:
-        if self._authority is None:
-            raise DesktopStartError("DesktopManager.start() has not been called")
+        self.assembler.check_open()
         if session_id in self._desktops:
             raise DesktopExists(session_id)
         session_dir = self._session_dir(session_id)  # validates the id before anything runs
@@ -293,7 +285,7 @@ class DesktopManager:
                     home=home,
                     cgroup=cgroup,
                     runtime_dir=runtime_dir,
-                    x_alias=self._hold_alias(slot),
+                    x_alias=self.assembler.hold_alias(slot),
                 )
             except (SandboxError, OSError) as exc:
                 raise DesktopStartError(f"cannot create the session sandbox: {exc}") from exc
@@ -304,7 +296,7 @@ class DesktopManager:
                 self._proc_hidden_reason = sandbox.proc_hidden_reason
                 self._run_hidden_reason = sandbox.run_hidden_reason
             start_browser = self.eager_browser if browser is None else browser
-            desktop = await self._start_desktop(
+            desktop = await self.assembler.start(
                 session_id, slot, user, sandbox, start_browser, cleanup
             )
             await asyncio.to_thread(save_slot, session_dir, slot)
@@ -312,64 +304,6 @@ class DesktopManager:
         self._desktops[session_id] = desktop
         logger.info("desktop of %s up on %s", session_id, slot.display)
         return desktop
-
-    async def _start_desktop(
-        self,
-        session_id: str,
-        slot: Slot,
-        user: SessionUser,
-        sandbox: SessionSandbox,
-        browser: bool,
-        cleanup: contextlib.AsyncExitStack,
-    ) -> Desktop:
-        assert self._authority is not None
-        alias = xalias.alias_number(slot.display_number) if sandbox.scoped else None
-        spec = DisplaySpec(
-            display_number=slot.display_number,
-            width=self.width,
-            height=self.height,
-            runtime_dir=self.runtime_root / str(slot.display_number),
-            home=sandbox.home_path,
-            client_display_number=alias,
-        )
-        cookie = new_cookie()
-        await asyncio.to_thread(prepare_runtime_dir, spec, cookie, user.uid, user.gid)
-        cleanup.callback(remove_runtime_dir, spec)
-        self._authority.add(slot.display_number, cookie)
-        cleanup.callback(self._authority.remove, slot.display_number)
-        capture = ScreenCapture(spec.display, spec.width, spec.height)
-        injector = InputInjector(spec.display)
-        cleanup.callback(capture.close)
-        cleanup.callback(injector.close)
-        supervisor = Supervisor(
-            session_id,
-            sandbox,
-            components(
-                spec,
-                uid=user.uid,
-                wm_running=injector.window_manager_running,
-                start_browser=browser,
-                before_server=lambda: self._before_xvfb(spec, user),
-            ),
-            on_event=self._on_event,
-            restart_limit=self._restart_limit,
-            restart_window=self._restart_window,
-        )
-        firefox = SessionBrowser(session_id, supervisor, injector.query, capture.wait_until_settled)
-        cleanup.push_async_callback(firefox.close)
-        firefox.listen(spec.browser_request, user.uid, user.gid)
-        await supervisor.start()  # stops what it started if it fails
-        return Desktop(
-            session_id=session_id,
-            slot=slot,
-            spec=spec,
-            user=user,
-            sandbox=sandbox,
-            capture=capture,
-            injector=injector,
-            supervisor=supervisor,
-            browser=firefox,
-        )
 
     async def _close(self, session_id: str, *, remove_files: bool) -> None:
         desktop = self._desktops.pop(session_id)
@@ -386,8 +320,7 @@ class DesktopManager:
             if desktop.sandbox.user is not None:
                 await asyncio.to_thread(sweep, desktop.sandbox.user.uid)
         finally:
-            if self._authority is not None:
-                self._authority.remove(desktop.slot_info.display_number)
+            self.assembler.remove_cookie(desktop.slot_info.display_number)
             await asyncio.to_thread(remove_runtime_dir, desktop.spec)
             self._release_slot(desktop.slot_info)
             if remove_files:
@@ -395,57 +328,8 @@ class DesktopManager:
             else:
                 await self.homes.detach(session_id)
 
-    def _taken(self, slot: Slot) -> bool:
-        """The slot's display is held by something we may not reclaim (see slots.py)."""
-        if not self._reclaim_display(slot.display_number):
-            return True
-        if self._scoping_possible():
-            alias = xalias.alias_name(slot.display_number)
-            return not evict(alias, self._pool_uids(), listening=False)
-        return False
-
-    def _pool_uids(self) -> set[int]:
-        return {u.uid for u in self.users.all_users()} if self.users.enabled else set()
-
-    def _scoping_possible(self) -> bool:
-        return self.users.enabled and os.geteuid() == 0 and landlock.enabled()
-
-    def _hold_alias(self, slot: Slot) -> tuple[int, int] | None:
-        """Hold the display's client alias (xalias.py) for as long as the slot is ours;
-        (alias, display) for the sandbox, or None when its programs cannot be scoped."""
-        if not self._scoping_possible():
-            return None
-        held = xalias.hold(slot.display_number, self._pool_uids())
-        if held is None:
-            logger.warning("display :%d: its alias is held outside the pool; the session runs "
-                           "without the Landlock scope", slot.display_number)  # fmt: skip
-            return None
-        self._aliases[slot.display_number] = held
-        return xalias.alias_number(slot.display_number), slot.display_number
-
-    def _reclaim_display(self, display_number: int) -> bool:
-        """Free the display's abstract X socket of squatting session users; True if free.
-        (Before each Xvfb start too: a False there shows up as Xvfb not getting ready.)"""
-        if lock_owner(display_number) is not None:
-            return False
-        free = evict(abstract_name(display_number), self._pool_uids())
-        if not free:
-            logger.warning("display :%d is held by a program outside the pool", display_number)
-        return free
-
-    def _before_xvfb(self, spec: DisplaySpec, user: SessionUser) -> None:
-        """Before each Xvfb (re)start: reclaim the display's abstract name from squatting
-        session users, and give the display a fresh cookie, so a cookie a squatter may have
-        been offered while the display was down opens nothing."""
-        self._reclaim_display(spec.display_number)
-        cookie = new_cookie()
-        entries = session_entries(spec.display_numbers, cookie)
-        write_authority(spec.xauthority, entries, uid=user.uid, gid=user.gid)
-        if self._authority is not None:
-            self._authority.add(spec.display_number, cookie)
-
     def _release_slot(self, slot: Slot) -> None:
-        xalias.release(self._aliases.pop(slot.display_number, None))
+        self.assembler.release_alias(slot.display_number)
         # A SIGKILLed Xvfb leaves its socket (and, outside a namespace, its lock file).
         remove_stale_display_files(slot.display_number)
         self.slots.release(slot)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from computer_use.desktops.launcher import CommandError, run_command
+from computer_use.desktops.process import CommandError, run_command
 
 logger = logging.getLogger(__name__)
 

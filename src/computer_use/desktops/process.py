@@ -12,7 +12,7 @@ import signal
 from collections.abc import Callable, Sequence
 from subprocess import DEVNULL, PIPE
 
-from computer_use.agent.desktop import CommandResult
+from computer_use.desktop_port import CommandResult
 from computer_use.desktops.errors import DesktopError
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"

@@ -12,7 +12,7 @@ import os
 import pwd
 from dataclasses import dataclass
 
-from computer_use.desktops.launcher import CommandError, run_command
+from computer_use.desktops.process import CommandError, run_command
 
 logger = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from computer_use.desktops.errors import DesktopCapacityError, DesktopError
 
 if TYPE_CHECKING:
     from computer_use.desktops.desktop import Desktop
-    from computer_use.desktops.manager import DesktopManager
+    from computer_use.desktops.slots import SlotAllocator
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,18 @@ def is_pooled(session_id: str) -> bool:
     return session_id.startswith(PREFIX)
 
 
+class DesktopSource(Protocol):
+    """What the pool needs of the `DesktopManager` that owns it."""
+
+    slots: SlotAllocator
+
+    async def create(self, session_id: str, *, browser: bool | None = None) -> Desktop: ...
+
+    async def destroy(self, session_id: str, *, remove_files: bool = True) -> None: ...
+
+
 class WarmPool:
-    def __init__(self, manager: DesktopManager, size: int) -> None:
+    def __init__(self, manager: DesktopSource, size: int) -> None:
         self.size = size
         self._manager = manager
         self._ready: list[Desktop] = []

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from computer_use.auth import MISSING_TOKEN_MESSAGE, ApiTokens
 
 if TYPE_CHECKING:
-    from computer_use.lifespan import Runtime
+    from computer_use.runtime import Runtime
 
 API_KEY_HEADER = "X-Anthropic-API-Key"
 

@@ -56,6 +56,19 @@ def tool_errors(session_id: str | None = None) -> Iterator[None]:
         yield
     except errors.NotFound as exc:
         raise ToolError(unknown_session(session_id) if session_id else exc.message) from None
+    except errors.SessionBusy as exc:
+        raise ToolError(busy_session(session_id) if session_id else exc.message) from None
+    except errors.MissingApiKey:
+        raise ToolError(MISSING_KEY) from None
+    except errors.MessageTooLong as exc:
+        raise ToolError(
+            f"The task has {exc.length} characters; the limit is {exc.limit}. Shorten it."
+        ) from None
+    except errors.DesktopNotRunning as exc:
+        raise ToolError(
+            f"The desktop of session {session_id} is not running right now "
+            f"(status {exc.status}); try again in a moment."
+        ) from None
     except errors.CapacityReached as exc:
         raise ToolError(f"{exc.message} Retry in about {exc.retry_after} s.") from None
     except errors.DomainError as exc:

@@ -13,16 +13,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock
 from pydantic import Field, ValidationError
 
-from computer_use import errors
 from computer_use.agent.tasks import NoTask, SessionClosed, TaskState, TaskTracker
 from computer_use.mcp_server import content
 from computer_use.mcp_server.deps import MCPContext, api_key, caller, deps
-from computer_use.mcp_server.errors import (
-    MISSING_KEY,
-    busy_session,
-    invalid_arguments,
-    tool_errors,
-)
+from computer_use.mcp_server.errors import invalid_arguments, tool_errors
 from computer_use.mcp_server.schemas import TaskResult, TaskStatus
 from computer_use.mcp_server.tools import SessionId
 from computer_use.sessions.schemas import MessageCreate
@@ -65,30 +59,15 @@ async def execute_task(ctx: MCPContext, session_id: SessionId, task: TaskArg) ->
     timing out this call only stops waiting: the agent keeps working (cancel_task stops it).
     One task at a time per session. Uses the Anthropic API key from the X-Anthropic-API-Key
     header of the MCP connection (else the server's own key)."""
-    runtime = deps(ctx).runtime
-    key = api_key(ctx)
-    tracker = TaskTracker(runtime)
+    tracker = TaskTracker(deps(ctx).runtime)
     with tool_errors(session_id):
         try:
             MessageCreate(content=task)  # the REST API's checks of a message
         except ValidationError as exc:
             raise ToolError(invalid_arguments(exc, names={"content": "task"})) from None
-        if len(task) > runtime.settings.max_message_chars:
-            raise ToolError(
-                f"The task has {len(task)} characters; the limit is "
-                f"{runtime.settings.max_message_chars}. Shorten it."
-            )
-        try:
-            after = await tracker.start(
-                session_id=session_id, task=task, api_key=key, owner=caller(ctx)
-            )
-        except errors.Conflict as exc:
-            busy = runtime.runner.is_running(session_id)
-            raise ToolError(busy_session(session_id) if busy else exc.message) from None
-        except errors.DomainError as exc:
-            if type(exc) is errors.DomainError and key is None and _needs_key(ctx):
-                raise ToolError(MISSING_KEY) from None
-            raise
+        after = await tracker.start(
+            session_id=session_id, task=task, api_key=api_key(ctx), owner=caller(ctx)
+        )
         state = await _follow(ctx, tracker, session_id, after=after)
     return await _result(ctx, state)
 
@@ -143,11 +122,6 @@ async def _follow(
         ) from None
     except SessionClosed:
         raise ToolError(f"Session {session_id} was destroyed while the task was running.") from None
-
-
-def _needs_key(ctx: MCPContext) -> bool:
-    """True when the failure to build a model client can only be the missing key."""
-    return deps(ctx).runtime.settings.api_provider == "anthropic"
 
 
 def status_of(state: TaskState) -> TaskStatus:

@@ -132,18 +132,7 @@ async def take_screenshot(
     Works while a task is running too. Counts as activity (resets the expiry countdown)."""
     runtime = deps(ctx).runtime
     with tool_errors(session_id):
-        session = await runtime.sessions.get(session_id=session_id, owner=caller(ctx))
-        if session.status == SessionStatus.EXPIRED:
-            raise ToolError(
-                f"Session {session_id} has expired and its desktop is gone; create a new session."
-            )
-        desktop = runtime.sessions.desktop(session_id)
-        if desktop is None:
-            raise ToolError(
-                f"The desktop of session {session_id} is not running right now "
-                f"(status {session.status}); try again in a moment."
-            )
-        await runtime.sessions.touch(session_id=session_id)
+        desktop = await runtime.sessions.running_desktop(session_id=session_id, owner=caller(ctx))
     try:
         png = await desktop.screenshot()
     except DesktopError as exc:

@@ -15,7 +15,8 @@ from computer_use.auth import CallerDep
 from computer_use.deps import AgentRunnerDep, SessionServiceDep
 from computer_use.desktops.recorder import Recordings
 from computer_use.sessions import trajectory
-from computer_use.sessions.service import SessionService, image_url
+from computer_use.sessions.records import image_url
+from computer_use.sessions.service import SessionService
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["exports"])
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from computer_use import errors
 from computer_use.desktops.files import FileAccessError, SessionFiles
-from computer_use.sessions.models import SessionStatus
 from computer_use.sessions.service import SessionService
 
 MIB = 1024 * 1024
@@ -25,18 +24,9 @@ _ERRORS: dict[str, type[errors.DomainError]] = {
 async def session_files(
     service: SessionService, *, session_id: str, owner: str | None
 ) -> SessionFiles:
-    """The files of the caller's running session (NotFound for an unknown id or another
-    owner's, Conflict once expired: its files went with its desktop, ServiceUnavailable while
-    the desktop is not running). Counts as activity."""
-    session = await service.get(session_id=session_id, owner=owner)
-    if session.status == SessionStatus.EXPIRED:
-        raise errors.Conflict(
-            "This session has expired: its desktop and its files were deleted with it."
-        )
-    desktop = service.desktop(session.id)
-    if desktop is None:
-        raise errors.ServiceUnavailable("The session's desktop is not running right now.")
-    await service.touch(session_id=session.id)
+    """The files of the caller's running session (SessionService.running_desktop's rules).
+    Counts as activity."""
+    desktop = await service.running_desktop(session_id=session_id, owner=owner)
     return SessionFiles(desktop.sandbox)
 
 

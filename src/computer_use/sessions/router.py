@@ -10,8 +10,9 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from computer_use import errors
 from computer_use.agent import catalogue
 from computer_use.auth import CallerDep, StreamTokens
-from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep, SettingsDep
+from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep
 from computer_use.sessions.models import Message, Session, SessionStatus
+from computer_use.sessions.records import image_url
 from computer_use.sessions.schemas import (
     MAX_OFFSET,
     CancelResult,
@@ -23,7 +24,7 @@ from computer_use.sessions.schemas import (
     SessionPublic,
     SessionsPublic,
 )
-from computer_use.sessions.service import SessionService, image_url
+from computer_use.sessions.service import SessionService
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -177,9 +178,7 @@ async def delete_session(
 async def post_message(
     session_id: uuid.UUID,
     body: MessageCreate,
-    service: SessionServiceDep,
     runner: AgentRunnerDep,
-    settings: SettingsDep,
     caller: CallerDep,
     request: Request,
     x_anthropic_api_key: Annotated[
@@ -188,20 +187,9 @@ async def post_message(
     ] = None,
 ) -> dict[str, Any]:
     sid = str(session_id)
-    if len(body.content) > settings.max_message_chars:
-        raise errors.PayloadTooLarge(
-            f"content has {len(body.content)} characters; the limit is "
-            f"{settings.max_message_chars} (MAX_MESSAGE_CHARS)."
-        )
-    session = await service.get(session_id=sid, owner=caller)
-    if session.status == SessionStatus.EXPIRED:
-        raise errors.Conflict("This session has expired; create a new session to continue.")
-    if session.status == SessionStatus.PROCESSING:
-        raise errors.Conflict(
-            "The agent is still working on the previous message; wait for message_complete "
-            "or cancel it first (POST .../cancel)."
-        )
-    await runner.start(session_id=sid, content=body.content, api_key=x_anthropic_api_key or None)
+    session = await runner.start(
+        session_id=sid, content=body.content, api_key=x_anthropic_api_key or None, owner=caller
+    )
     return {
         "session_id": sid,
         "status": SessionStatus.PROCESSING,

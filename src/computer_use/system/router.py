@@ -65,8 +65,7 @@ async def ready(runtime: RuntimeDep) -> Any:
         checks["database"] = "ok"
     except Exception as exc:  # any driver error means "not ready"; the reason is reported
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    desktops = runtime.sessions.desktops
-    checks["desktops"] = "ok" if desktops is not None else "disabled"
+    checks["desktops"] = runtime.desktops.readiness()
     if any(v.startswith("unavailable") for v in checks.values()):
         body = errors.ErrorBody(
             error=errors.ErrorDetail(
@@ -81,6 +80,9 @@ async def ready(runtime: RuntimeDep) -> Any:
 async def config(settings: SettingsDep) -> dict[str, Any]:
     return {
         "api_provider": settings.api_provider,
+        "aws_region": settings.aws_region,
+        "cloud_ml_region": settings.cloud_ml_region,
+        "anthropic_vertex_project_id": settings.anthropic_vertex_project_id,
         "default_model": settings.default_model,
         "agent_effort": settings.agent_effort,
         "server_api_key_configured": settings.anthropic_api_key is not None,

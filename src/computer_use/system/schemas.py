@@ -32,6 +32,11 @@ class Readiness(BaseModel):
 
 class ConfigPublic(BaseModel):
     api_provider: str
+    aws_region: str | None = Field(description="AWS_REGION (Bedrock); null = the AWS default.")
+    cloud_ml_region: str | None = Field(description="CLOUD_ML_REGION (Vertex).")
+    anthropic_vertex_project_id: str | None = Field(
+        description="ANTHROPIC_VERTEX_PROJECT_ID (Vertex)."
+    )
     default_model: str = Field(description="Used when a session names no model (never retired).")
     agent_effort: str | None = Field(
         description="AGENT_EFFORT: output_config.effort sent to adaptive-thinking models; "

@@ -9,7 +9,6 @@ from typing import Any
 
 from anthropic.types.beta import BetaToolUseBlock
 
-from computer_use.agent.desktop import DesktopPort
 from computer_use.agent.tools.approvals import ActionApprover
 from computer_use.agent.tools.base import ToolError, ToolResult
 from computer_use.agent.tools.bash import BashSession, BashTool
@@ -18,6 +17,7 @@ from computer_use.agent.tools.describe import describe_tool_use
 from computer_use.agent.tools.edit import EditTool
 from computer_use.agent.tools.toolset import DesktopToolset
 from computer_use.agent.versions import ToolVersions
+from computer_use.desktop_port import DesktopPort
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from computer_use.agent.desktop import DesktopPort
 from computer_use.agent.tools.base import ToolError, ToolResult
 from computer_use.agent.versions import ToolVersions
+from computer_use.desktop_port import DesktopPort
 
 SHELL = ("/bin/bash", "--noprofile", "--norc")
 SHELL_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "SYSTEMD_PAGER": ""}

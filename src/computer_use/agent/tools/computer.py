@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from computer_use.agent.desktop import DesktopPort, MouseButton, ScrollDirection
 from computer_use.agent.tools.base import ToolError, ToolResult
 from computer_use.agent.tools.scaling import Scaling, fit_png, fit_within_limits
 from computer_use.agent.versions import ToolVersions
+from computer_use.desktop_port import DesktopPort, MouseButton, ScrollDirection
 
 CLICKS: dict[str, tuple[MouseButton, int]] = {
     "left_click": ("left", 1),

@@ -13,10 +13,10 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from computer_use.agent.desktop import DesktopPort
 from computer_use.agent.tools.base import ToolError, ToolResult
 from computer_use.agent.tools.edit_helper import HELPER
 from computer_use.agent.versions import ToolVersions
+from computer_use.desktop_port import DesktopPort
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 SNIPPET_LINES = 4

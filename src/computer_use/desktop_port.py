@@ -1,6 +1,7 @@
-"""The small interface through which the agent drives a session's desktop.
+"""The small interface through which the agent drives a session's desktop, and its types.
 
-`desktops.Desktop` satisfies it structurally; the agent never imports `desktops` itself.
+A neutral module: `desktops.Desktop` satisfies it structurally and uses its types, the agent
+depends on it, and neither package imports the other.
 Coordinates here are always in *screen* pixels: scaling from the model's image space is the
 agent's job (see `agent.tools.computer`).
 """

@@ -1,0 +1,95 @@
+"""Every long-lived object (DB engine, event bus, sessions, desktops, agent runs), wired."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from computer_use.agent.service import AgentRunner
+from computer_use.config import Settings
+from computer_use.database import create_engine, create_sessionmaker
+from computer_use.desktops import DesktopManager
+from computer_use.desktops.netrules import EgressPolicy, parse_networks
+from computer_use.desktops.recorder import Recordings
+from computer_use.sessions.service import SessionService
+from computer_use.streaming.bus import EventBus, InProcessEventBus
+from computer_use.streaming.store import DatabaseEventStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    sessions: SessionService
+    bus: EventBus
+    runner: AgentRunner
+    desktops: DesktopManager
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    recordings: Recordings | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeParts:
+    """The classes build_runtime wires together (bench/ substitutes instrumented subclasses)."""
+
+    event_store: type[DatabaseEventStore] = DatabaseEventStore
+    event_bus: type[InProcessEventBus] = InProcessEventBus
+    sessions: type[SessionService] = SessionService
+    runner: type[AgentRunner] = AgentRunner
+
+
+def build_runtime(
+    settings: Settings, parts: RuntimeParts = RuntimeParts(), *, model_base_url: str | None = None
+) -> Runtime:
+    """Every long-lived object, wired. `model_base_url` overrides ANTHROPIC_BASE_URL."""
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    bus = parts.event_bus(parts.event_store(sessionmaker))
+    recordings = Recordings(settings.data_dir, fps=settings.recording_fps)
+    sessions = parts.sessions(
+        sessionmaker=sessionmaker, settings=settings, bus=bus, recordings=recordings
+    )
+    desktops = DesktopManager(
+        settings.data_dir,
+        width=settings.screen_width,
+        height=settings.screen_height,
+        max_displays=settings.max_displays,
+        isolation_enabled=settings.filesystem_isolation_enabled,
+        disk_quota_mb=settings.session_disk_quota_mb,
+        memory_limit_mb=settings.session_memory_limit_mb,
+        max_processes=settings.session_max_processes,
+        cpu_limit=settings.session_cpu_limit,
+        egress=EgressPolicy(
+            allow=parse_networks(settings.session_egress_allow),
+            deny=parse_networks(settings.session_egress_deny),
+        ),
+        display_base=settings.desktop_display_base,
+        user_prefix=settings.desktop_user_prefix,
+        eager_browser=settings.browser_eager,
+        ksm=settings.ksm_merge,
+        ksm_start_host=settings.ksm_start_host,
+        warm_pool_size=min(settings.warm_pool_size, settings.max_displays),
+        on_event=sessions.on_desktop_event,
+    )
+    sessions.desktops = desktops  # made after: it reports to sessions.on_desktop_event
+    runner = parts.runner(
+        settings=settings,
+        sessions=sessions,
+        bus=bus,
+        sessionmaker=sessionmaker,
+        base_url=model_base_url,
+    )
+    sessions.before_close.append(runner.forget)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        sessions=sessions,
+        bus=bus,
+        runner=runner,
+        desktops=desktops,
+        recordings=recordings,
+    )

@@ -1,0 +1,226 @@
+"""Session records in the database: reads, writes, activity and the TTL clock.
+
+`SessionService` (service.py) adds the session's life with its desktop on top of these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from computer_use import errors
+from computer_use.agent import catalogue
+from computer_use.config import Settings
+from computer_use.database import transaction
+from computer_use.sessions.models import UNTITLED, Message, Session, SessionStatus
+
+LIVE_STATUSES = (
+    SessionStatus.STARTING,
+    SessionStatus.ACTIVE,
+    SessionStatus.PROCESSING,
+    SessionStatus.ERROR,
+)
+
+
+TITLE_FROM_MESSAGE_CHARS = 60
+
+
+def image_url(session_id: str, image_id: str) -> str:
+    """Where a stored screenshot is served (GET .../images/{image_id})."""
+    return f"/api/v1/sessions/{session_id}/images/{image_id}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SessionRecords:
+    def __init__(
+        self, *, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._settings = settings
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, session_id: str) -> asyncio.Lock:
+        """Serialises state changes of one session (create/delete/expire/run start)."""
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    # --- reads -------------------------------------------------------------------------
+
+    async def get(
+        self, *, session_id: str, with_messages: bool = False, owner: str | None = None
+    ) -> Session:
+        """`owner` (auth on): another owner's session is NotFound, exactly like a missing one."""
+        async with self._sessionmaker() as db:
+            stmt = select(Session).where(Session.id == session_id)
+            if owner is not None:
+                stmt = stmt.where(Session.owner == owner)
+            if with_messages:
+                stmt = stmt.options(selectinload(Session.messages))
+            session = await db.scalar(stmt)
+        if session is None:
+            raise errors.NotFound(f"Session {session_id} not found.")
+        return session
+
+    async def get_all(
+        self, *, limit: int, offset: int, owner: str | None = None
+    ) -> tuple[Sequence[Session], int]:
+        mine = () if owner is None else (Session.owner == owner,)
+        async with self._sessionmaker() as db:
+            total = await db.scalar(select(func.count()).select_from(Session).where(*mine)) or 0
+            rows = await db.scalars(
+                select(Session)
+                .where(*mine)
+                .order_by(Session.created_at.desc(), Session.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return rows.all(), total
+
+    async def get_all_ids(self) -> set[str]:
+        async with self._sessionmaker() as db:
+            return set((await db.scalars(select(Session.id))).all())
+
+    async def get_live_ids(self) -> set[str]:
+        async with self._sessionmaker() as db:
+            rows = await db.scalars(select(Session.id).where(Session.status.in_(LIVE_STATUSES)))
+            return set(rows.all())
+
+    def ttl_remaining(self, session: Session) -> int:
+        if session.status == SessionStatus.EXPIRED:
+            return 0
+        ttl = self._settings.session_ttl_seconds
+        if session.status == SessionStatus.PROCESSING:
+            return ttl
+        idle = (now() - session.last_activity_at).total_seconds()
+        return max(0, int(ttl - idle))
+
+    # --- writes ------------------------------------------------------------------------
+
+    def check_model(self, model: str | None) -> str:
+        """The model a new session gets (`model` or DEFAULT_MODEL). The one rule REST, MCP and
+        the console share: a retired model is refused (422, naming its retirement date and
+        replacement); a deprecated or unknown one is accepted (see model_notice)."""
+        chosen = model or self._settings.default_model
+        try:
+            catalogue.check_usable(chosen)
+        except catalogue.RetiredModel as exc:
+            raise errors.InvalidInput(str(exc), details={"model": chosen}) from None
+        return chosen
+
+    async def create(self, *, title: str, model: str | None, owner: str | None = None) -> Session:
+        chosen = self.check_model(model)
+        moment = now()
+        session = Session(
+            id=str(uuid.uuid4()),
+            owner=owner,
+            title=title,
+            model=chosen,
+            status=SessionStatus.STARTING,
+            created_at=moment,
+            updated_at=moment,
+            last_activity_at=moment,
+            last_event_id=0,
+        )
+        async with transaction(self._sessionmaker) as db:
+            db.add(session)
+        return session
+
+    async def set_status(
+        self, *, session_id: str, status: SessionStatus, detail: str | None = None
+    ) -> Session:
+        # Writes are single statements (no read first): on SQLite a transaction that reads and
+        # then writes cannot wait for the lock and fails with "database is locked" under load.
+        async with transaction(self._sessionmaker) as db:
+            session: Session | None = await db.scalar(
+                update(Session)
+                .where(Session.id == session_id)
+                .values(status=status, status_detail=detail, updated_at=now())
+                .returning(Session)
+            )
+        if session is None:
+            raise errors.NotFound(f"Session {session_id} not found.")
+        return session
+
+    async def touch(self, *, session_id: str) -> None:
+        """Records activity: the TTL counts from the last one."""
+        async with transaction(self._sessionmaker) as db:
+            await db.execute(
+                update(Session)
+                .where(Session.id == session_id, Session.status != SessionStatus.EXPIRED)
+                .values(last_activity_at=now())
+            )
+
+    async def delete(self, *, session_id: str) -> None:
+        async with transaction(self._sessionmaker) as db:
+            result = await db.execute(delete(Session).where(Session.id == session_id))
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise errors.NotFound(f"Session {session_id} not found.")
+        self._locks.pop(session_id, None)
+
+    async def add_message(
+        self,
+        *,
+        session_id: str,
+        role: str,
+        content: list[dict[str, object]],
+        usage: dict[str, object] | None = None,
+    ) -> Message:
+        async with self._sessionmaker() as db:  # read apart from the write (see set_status)
+            last_event_id = await db.scalar(
+                select(Session.last_event_id).where(Session.id == session_id)
+            )
+        if last_event_id is None:
+            raise errors.NotFound(f"Session {session_id} not found.")
+        async with transaction(self._sessionmaker) as db:
+            if role == "user":
+                await self._name_untitled(db, session_id, content)
+            message = Message(
+                session_id=session_id,
+                role=role,
+                content=content,
+                usage=usage,
+                last_event_id=last_event_id,
+                created_at=now(),
+            )
+            db.add(message)
+        return message
+
+    @staticmethod
+    async def _name_untitled(
+        db: AsyncSession, session_id: str, content: list[dict[str, object]]
+    ) -> None:
+        """An untitled session takes its name from its first message's text."""
+        text = " ".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
+        words = " ".join(text.split())
+        if not words:
+            return
+        limit = TITLE_FROM_MESSAGE_CHARS
+        title = words if len(words) <= limit else words[: limit - 1].rstrip() + "…"
+        first = ~exists().where(Message.session_id == session_id)
+        await db.execute(
+            update(Session)
+            .where(Session.id == session_id, Session.title == UNTITLED, first)
+            .values(title=title)
+        )
+
+    async def get_idle_ids(self) -> list[str]:
+        """Sessions whose inactivity passed the TTL; a processing session never is."""
+        cutoff = now() - timedelta(seconds=self._settings.session_ttl_seconds)
+        async with self._sessionmaker() as db:
+            rows = await db.scalars(
+                select(Session.id).where(
+                    Session.status.in_(
+                        (SessionStatus.STARTING, SessionStatus.ACTIVE, SessionStatus.ERROR)
+                    ),
+                    Session.last_activity_at < cutoff,
+                )
+            )
+            return list(rows.all())
