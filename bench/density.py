@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from computer_use.desktops import Desktop, DesktopManager, filesystem
+from computer_use.desktops import Desktop, DesktopManager, firefox_prefs
 from computer_use.desktops.filesystem import read_mounts
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 
@@ -254,7 +254,7 @@ PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
 
 async def run_prefs(args: argparse.Namespace) -> None:
     """PSS per session with Firefox on a blank page, 3 sessions, one candidate at a time."""
-    original = dict(filesystem._FIREFOX_PREFS)
+    original = dict(firefox_prefs.FIREFOX_PREFS)
     chosen = [n.strip() for n in args.prefs.split(",")] if args.prefs != "all" else None
     candidates = {n: v for n, v in PREF_CANDIDATES.items() if chosen is None or n in chosen}
     if args.prefs_together:
@@ -262,8 +262,8 @@ async def run_prefs(args: argparse.Namespace) -> None:
         candidates = {"(profile as is)": {}, "all of: " + ", ".join(candidates): together}
     baseline = None
     for name, prefs in candidates.items():
-        filesystem._FIREFOX_PREFS.clear()
-        filesystem._FIREFOX_PREFS.update({**original, **prefs})
+        firefox_prefs.FIREFOX_PREFS.clear()
+        firefox_prefs.FIREFOX_PREFS.update({**original, **prefs})
         with manager_for("lazy", 3) as (manager, _):
             await manager.start()
             try:
@@ -275,8 +275,8 @@ async def run_prefs(args: argparse.Namespace) -> None:
         print(f"  {name:<40} {row.after:6.1f} MiB/session with Firefox up "
               f"(x{row.after / baseline:.2f}), first step p50 "
               f"{statistics.median(row.first_step):.2f} s", flush=True)  # fmt: skip
-    filesystem._FIREFOX_PREFS.clear()
-    filesystem._FIREFOX_PREFS.update(original)
+    firefox_prefs.FIREFOX_PREFS.clear()
+    firefox_prefs.FIREFOX_PREFS.update(original)
 
 
 async def run_pool(args: argparse.Namespace) -> None:
