@@ -60,6 +60,10 @@ def session_pss(desktop: Desktop) -> int:
     return sum(pss_bytes(pid) for pid in live_pids_of_uid(desktop.user.uid))
 
 
+def session_processes(desktop: Desktop) -> int:
+    return len(live_pids_of_uid(desktop.user.uid))
+
+
 def ksm_counters() -> dict[str, int]:
     root = Path("/sys/kernel/mm/ksm")
     return {n: int((root / n).read_text()) for n in ("pages_shared", "pages_sharing")}
@@ -84,6 +88,7 @@ class Row:
         self.idle = self.after = 0.0  # MiB per session
         self.first_step: list[float] = []
         self.ksm_saved = 0.0  # MiB, pages_sharing * 4 KiB after the run
+        self.processes = 0.0  # per session, after the run
 
 
 async def settle(desktops: list[Desktop], seconds: float) -> None:
@@ -131,6 +136,7 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
         if row.mode.endswith("ksm"):
             await ksm_converged(args.ksm_wait)
         row.after = sum(session_pss(d) for d in desktops) / row.n / MIB
+        row.processes = sum(session_processes(d) for d in desktops) / row.n
         if row.mode.endswith("ksm"):
             row.ksm_saved = ksm_counters()["pages_sharing"] * 4096 / MIB
     finally:
@@ -149,7 +155,8 @@ def print_row(row: Row, baseline: Row | None) -> None:
         f"  {row.mode:<9} N={row.n:<3} idle {row.idle:6.1f} MiB/session "
         f"(total {row.idle * row.n:7.0f}, fit {int(HOST // (row.idle * MIB)):5d})  "
         f"after a run {row.after:6.1f} MiB/session (total {row.after * row.n:7.0f}, "
-        f"fit {fits:4d})  first step p50 {p50:5.2f} s max {max(row.first_step):5.2f} s"
+        f"fit {fits:4d}, {row.processes:.0f} processes)  "
+        f"first step p50 {p50:5.2f} s max {max(row.first_step):5.2f} s"
         f"{ksm}{ratio}",
         flush=True,
     )
@@ -209,11 +216,27 @@ PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
         "browser.tabs.remote.separatePrivilegedContentProcess": False,
         "browser.tabs.remote.separatePrivilegedMozillaWebContentProcess": False,
     },
-    "no socket process": {"network.process.enabled": False},
-    "no fork server": {"dom.ipc.forkserver.enable": False},
-    "media decoding in content": {
-        "media.rdd-process.enabled": False,
-        "media.utility-process.enabled": False,
+    "socket + RDD + fork-server processes back": {
+        "network.process.enabled": True,
+        "media.rdd-process.enabled": True,
+        "dom.ipc.forkserver.enable": True,
+    },
+    "no media utility process": {"media.utility-process.enabled": False},
+    "small JS nursery, no empty GC chunks kept": {
+        "javascript.options.mem.nursery.max_kb": 4096,
+        "javascript.options.mem.gc_min_empty_chunk_count": 0,
+    },
+    "WebRender on one thread, no thread arenas": {
+        "gfx.webrender.multithreading": False,
+        "gfx.webrender.enable-low-priority-pool": False,
+        "gfx.webrender.frame-builder-thread-local-arena": False,
+        "gfx.webrender.scene-builder-thread-local-arena": False,
+        "gfx.webrender.worker-thread-local-arena": False,
+    },
+    "WebRender without its compositor": {"gfx.webrender.compositor": False},
+    "WebRender 256 px tiles": {
+        "gfx.webrender.picture-tile-width": 256,
+        "gfx.webrender.picture-tile-height": 256,
     },
     "offline background services off": {
         "browser.safebrowsing.malware.enabled": False,
@@ -253,7 +276,8 @@ PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
 
 
 async def run_prefs(args: argparse.Namespace) -> None:
-    """PSS per session with Firefox on a blank page, 3 sessions, one candidate at a time."""
+    """PSS per session with Firefox on a blank page, --prefs-sessions of them, one candidate
+    at a time."""
     original = dict(firefox_prefs.FIREFOX_PREFS)
     chosen = [n.strip() for n in args.prefs.split(",")] if args.prefs != "all" else None
     candidates = {n: v for n, v in PREF_CANDIDATES.items() if chosen is None or n in chosen}
@@ -264,16 +288,16 @@ async def run_prefs(args: argparse.Namespace) -> None:
     for name, prefs in candidates.items():
         firefox_prefs.FIREFOX_PREFS.clear()
         firefox_prefs.FIREFOX_PREFS.update({**original, **prefs})
-        with manager_for("lazy", 3) as (manager, _):
+        with manager_for("lazy", args.prefs_sessions) as (manager, _):
             await manager.start()
             try:
-                row = Row("prefs", 3)
+                row = Row("prefs", args.prefs_sessions)
                 await measure(manager, row, args)
             finally:
                 await manager.shutdown()
         baseline = baseline or row.after
-        print(f"  {name:<40} {row.after:6.1f} MiB/session with Firefox up "
-              f"(x{row.after / baseline:.2f}), first step p50 "
+        print(f"  {name:<42} {row.after:6.1f} MiB/session with Firefox up "
+              f"(x{row.after / baseline:.2f}, {row.processes:.0f} processes), first step p50 "
               f"{statistics.median(row.first_step):.2f} s", flush=True)  # fmt: skip
     firefox_prefs.FIREFOX_PREFS.clear()
     firefox_prefs.FIREFOX_PREFS.update(original)
@@ -328,6 +352,8 @@ def main() -> None:
         default=None,
         help="measure Firefox preference candidates instead (names or all)",
     )
+    parser.add_argument("--prefs-sessions", type=int, default=3,
+                        help="with --prefs: sessions per candidate (confirm at 10)")  # fmt: skip
     parser.add_argument(
         "--prefs-together",
         action="store_true",

@@ -57,6 +57,14 @@ FIREFOX_PREFS: dict[str, bool | int | str] = {
     # --prefs: -16 MiB of ~330 per session with Firefox up; other candidates paid nothing
     # beyond the noise)
     "extensions.webextensions.remote": False,
+    # three helper processes fewer (10 -> 7 per session): networking in the parent (no socket
+    # process), media decoding in the sandboxed content process (no RDD process), content
+    # processes started directly (no fork server). bench/density.py --prefs: the other
+    # candidates (JS nursery and empty GC chunks, WebRender threads, tiles and compositor)
+    # left the parent's ~185 MiB of private memory where it was.
+    "network.process.enabled": False,
+    "media.rdd-process.enabled": False,
+    "dom.ipc.forkserver.enable": False,
     # background services that only phone home
     "network.captive-portal-service.enabled": False,
     "network.connectivity-service.enabled": False,
