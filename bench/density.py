@@ -2,7 +2,9 @@
 the browser started on first use against today's eager start, measured in the same run.
 
 For each mode (`eager`: Firefox starts with the desktop, the old behaviour and the baseline;
-`lazy`: Firefox starts on first use; `lazy+ksm` with --ksm) and each N (default 1, 10, 20):
+`lazy`: Firefox starts on first use; `lazy+ksm` with --ksm; `pool+browser` with --pool-browser:
+each session takes one of N pooled desktops whose Firefox is up, WARM_POOL_BROWSER) and each N
+(default 1, 10, 20):
 
 - create N desktops; "idle": PSS summed over each session user's processes (smaps_rollup),
   eager sessions once their Firefox window is up (that is what an idle session costs today);
@@ -17,7 +19,8 @@ PSS divides a shared page among every process that maps it, on the whole host: o
 Firefox processes (e.g. other test suites) lower these figures somewhat. The machine's CPU may
 be shared too, which slows Firefox's start (the first-step times) but not what it occupies.
 
-Run as root: `.venv/bin/python bench/density.py [--sessions 1,10,20] [--ksm] [--prefs]`.
+Run as root: `.venv/bin/python bench/density.py [--sessions 1,10,20] [--ksm] [--pool-browser]
+[--prefs [names] [--prefs-sessions N]]`.
 """
 
 from __future__ import annotations
@@ -122,9 +125,14 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
     ids = [f"{row.mode.replace('+', '-')}-{row.n}-{i}" for i in range(row.n)]
     desktops: list[Desktop] = []
     try:
+        if manager.pool.size:  # every session takes a pooled desktop, its browser up
+            await poll_until(lambda: manager.pool.health()["ready"] >= row.n, timeout=300,
+                             what="the pool to fill")  # fmt: skip
+            pooled = [d for s, d in manager._desktops.items() if s.startswith("warm-")]
+            await asyncio.gather(*(wait_browser_up(d, within=300) for d in pooled))
         for start in range(0, row.n, 5):  # a few at a time, as sessions arrive
             desktops += await asyncio.gather(*(manager.create(s) for s in ids[start : start + 5]))
-        if manager.eager_browser:
+        if manager.eager_browser or manager.pool.browser:
             await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
         row.idle = sum(session_pss(d) for d in desktops) / row.n / MIB
@@ -180,6 +188,7 @@ def manager_for(
         ksm=mode.endswith("ksm"),
         ksm_start_host=mode.endswith("ksm"),  # --ksm: the bench switches the host's KSM on
         warm_pool_size=warm_pool_size,
+        warm_pool_browser=mode == "pool+browser",
     )
     try:
         yield manager, data_dir
@@ -190,6 +199,7 @@ def manager_for(
 async def run_modes(args: argparse.Namespace) -> None:
     sizes = [int(n) for n in args.sessions.split(",")]
     modes = ["eager", "lazy"] + (["lazy+ksm"] if args.ksm else [])
+    modes += ["pool+browser"] if args.pool_browser else []
     await _run_sizes(sizes, modes, args)
 
 
@@ -197,7 +207,9 @@ async def _run_sizes(sizes: list[int], modes: list[str], args: argparse.Namespac
     for n in sizes:
         baseline: Row | None = None
         for mode in modes:
-            with manager_for(mode, max(sizes)) as (manager, _):
+            pool = n if mode == "pool+browser" else 0  # N pooled desktops, no refills beyond
+            capacity = n if pool else max(sizes)
+            with manager_for(mode, capacity, warm_pool_size=pool) as (manager, _):
                 await manager.start()
                 try:
                     row = Row(mode, n)
@@ -345,6 +357,9 @@ def main() -> None:
                         help="most seconds ksmd gets to converge (after-run figure)")  # fmt: skip
     parser.add_argument("--pool", action="store_true", help="measure create() with a warm pool")
     parser.add_argument("--pool-creates", type=int, default=8)
+    parser.add_argument("--pool-browser", action="store_true",
+                        help="also pool+browser: sessions take pooled desktops with Firefox up "
+                        "(WARM_POOL_BROWSER)")  # fmt: skip
     parser.add_argument(
         "--prefs",
         nargs="?",

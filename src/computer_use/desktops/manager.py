@@ -85,6 +85,7 @@ class DesktopManager:
         ksm: bool = False,
         ksm_start_host: bool = False,
         warm_pool_size: int = 0,
+        warm_pool_browser: bool = False,
         cpu_limit: float = 1.0,
         egress: EgressPolicy | None = None,
     ) -> None:
@@ -121,7 +122,7 @@ class DesktopManager:
         self._authority: ServiceAuthority | None = None
         self._launcher_mode: str | None = None
         self._teardowns = asyncio.Semaphore(CONCURRENT_TEARDOWNS)
-        self.pool = WarmPool(self, warm_pool_size)
+        self.pool = WarmPool(self, warm_pool_size, browser=warm_pool_browser)
 
     # -- lifecycle of the pool -------------------------------------------------------------
 
