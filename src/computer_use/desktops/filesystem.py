@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 MIB = 1024 * 1024
 FIREFOX_PROFILE = ".mozilla/firefox/session.default"  # relative to the home
 SKELETON_DIRS = ("Downloads", "Desktop", ".config", FIREFOX_PROFILE)
+# Firefox's startup cache as the base home has it (startup_cache.py), relative to the home
+SHARED_STARTUP_CACHE = ".cache/mozilla/firefox/session.default/startupCache"
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # The kernel splits overlay options on these characters.
 _UNSAFE_PATH_CHARS = frozenset(",:\\")
@@ -404,7 +406,10 @@ def _give_to(home: Path, user: SessionUser) -> None:
     fwalk + dir_fd: a symlink swapped in mid-walk cannot redirect a chown outside the home."""
     if (home.stat().st_uid, home.stat().st_gid) == (user.uid, user.gid):
         return
-    for _, dirnames, filenames, dir_fd in os.fwalk(home, topdown=False):
+    shared = home / SHARED_STARTUP_CACHE
+    for top, dirnames, filenames, dir_fd in os.fwalk(home, topdown=False):
+        if Path(top) == shared:
+            filenames = []  # read-only, mapped from the base by every session (startup_cache.py)
         for name in (*filenames, *dirnames):
             os.chown(name, user.uid, user.gid, dir_fd=dir_fd, follow_symlinks=False)
     os.chmod(home, 0o700)

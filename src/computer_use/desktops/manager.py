@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from computer_use.desktops import seccomp
+from computer_use.desktops import seccomp, startup_cache
 from computer_use.desktops.browser import SessionBrowser
 from computer_use.desktops.capture import ScreenCapture
 from computer_use.desktops.desktop import Desktop
@@ -135,6 +135,7 @@ class DesktopManager:
         _raise_fd_limit()
         await self.users.ensure()
         await self.homes.setup()
+        await startup_cache.install(self.homes.base_dir)
         if self.users.enabled:
             for user in self.users.all_users():
                 await SessionSandbox.kill_user_processes(user)
