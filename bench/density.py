@@ -3,8 +3,9 @@ the browser started on first use against today's eager start, measured in the sa
 
 For each mode (`eager`: Firefox starts with the desktop, the old behaviour and the baseline;
 `lazy`: Firefox starts on first use; `lazy+ksm` with --ksm; `pool+browser` with --pool-browser:
-each session takes one of N pooled desktops whose Firefox is up, WARM_POOL_BROWSER) and each N
-(default 1, 10, 20):
+each session takes one of N pooled desktops whose Firefox is up, WARM_POOL_BROWSER;
+`lazy+viewer` with --viewer-lead S: a VNC viewer connects S seconds before the message, as the
+console's does on create while the person types) and each N (default 1, 10, 20):
 
 - create N desktops; "idle": PSS summed over each session user's processes (smaps_rollup),
   eager sessions once their Firefox window is up (that is what an idle session costs today);
@@ -136,6 +137,10 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
             await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
         row.idle = sum(session_pss(d) for d in desktops) / row.n / MIB
+        if row.mode == "lazy+viewer":  # the viewer connects, the person types for a while
+            for desktop in desktops:
+                desktop.request_browser()
+            await asyncio.sleep(args.viewer_lead)
         row.first_step = list(
             await asyncio.gather(*(scripted_run(d, args.model_latency) for d in desktops))
         )
@@ -200,6 +205,7 @@ async def run_modes(args: argparse.Namespace) -> None:
     sizes = [int(n) for n in args.sessions.split(",")]
     modes = ["eager", "lazy"] + (["lazy+ksm"] if args.ksm else [])
     modes += ["pool+browser"] if args.pool_browser else []
+    modes += ["lazy+viewer"] if args.viewer_lead else []
     await _run_sizes(sizes, modes, args)
 
 
@@ -357,6 +363,9 @@ def main() -> None:
                         help="most seconds ksmd gets to converge (after-run figure)")  # fmt: skip
     parser.add_argument("--pool", action="store_true", help="measure create() with a warm pool")
     parser.add_argument("--pool-creates", type=int, default=8)
+    parser.add_argument("--viewer-lead", type=float, default=0.0,
+                        help="also lazy+viewer: a viewer connects (starting the browser) this "
+                        "many seconds before the message")  # fmt: skip
     parser.add_argument("--pool-browser", action="store_true",
                         help="also pool+browser: sessions take pooled desktops with Firefox up "
                         "(WARM_POOL_BROWSER)")  # fmt: skip
