@@ -5,7 +5,9 @@ For each mode (`eager`: Firefox starts with the desktop, the old behaviour and t
 `lazy`: Firefox starts on first use; `lazy+ksm` with --ksm; `pool+browser` with --pool-browser:
 each session takes one of N pooled desktops whose Firefox is up, WARM_POOL_BROWSER;
 `lazy+viewer` with --viewer-lead S: a VNC viewer connects S seconds before the message, as the
-console's does on create while the person types) and each N (default 1, 10, 20):
+console's does on create while the person types; `lazy+cold` with --cold: without the recorded
+Firefox startup cache in the base home, desktops/startup_cache.py) and each N (default 1, 10,
+20):
 
 - create N desktops; "idle": PSS summed over each session user's processes (smaps_rollup),
   eager sessions once their Firefox window is up (that is what an idle session costs today);
@@ -39,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from computer_use.desktops import Desktop, DesktopManager, firefox_prefs
-from computer_use.desktops.filesystem import read_mounts
+from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE, read_mounts
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 
 WIDTH, HEIGHT = 1024, 768
@@ -161,7 +163,10 @@ def print_row(row: Row, baseline: Row | None) -> None:
     ratio = ""
     if baseline is not None:
         base = statistics.median(baseline.first_step)
-        ratio = f"  first step x{p50 / base:.2f} of eager, memory x{row.after / baseline.after:.2f}"
+        ratio = (
+            f"  first step x{p50 / base:.2f} of {baseline.mode}, "
+            f"memory x{row.after / baseline.after:.2f}"
+        )
     fits = int(HOST // (row.after * MIB))
     ksm = f", KSM saves {row.ksm_saved:.0f} MiB in all" if row.ksm_saved else ""
     print(
@@ -206,6 +211,9 @@ async def run_modes(args: argparse.Namespace) -> None:
     modes = ["eager", "lazy"] + (["lazy+ksm"] if args.ksm else [])
     modes += ["pool+browser"] if args.pool_browser else []
     modes += ["lazy+viewer"] if args.viewer_lead else []
+    modes += ["lazy+cold"] if args.cold else []
+    if args.modes:
+        modes = args.modes.split(",")
     await _run_sizes(sizes, modes, args)
 
 
@@ -217,6 +225,8 @@ async def _run_sizes(sizes: list[int], modes: list[str], args: argparse.Namespac
             capacity = n if pool else max(sizes)
             with manager_for(mode, capacity, warm_pool_size=pool) as (manager, _):
                 await manager.start()
+                if mode == "lazy+cold":  # every session's Firefox makes its own startup cache
+                    shutil.rmtree(manager.homes.base_dir / SHARED_STARTUP_CACHE)
                 try:
                     row = Row(mode, n)
                     await measure(manager, row, args)
@@ -366,6 +376,9 @@ def main() -> None:
     parser.add_argument("--viewer-lead", type=float, default=0.0,
                         help="also lazy+viewer: a viewer connects (starting the browser) this "
                         "many seconds before the message")  # fmt: skip
+    parser.add_argument("--cold", action="store_true",
+                        help="also lazy+cold: no recorded Firefox startup cache")  # fmt: skip
+    parser.add_argument("--modes", help="comma-separated modes instead (the first: baseline)")
     parser.add_argument("--pool-browser", action="store_true",
                         help="also pool+browser: sessions take pooled desktops with Firefox up "
                         "(WARM_POOL_BROWSER)")  # fmt: skip

@@ -1,5 +1,6 @@
 """WARM_POOL_SIZE: desktops prepared ahead; a create takes one over without starting any
-process, under the new session's id and files, and the pool refills in the background."""
+process, under the new session's id and files, and the pool refills in the background. With
+WARM_POOL_BROWSER the pooled desktop's Firefox is up before the session exists."""
 
 from __future__ import annotations
 
