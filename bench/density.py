@@ -2,7 +2,12 @@
 the browser started on first use against today's eager start, measured in the same run.
 
 For each mode (`eager`: Firefox starts with the desktop, the old behaviour and the baseline;
-`lazy`: Firefox starts on first use; `lazy+ksm` with --ksm) and each N (default 1, 10, 20):
+`lazy`: Firefox starts on first use; `lazy+ksm` with --ksm; `pool+browser` with --pool-browser:
+each session takes one of N pooled desktops whose Firefox is up, WARM_POOL_BROWSER;
+`lazy+viewer` with --viewer-lead S: a VNC viewer connects S seconds before the message, as the
+console's does on create while the person types; `lazy+cold` with --cold: without the recorded
+Firefox startup cache in the base home, desktops/startup_cache.py) and each N (default 1, 10,
+20):
 
 - create N desktops; "idle": PSS summed over each session user's processes (smaps_rollup),
   eager sessions once their Firefox window is up (that is what an idle session costs today);
@@ -17,7 +22,8 @@ PSS divides a shared page among every process that maps it, on the whole host: o
 Firefox processes (e.g. other test suites) lower these figures somewhat. The machine's CPU may
 be shared too, which slows Firefox's start (the first-step times) but not what it occupies.
 
-Run as root: `.venv/bin/python bench/density.py [--sessions 1,10,20] [--ksm] [--prefs]`.
+Run as root: `.venv/bin/python bench/density.py [--sessions 1,10,20] [--ksm] [--pool-browser]
+[--prefs [names] [--prefs-sessions N]]`.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from computer_use.desktops import Desktop, DesktopManager, filesystem
+from computer_use.desktops import Desktop, DesktopManager, firefox_prefs
+from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from computer_use.desktops.mounts import read_mounts
 
@@ -58,6 +65,10 @@ def pss_bytes(pid: int) -> int:
 
 def session_pss(desktop: Desktop) -> int:
     return sum(pss_bytes(pid) for pid in live_pids_of_uid(desktop.user.uid))
+
+
+def session_processes(desktop: Desktop) -> int:
+    return len(live_pids_of_uid(desktop.user.uid))
 
 
 def ksm_counters() -> dict[str, int]:
@@ -84,6 +95,7 @@ class Row:
         self.idle = self.after = 0.0  # MiB per session
         self.first_step: list[float] = []
         self.ksm_saved = 0.0  # MiB, pages_sharing * 4 KiB after the run
+        self.processes = 0.0  # per session, after the run
 
 
 async def settle(desktops: list[Desktop], seconds: float) -> None:
@@ -117,12 +129,21 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
     ids = [f"{row.mode.replace('+', '-')}-{row.n}-{i}" for i in range(row.n)]
     desktops: list[Desktop] = []
     try:
+        if manager.pool.size:  # every session takes a pooled desktop, its browser up
+            await poll_until(lambda: manager.pool.health()["ready"] >= row.n, timeout=300,
+                             what="the pool to fill")  # fmt: skip
+            pooled = [d for s, d in manager._desktops.items() if s.startswith("warm-")]
+            await asyncio.gather(*(wait_browser_up(d, within=300) for d in pooled))
         for start in range(0, row.n, 5):  # a few at a time, as sessions arrive
             desktops += await asyncio.gather(*(manager.create(s) for s in ids[start : start + 5]))
-        if manager.eager_browser:
+        if manager.eager_browser or manager.pool.browser:
             await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
         row.idle = sum(session_pss(d) for d in desktops) / row.n / MIB
+        if row.mode == "lazy+viewer":  # the viewer connects, the person types for a while
+            for desktop in desktops:
+                desktop.request_browser()
+            await asyncio.sleep(args.viewer_lead)
         row.first_step = list(
             await asyncio.gather(*(scripted_run(d, args.model_latency) for d in desktops))
         )
@@ -131,6 +152,7 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
         if row.mode.endswith("ksm"):
             await ksm_converged(args.ksm_wait)
         row.after = sum(session_pss(d) for d in desktops) / row.n / MIB
+        row.processes = sum(session_processes(d) for d in desktops) / row.n
         if row.mode.endswith("ksm"):
             row.ksm_saved = ksm_counters()["pages_sharing"] * 4096 / MIB
     finally:
@@ -142,14 +164,18 @@ def print_row(row: Row, baseline: Row | None) -> None:
     ratio = ""
     if baseline is not None:
         base = statistics.median(baseline.first_step)
-        ratio = f"  first step x{p50 / base:.2f} of eager, memory x{row.after / baseline.after:.2f}"
+        ratio = (
+            f"  first step x{p50 / base:.2f} of {baseline.mode}, "
+            f"memory x{row.after / baseline.after:.2f}"
+        )
     fits = int(HOST // (row.after * MIB))
     ksm = f", KSM saves {row.ksm_saved:.0f} MiB in all" if row.ksm_saved else ""
     print(
         f"  {row.mode:<9} N={row.n:<3} idle {row.idle:6.1f} MiB/session "
         f"(total {row.idle * row.n:7.0f}, fit {int(HOST // (row.idle * MIB)):5d})  "
         f"after a run {row.after:6.1f} MiB/session (total {row.after * row.n:7.0f}, "
-        f"fit {fits:4d})  first step p50 {p50:5.2f} s max {max(row.first_step):5.2f} s"
+        f"fit {fits:4d}, {row.processes:.0f} processes)  "
+        f"first step p50 {p50:5.2f} s max {max(row.first_step):5.2f} s"
         f"{ksm}{ratio}",
         flush=True,
     )
@@ -173,6 +199,7 @@ def manager_for(
         ksm=mode.endswith("ksm"),
         ksm_start_host=mode.endswith("ksm"),  # --ksm: the bench switches the host's KSM on
         warm_pool_size=warm_pool_size,
+        warm_pool_browser=mode == "pool+browser",
     )
     try:
         yield manager, data_dir
@@ -183,6 +210,11 @@ def manager_for(
 async def run_modes(args: argparse.Namespace) -> None:
     sizes = [int(n) for n in args.sessions.split(",")]
     modes = ["eager", "lazy"] + (["lazy+ksm"] if args.ksm else [])
+    modes += ["pool+browser"] if args.pool_browser else []
+    modes += ["lazy+viewer"] if args.viewer_lead else []
+    modes += ["lazy+cold"] if args.cold else []
+    if args.modes:
+        modes = args.modes.split(",")
     await _run_sizes(sizes, modes, args)
 
 
@@ -190,8 +222,12 @@ async def _run_sizes(sizes: list[int], modes: list[str], args: argparse.Namespac
     for n in sizes:
         baseline: Row | None = None
         for mode in modes:
-            with manager_for(mode, max(sizes)) as (manager, _):
+            pool = n if mode == "pool+browser" else 0  # N pooled desktops, no refills beyond
+            capacity = n if pool else max(sizes)
+            with manager_for(mode, capacity, warm_pool_size=pool) as (manager, _):
                 await manager.start()
+                if mode == "lazy+cold":  # every session's Firefox makes its own startup cache
+                    shutil.rmtree(manager.homes.base_dir / SHARED_STARTUP_CACHE)
                 try:
                     row = Row(mode, n)
                     await measure(manager, row, args)
@@ -209,11 +245,27 @@ PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
         "browser.tabs.remote.separatePrivilegedContentProcess": False,
         "browser.tabs.remote.separatePrivilegedMozillaWebContentProcess": False,
     },
-    "no socket process": {"network.process.enabled": False},
-    "no fork server": {"dom.ipc.forkserver.enable": False},
-    "media decoding in content": {
-        "media.rdd-process.enabled": False,
-        "media.utility-process.enabled": False,
+    "socket + RDD + fork-server processes back": {
+        "network.process.enabled": True,
+        "media.rdd-process.enabled": True,
+        "dom.ipc.forkserver.enable": True,
+    },
+    "no media utility process": {"media.utility-process.enabled": False},
+    "small JS nursery, no empty GC chunks kept": {
+        "javascript.options.mem.nursery.max_kb": 4096,
+        "javascript.options.mem.gc_min_empty_chunk_count": 0,
+    },
+    "WebRender on one thread, no thread arenas": {
+        "gfx.webrender.multithreading": False,
+        "gfx.webrender.enable-low-priority-pool": False,
+        "gfx.webrender.frame-builder-thread-local-arena": False,
+        "gfx.webrender.scene-builder-thread-local-arena": False,
+        "gfx.webrender.worker-thread-local-arena": False,
+    },
+    "WebRender without its compositor": {"gfx.webrender.compositor": False},
+    "WebRender 256 px tiles": {
+        "gfx.webrender.picture-tile-width": 256,
+        "gfx.webrender.picture-tile-height": 256,
     },
     "offline background services off": {
         "browser.safebrowsing.malware.enabled": False,
@@ -253,8 +305,9 @@ PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
 
 
 async def run_prefs(args: argparse.Namespace) -> None:
-    """PSS per session with Firefox on a blank page, 3 sessions, one candidate at a time."""
-    original = dict(filesystem._FIREFOX_PREFS)
+    """PSS per session with Firefox on a blank page, --prefs-sessions of them, one candidate
+    at a time."""
+    original = dict(firefox_prefs.FIREFOX_PREFS)
     chosen = [n.strip() for n in args.prefs.split(",")] if args.prefs != "all" else None
     candidates = {n: v for n, v in PREF_CANDIDATES.items() if chosen is None or n in chosen}
     if args.prefs_together:
@@ -262,21 +315,21 @@ async def run_prefs(args: argparse.Namespace) -> None:
         candidates = {"(profile as is)": {}, "all of: " + ", ".join(candidates): together}
     baseline = None
     for name, prefs in candidates.items():
-        filesystem._FIREFOX_PREFS.clear()
-        filesystem._FIREFOX_PREFS.update({**original, **prefs})
-        with manager_for("lazy", 3) as (manager, _):
+        firefox_prefs.FIREFOX_PREFS.clear()
+        firefox_prefs.FIREFOX_PREFS.update({**original, **prefs})
+        with manager_for("lazy", args.prefs_sessions) as (manager, _):
             await manager.start()
             try:
-                row = Row("prefs", 3)
+                row = Row("prefs", args.prefs_sessions)
                 await measure(manager, row, args)
             finally:
                 await manager.shutdown()
         baseline = baseline or row.after
-        print(f"  {name:<40} {row.after:6.1f} MiB/session with Firefox up "
-              f"(x{row.after / baseline:.2f}), first step p50 "
+        print(f"  {name:<42} {row.after:6.1f} MiB/session with Firefox up "
+              f"(x{row.after / baseline:.2f}, {row.processes:.0f} processes), first step p50 "
               f"{statistics.median(row.first_step):.2f} s", flush=True)  # fmt: skip
-    filesystem._FIREFOX_PREFS.clear()
-    filesystem._FIREFOX_PREFS.update(original)
+    firefox_prefs.FIREFOX_PREFS.clear()
+    firefox_prefs.FIREFOX_PREFS.update(original)
 
 
 async def run_pool(args: argparse.Namespace) -> None:
@@ -321,6 +374,15 @@ def main() -> None:
                         help="most seconds ksmd gets to converge (after-run figure)")  # fmt: skip
     parser.add_argument("--pool", action="store_true", help="measure create() with a warm pool")
     parser.add_argument("--pool-creates", type=int, default=8)
+    parser.add_argument("--viewer-lead", type=float, default=0.0,
+                        help="also lazy+viewer: a viewer connects (starting the browser) this "
+                        "many seconds before the message")  # fmt: skip
+    parser.add_argument("--cold", action="store_true",
+                        help="also lazy+cold: no recorded Firefox startup cache")  # fmt: skip
+    parser.add_argument("--modes", help="comma-separated modes instead (the first: baseline)")
+    parser.add_argument("--pool-browser", action="store_true",
+                        help="also pool+browser: sessions take pooled desktops with Firefox up "
+                        "(WARM_POOL_BROWSER)")  # fmt: skip
     parser.add_argument(
         "--prefs",
         nargs="?",
@@ -328,6 +390,8 @@ def main() -> None:
         default=None,
         help="measure Firefox preference candidates instead (names or all)",
     )
+    parser.add_argument("--prefs-sessions", type=int, default=3,
+                        help="with --prefs: sessions per candidate (confirm at 10)")  # fmt: skip
     parser.add_argument(
         "--prefs-together",
         action="store_true",

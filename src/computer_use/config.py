@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     ksm_start_host: bool = False
     # Desktops prepared ahead (desktops/warm_pool.py); they hold slots of MAX_DISPLAYS.
     warm_pool_size: int = Field(default=0, ge=0, le=50)
+    # Pooled desktops with Firefox already up: the first step of a pooled session does not
+    # wait for the browser's start, at a browser's memory for each desktop in the pool.
+    warm_pool_browser: bool = False
     # CPUs each session may use at most (cgroup cpu quota); 0 = no cap, equal shares only.
     session_cpu_limit: float = Field(default=1.0, ge=0, le=256)
     # Egress of sessions (desktops/netrules.py): comma-separated CIDRs. Loopback, link-local,

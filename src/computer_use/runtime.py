@@ -72,6 +72,7 @@ def build_runtime(
         ksm=settings.ksm_merge,
         ksm_start_host=settings.ksm_start_host,
         warm_pool_size=min(settings.warm_pool_size, settings.max_displays),
+        warm_pool_browser=settings.warm_pool_browser,
         on_event=sessions.on_desktop_event,
     )
     sessions.desktops = desktops  # made after: it reports to sessions.on_desktop_event

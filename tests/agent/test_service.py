@@ -267,3 +267,28 @@ async def test_the_first_message_starts_the_browser_and_the_first_screenshot_sho
     assert isinstance(pixel, tuple) and min(pixel) >= 240, pixel
     assert after["browser"] == "up"
     assert _firefox_pids_of_session(agent_server, sid)
+
+
+async def test_opening_the_viewer_starts_the_browser_before_any_message(
+    agent_server: ServerProcess, sid: str
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from websockets.asyncio.client import connect
+
+    from tests.helpers import wait_for_async
+
+    async with httpx.AsyncClient(base_url=agent_server.base_url, timeout=30) as http:
+        session = (await http.get(f"/api/v1/sessions/{sid}")).json()
+        assert session["browser"] == "down"
+        assert not _firefox_pids_of_session(agent_server, sid)
+        [token] = parse_qs(urlsplit(session["vnc_url"]).query)["token"]
+        ws_base = agent_server.base_url.replace("http://", "ws://")
+        async with connect(f"{ws_base}/api/v1/sessions/{sid}/vnc/websockify?token={token}"):
+
+            async def browser_up() -> bool:
+                state: str = (await http.get(f"/api/v1/sessions/{sid}")).json()["browser"]
+                return state == "up"
+
+            await wait_for_async(browser_up, timeout=90, interval=0.5, what="the browser up")
+    assert _firefox_pids_of_session(agent_server, sid)

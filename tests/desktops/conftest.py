@@ -190,6 +190,7 @@ def desktop_manager(
     ksm: bool = False,
     ksm_start_host: bool = False,
     warm_pool_size: int = 0,
+    warm_pool_browser: bool = False,
 ) -> DesktopManager:
     return DesktopManager(
         data_dir,
@@ -205,6 +206,7 @@ def desktop_manager(
         ksm=ksm,
         ksm_start_host=ksm_start_host,
         warm_pool_size=warm_pool_size,
+        warm_pool_browser=warm_pool_browser,
     )
 
 

@@ -11,8 +11,10 @@ import pytest
 
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.display import TRAY_HEIGHT
+from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from tests.desktops.conftest import DESKTOP_SIZE, desktop_image
+from tests.helpers import wait_for_async
 
 CENTRE = (DESKTOP_SIZE[0] // 2, DESKTOP_SIZE[1] // 2 + 30)
 
@@ -140,5 +142,38 @@ async def test_a_browser_the_user_closed_comes_back_on_the_next_use(lazy: Deskto
     assert second is not None and second is not first and state(lazy) == "up"
 
 
+def mapped_files(pid: int) -> set[str]:
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()  # exited while we looked
+    return {line.split()[-1] for line in maps.splitlines()}
+
+
 def desktop_manager_is_eager(desktop: Desktop) -> bool:
     return desktop.supervisor.components["browser"].autostart
+
+
+async def test_the_browser_maps_the_base_homes_startup_cache_and_renders_pages(
+    lazy: Desktop, desktop_manager_shared: DesktopManager
+) -> None:
+    lazy.request_browser()
+    assert browser_on(await lazy.screenshot())
+
+    # The recorded cache (desktops/startup_cache.py) is the base's file, not a session copy:
+    # root's, and mapped by the session's Firefox instead of compiled onto its heap.
+    home = desktop_manager_shared.homes.paths(lazy.session_id).home
+    cache = home / SHARED_STARTUP_CACHE / "scriptCache-current.bin"
+    assert cache.stat().st_uid == 0
+    mapped = {f for pid in firefox_pids(lazy) for f in mapped_files(pid)}
+    assert any(m.endswith("/startupCache/scriptCache-current.bin") for m in mapped), mapped
+
+    # A page still renders (content process, no socket/RDD/fork-server processes).
+    await lazy.key("ctrl+l")
+    await lazy.type_text("data:text/html,<body style='background:rgb(200,30,30)'>\n")
+
+    async def red() -> bool:
+        pixel = desktop_image(await lazy.screenshot()).getpixel(CENTRE)
+        return pixel == (200, 30, 30)
+
+    await wait_for_async(red, timeout=30, interval=0.5, what="the data: page painted")

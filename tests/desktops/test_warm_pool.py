@@ -1,5 +1,6 @@
 """WARM_POOL_SIZE: desktops prepared ahead; a create takes one over without starting any
-process, under the new session's id and files, and the pool refills in the background."""
+process, under the new session's id and files, and the pool refills in the background. With
+WARM_POOL_BROWSER the pooled desktop's Firefox is up before the session exists."""
 
 from __future__ import annotations
 
@@ -18,13 +19,21 @@ def ready(manager: DesktopManager) -> int:
     return count
 
 
-@pytest.fixture
-async def pooled(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DesktopManager]:
+@pytest.fixture(params=[False, True], ids=["no-browser", "browser"])
+async def pooled(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[DesktopManager]:
     if os.geteuid() != 0:
         pytest.skip("needs root: creates users, mounts homes")
     data_dir = tmp_path_factory.mktemp("pool-data")
     manager = desktop_manager(
-        data_dir, EventLog(), base=450, max_displays=3, user_prefix="cu-dw", warm_pool_size=1
+        data_dir,
+        EventLog(),
+        base=450,
+        max_displays=3,
+        user_prefix="cu-dw",
+        warm_pool_size=1,
+        warm_pool_browser=request.param,
     )
     try:
         await manager.start()
@@ -41,6 +50,9 @@ async def test_a_pooled_create_starts_nothing_and_the_pool_refills(
     [placeholder] = [s for s in pooled._desktops if s.startswith("warm-")]
     warm = pooled.get(placeholder)
     assert warm is not None
+    browser = pooled.pool.browser
+    if browser:  # WARM_POOL_BROWSER: the pooled desktop's Firefox is up before any session
+        await poll_until(lambda: warm.browser_state == "up", timeout=90, what="its browser")
     before = set(live_pids_of_uid(warm.user.uid))
     assert pooled.health()["desktops_running"] == 0  # the pooled desktop is no session
 
@@ -57,7 +69,7 @@ async def test_a_pooled_create_starts_nothing_and_the_pool_refills(
     assert (home / "Desktop" / "note").read_text() == "mine\n"
     assert not pooled.homes.paths(placeholder).root.exists()
     assert desktop.supervisor.session_id == "pooled-session"
-    assert desktop.browser_state == "down"
+    assert desktop.browser_state == ("up" if browser else "down")
 
     await poll_until(lambda: ready(pooled) == 1, timeout=60, what="the pool to refill")
     assert pooled.slots.used == 2  # the refill holds a slot of MAX_DISPLAYS

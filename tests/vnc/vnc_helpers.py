@@ -262,6 +262,7 @@ class RecordingTargets:
     sockets: dict[str, Path | None]
     touches: list[str] = field(default_factory=list)
     touched: threading.Event = field(default_factory=threading.Event)
+    opened: list[str] = field(default_factory=list)
 
     def vnc_socket(self, session_id: str) -> Path | None:
         return self.sockets.get(session_id)
@@ -269,6 +270,9 @@ class RecordingTargets:
     async def touch(self, session_id: str) -> None:
         self.touches.append(session_id)
         self.touched.set()
+
+    def viewer_opened(self, session_id: str) -> None:
+        self.opened.append(session_id)
 
 
 def build_app(tokens: VncTokens, targets: RecordingTargets) -> FastAPI:

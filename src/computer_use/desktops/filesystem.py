@@ -30,6 +30,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from computer_use.desktops.firefox_prefs import firefox_user_js
 from computer_use.desktops.mounts import (
     containing_mount,
     is_mounted,
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 FIREFOX_PROFILE = ".mozilla/firefox/session.default"  # relative to the home
 SKELETON_DIRS = ("Downloads", "Desktop", ".config", FIREFOX_PROFILE)
+# Firefox's startup cache as the base home has it (startup_cache.py), relative to the home
+SHARED_STARTUP_CACHE = ".cache/mozilla/firefox/session.default/startupCache"
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # The kernel splits overlay options on these characters.
 _UNSAFE_PATH_CHARS = frozenset(",:\\")
@@ -286,7 +289,10 @@ def _give_to(home: Path, user: SessionUser) -> None:
     fwalk + dir_fd: a symlink swapped in mid-walk cannot redirect a chown outside the home."""
     if (home.stat().st_uid, home.stat().st_gid) == (user.uid, user.gid):
         return
-    for _, dirnames, filenames, dir_fd in os.fwalk(home, topdown=False):
+    shared = home / SHARED_STARTUP_CACHE
+    for top, dirnames, filenames, dir_fd in os.fwalk(home, topdown=False):
+        if Path(top) == shared:
+            filenames = []  # read-only, mapped from the base by every session (startup_cache.py)
         for name in (*filenames, *dirnames):
             os.chown(name, user.uid, user.gid, dir_fd=dir_fd, follow_symlinks=False)
     os.chmod(home, 0o700)
@@ -294,70 +300,6 @@ def _give_to(home: Path, user: SessionUser) -> None:
 
 
 # -- the base layer -------------------------------------------------------------------------
-
-_FIREFOX_PREFS: dict[str, bool | int | str] = {
-    # first run, default browser, welcome and what's-new pages
-    "browser.shell.checkDefaultBrowser": False,
-    "browser.aboutwelcome.enabled": False,
-    "trailhead.firstrun.didSeeAboutWelcome": True,
-    "browser.startup.homepage_override.mstone": "ignore",
-    "startup.homepage_welcome_url": "",
-    "startup.homepage_welcome_url.additional": "",
-    "startup.homepage_override_url": "",
-    "browser.startup.upgradeDialog.enabled": False,
-    "browser.aboutConfig.showWarning": False,
-    "browser.rights.3.shown": True,
-    "browser.startup.homepage": "about:blank",
-    "browser.newtabpage.enabled": False,
-    # Restore the previous tabs silently (a desktop that comes back after a server restart
-    # keeps its tabs), never via the about:sessionrestore prompt or the safe-mode dialog.
-    "browser.startup.page": 3,
-    "browser.sessionstore.resume_from_crash": True,
-    "browser.sessionstore.max_resumed_crashes": -1,
-    "toolkit.startup.max_resumed_crashes": -1,
-    "browser.tabs.warnOnClose": False,
-    "browser.warnOnQuit": False,
-    # telemetry and data reporting
-    "datareporting.policy.dataSubmissionEnabled": False,
-    "datareporting.policy.dataSubmissionPolicyBypassNotification": True,
-    "datareporting.healthreport.uploadEnabled": False,
-    "toolkit.telemetry.enabled": False,
-    "toolkit.telemetry.unified": False,
-    "toolkit.telemetry.archive.enabled": False,
-    "toolkit.telemetry.server": "data:,",
-    "toolkit.telemetry.newProfilePing.enabled": False,
-    "toolkit.telemetry.shutdownPingSender.enabled": False,
-    "toolkit.telemetry.firstShutdownPing.enabled": False,
-    "toolkit.telemetry.reportingpolicy.firstRun": False,
-    "browser.newtabpage.activity-stream.feeds.telemetry": False,
-    "browser.newtabpage.activity-stream.telemetry": False,
-    "browser.crashReports.unsubmittedCheck.autoSubmit2": False,
-    "app.normandy.enabled": False,
-    "app.shield.optoutstudies.enabled": False,
-    # updates
-    "app.update.auto": False,
-    "app.update.checkInstallTime": False,
-    "extensions.update.enabled": False,
-    # downloads land in ~/Downloads without a dialog
-    "browser.download.folderList": 1,
-    "browser.download.useDownloadDir": True,
-    # memory: one content process instead of one per site saves ~30 MB per idle session;
-    # the session is a single-user sandbox already, so site isolation buys little here
-    "fission.autostart": False,
-    "dom.ipc.processCount": 1,
-    "dom.ipc.processPrelaunch.enabled": False,
-    # built-in extensions in the parent instead of their own process (bench/density.py
-    # --prefs: -16 MiB of ~330 per session with Firefox up; other candidates paid nothing
-    # beyond the noise)
-    "extensions.webextensions.remote": False,
-    # background services that only phone home
-    "network.captive-portal-service.enabled": False,
-    "network.connectivity-service.enabled": False,
-    "extensions.pocket.enabled": False,
-    "browser.search.update": False,
-    "browser.discovery.enabled": False,
-    "dom.push.connection.enabled": False,
-}
 
 # Lets a plain `firefox` (without --profile) pick our profile too.
 _PROFILES_INI = """[General]
@@ -370,19 +312,6 @@ IsRelative=1
 Path=session.default
 Default=1
 """
-
-
-def firefox_user_js() -> str:
-    def literal(value: bool | int | str) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int):
-            return str(value)
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = [f'user_pref("{name}", {literal(v)});' for name, v in _FIREFOX_PREFS.items()]
-    header = "// Written by computer-use: every session starts from this profile."
-    return "\n".join([header, *lines, ""])
 
 
 def write_base_layer(base: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from computer_use.desktops import landlock, seccomp
+from computer_use.desktops import landlock, seccomp, startup_cache
 from computer_use.desktops.assembly import DesktopAssembler
 from computer_use.desktops.desktop import Desktop
 from computer_use.desktops.display import make_runtime_dir, remove_runtime_dir
@@ -68,6 +68,7 @@ class DesktopManager:
         ksm: bool = False,
         ksm_start_host: bool = False,
         warm_pool_size: int = 0,
+        warm_pool_browser: bool = False,
         cpu_limit: float = 1.0,
         egress: EgressPolicy | None = None,
     ) -> None:
@@ -112,7 +113,7 @@ class DesktopManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._launcher_mode: str | None = None
         self._teardowns = asyncio.Semaphore(CONCURRENT_TEARDOWNS)
-        self.pool = WarmPool(self, warm_pool_size)
+        self.pool = WarmPool(self, warm_pool_size, browser=warm_pool_browser)
 
     # -- lifecycle of the pool -------------------------------------------------------------
 
@@ -125,6 +126,7 @@ class DesktopManager:
         _raise_fd_limit()
         await self.users.ensure()
         await self.homes.setup()
+        await startup_cache.install(self.homes.base_dir)
         if self.users.enabled:
             for user in self.users.all_users():
                 await SessionSandbox.kill_user_processes(user)

@@ -1,11 +1,12 @@
 """Desktops prepared ahead (WARM_POOL_SIZE), so creating a session takes tens of milliseconds.
 
-A pooled desktop is an ordinary one (slot, user, home, sandbox, Xvfb, jwm, x11vnc; no browser
-yet), created under a placeholder id `warm-<hex>`. `claim()` hands it to a new session by
-renaming: the session's directory (its mounts move with it, and the sandbox's bind of the
-home follows the directory), the manager's and the desktop's records. Nothing is started on
-a claim. The pool refills in the background; its desktops hold slots, so they count against
-MAX_DISPLAYS, and a full host simply leaves the pool short until sessions go away.
+A pooled desktop is an ordinary one (slot, user, home, sandbox, Xvfb, jwm, x11vnc; Firefox
+only with WARM_POOL_BROWSER, so that the session's first step does not wait for its start),
+created under a placeholder id `warm-<hex>`. `claim()` hands it to a new session by renaming:
+the session's directory (its mounts move with it, and the sandbox's bind of the home follows
+the directory), the manager's and the desktop's records. Nothing is started on a claim. The
+pool refills in the background; its desktops hold slots, so they count against MAX_DISPLAYS,
+and a full host simply leaves the pool short until sessions go away.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class DesktopSource(Protocol):
 
 
 class WarmPool:
-    def __init__(self, manager: DesktopSource, size: int) -> None:
+    def __init__(self, manager: DesktopSource, size: int, *, browser: bool = False) -> None:
         self.size = size
+        self.browser = browser
         self._manager = manager
         self._ready: list[Desktop] = []
         self._wanted = asyncio.Event()
@@ -85,7 +87,12 @@ class WarmPool:
         return None
 
     def health(self) -> dict[str, Any]:
-        return {"size": self.size, "ready": len(self._ready), "claimed": self.claimed}
+        return {
+            "size": self.size,
+            "ready": len(self._ready),
+            "claimed": self.claimed,
+            "browser": self.browser,
+        }
 
     async def _refill(self) -> None:
         while True:
@@ -96,7 +103,8 @@ class WarmPool:
                     break  # every slot is taken: wait for a claim or a destroy
                 placeholder = PREFIX + secrets.token_hex(8)
                 try:
-                    self._ready.append(await self._manager.create(placeholder, browser=False))
+                    desktop = await self._manager.create(placeholder, browser=self.browser)
+                    self._ready.append(desktop)
                 except DesktopCapacityError:
                     break
                 except Exception:

@@ -106,6 +106,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "ksm_merge": settings.ksm_merge,
         "ksm_start_host": settings.ksm_start_host,
         "warm_pool_size": settings.warm_pool_size,
+        "warm_pool_browser": settings.warm_pool_browser,
         "session_cpu_limit": settings.session_cpu_limit,
         "session_egress_allow": settings.session_egress_allow,
         "session_egress_deny": settings.session_egress_deny,

@@ -80,6 +80,9 @@ class ConfigPublic(BaseModel):
         description="Desktops kept prepared ahead for new sessions (they count against "
         "max_displays)."
     )
+    warm_pool_browser: bool = Field(
+        description="Whether the pooled desktops have Firefox up already (a browser's memory each)."
+    )
     session_cpu_limit: float
     session_egress_allow: str
     session_egress_deny: str

@@ -109,6 +109,7 @@ async def vnc_websocket(websocket: WebSocket, session_id: str, token: str | None
         raise
     mode = "interactive" if grant.interactive else "view-only"
     logger.info("session %s: %s VNC viewer connected", session_id, mode)
+    targets.viewer_opened(session_id)
 
     throttle: ActivityThrottle | None = None
     if grant.interactive:

@@ -4,8 +4,8 @@ sessions.
 x11vnc listens on a unix socket in the session's 0700 runtime directory, never on TCP, so only
 the service reaches it. The app puts a `VncTargets` on `app.state.vnc_targets`.
 `SessionVncTargets` adapts anything shaped like `SessionService` (a `desktop(id)` with a
-`vnc_socket`, and `touch(session_id=...)`), so this package imports neither sessions nor
-desktops.
+`vnc_socket` and `request_browser()`, and `touch(session_id=...)`), so this package imports
+neither sessions nor desktops.
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ class VncTargets(Protocol):
     async def touch(self, session_id: str) -> None:
         """Records user activity on the session (VNC input counts towards its TTL)."""
 
+    def viewer_opened(self, session_id: str) -> None:
+        """A viewer connected: someone is about to watch or use the desktop."""
+
 
 class _HasVncSocket(Protocol):
     @property
     def vnc_socket(self) -> Path: ...
+
+    def request_browser(self) -> bool: ...
 
 
 class _SessionServiceLike(Protocol):
@@ -43,3 +48,11 @@ class SessionVncTargets:
 
     async def touch(self, session_id: str) -> None:
         await self._sessions.touch(session_id=session_id)
+
+    def viewer_opened(self, session_id: str) -> None:
+        # Start the browser (desktops/browser.py) before the first message: the console opens
+        # the viewer when a session is created or selected, so Firefox is usually up by the
+        # time the person has typed, and the agent's first screenshot does not wait for it.
+        desktop = self._sessions.desktop(session_id)
+        if desktop is not None:
+            desktop.request_browser()
