@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from computer_use.desktops import DesktopManager
+from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from tests.desktops.conftest import EventLog, desktop_manager, fs_force_cleanup
 
@@ -43,6 +43,13 @@ async def pooled(
         fs_force_cleanup(data_dir)
 
 
+def supervised_pids(desktop: Desktop) -> dict[str, int | None]:
+    return {
+        name: component.proc.pid if component.proc else None
+        for name, component in desktop.supervisor.components.items()
+    }
+
+
 async def test_a_pooled_create_starts_nothing_and_the_pool_refills(
     pooled: DesktopManager,
 ) -> None:
@@ -54,12 +61,17 @@ async def test_a_pooled_create_starts_nothing_and_the_pool_refills(
     if browser:  # WARM_POOL_BROWSER: the pooled desktop's Firefox is up before any session
         await poll_until(lambda: warm.browser_state == "up", timeout=90, what="its browser")
     before = set(live_pids_of_uid(warm.user.uid))
+    supervised = supervised_pids(warm)
     assert pooled.health()["desktops_running"] == 0  # the pooled desktop is no session
 
     desktop = await pooled.create("pooled-session")
 
     assert desktop is warm and desktop.session_id == "pooled-session"
-    assert set(live_pids_of_uid(desktop.user.uid)) == before  # no process started
+    # No process started: the same supervised programs, and (without a browser, whose own
+    # helper processes come and go) the very same set of processes.
+    assert supervised_pids(desktop) == supervised
+    if not browser:
+        assert set(live_pids_of_uid(desktop.user.uid)) == before
     assert pooled.get(placeholder) is None and pooled.get("pooled-session") is desktop
     assert pooled.health()["warm_pool"]["claimed"] == 1
     # Its files are the session's now: written from inside, found under the session's id.
