@@ -36,6 +36,7 @@ async def run(
         assert server is not None
         client = anthropic.AsyncAnthropic(base_url=server.base_url, api_key=KEY, max_retries=0)
     cancel = config.pop("cancel", None)
+    meter = config.pop("meter", None)
     async with asyncio.timeout(DEADLINE):
         return await run_agent(
             client=client,
@@ -45,6 +46,7 @@ async def run(
             history=await history.to_api(hooks.messages, hooks.load_image),
             prompt=prompt,
             cancel=cancel,
+            meter=meter,
         )
 
 
