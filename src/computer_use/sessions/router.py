@@ -14,6 +14,7 @@ from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep, Set
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.schemas import (
     MAX_OFFSET,
+    BudgetSpec,
     CancelResult,
     MessageAccepted,
     MessageCreate,
@@ -22,6 +23,7 @@ from computer_use.sessions.schemas import (
     SessionDetail,
     SessionPublic,
     SessionsPublic,
+    SessionUpdate,
 )
 from computer_use.sessions.service import SessionService, image_url
 
@@ -40,6 +42,10 @@ def _public_blocks(session_id: str, blocks: list[dict[str, Any]]) -> list[dict[s
             block["content"] = _public_blocks(session_id, block["content"])
         out.append(block)
     return out
+
+
+def _caps(budget: BudgetSpec | None) -> dict[str, Any] | None:
+    return budget.model_dump(exclude_none=True) if budget is not None else None
 
 
 def stream_url(request: Request, session_id: str, owner: str | None) -> str:
@@ -81,6 +87,8 @@ def to_public(
         "vnc_interactive_url": vnc_interactive_url,
         "stream_url": stream_url(request, session.id, session.owner),
         "recording": service.recordings is not None and service.recordings.exists(session.id),
+        "budget": session.budget,
+        "spent": session.spent or {},
     }
 
 
@@ -105,7 +113,11 @@ async def create_session(
     body: SessionCreate, service: SessionServiceDep, caller: CallerDep, request: Request
 ) -> dict[str, Any]:
     session = await service.open(
-        title=body.title, model=body.model, owner=caller, record=body.record
+        title=body.title,
+        model=body.model,
+        owner=caller,
+        record=body.record,
+        budget=_caps(body.budget),
     )
     return to_public(service, session, request)
 
@@ -152,6 +164,28 @@ async def get_session(
     body["messages"] = [_message_public(session.id, m) for m in session.messages]
     body["last_event_id"] = max((m.last_event_id or 0 for m in session.messages), default=0)
     return body
+
+
+@router.patch(
+    "/{session_id}",
+    response_model=SessionPublic,
+    responses=errors.error_responses(404, 422),
+    summary="Change a session's settings: its budget",
+)
+async def update_session(
+    session_id: uuid.UUID,
+    body: SessionUpdate,
+    service: SessionServiceDep,
+    runner: AgentRunnerDep,
+    caller: CallerDep,
+    request: Request,
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if "budget" in body.model_fields_set:
+        changes["budget"] = _caps(body.budget)
+    session = await service.update(session_id=str(session_id), owner=caller, **changes)
+    runner.apply_budget(session_id=session.id, budget=session.budget)
+    return to_public(service, session, request)
 
 
 @router.delete(
@@ -201,7 +235,12 @@ async def post_message(
             "The agent is still working on the previous message; wait for message_complete "
             "or cancel it first (POST .../cancel)."
         )
-    await runner.start(session_id=sid, content=body.content, api_key=x_anthropic_api_key or None)
+    await runner.start(
+        session_id=sid,
+        content=body.content,
+        api_key=x_anthropic_api_key or None,
+        budget=_caps(body.budget),
+    )
     return {
         "session_id": sid,
         "status": SessionStatus.PROCESSING,

@@ -12,13 +12,14 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from computer_use import errors
+from computer_use.agent import budget as budgets
 from computer_use.agent import catalogue, history
 from computer_use.config import Settings
 from computer_use.database import transaction
@@ -139,8 +140,25 @@ class SessionService:
             raise errors.InvalidInput(str(exc), details={"model": chosen}) from None
         return chosen
 
-    async def create(self, *, title: str, model: str | None, owner: str | None = None) -> Session:
+    def check_budget(self, model: str, budget: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The budget as stored (None: no caps); 422 when `model` cannot be held to it."""
+        caps = budgets.Budget.from_dict(budget)
+        try:
+            budgets.check(model, caps)
+        except ValueError as exc:
+            raise errors.InvalidInput(str(exc), details={"budget": budget}) from None
+        return caps.to_dict() if caps else None
+
+    async def create(
+        self,
+        *,
+        title: str,
+        model: str | None,
+        owner: str | None = None,
+        budget: dict[str, Any] | None = None,
+    ) -> Session:
         chosen = self.check_model(model)
+        budget = self.check_budget(chosen, budget)
         moment = now()
         session = Session(
             id=str(uuid.uuid4()),
@@ -152,10 +170,27 @@ class SessionService:
             updated_at=moment,
             last_activity_at=moment,
             last_event_id=0,
+            budget=budget,
         )
         async with transaction(self._sessionmaker) as db:
             db.add(session)
         return session
+
+    async def update(self, *, session_id: str, owner: str | None = None, **changes: Any) -> Session:
+        """PATCH: sets the given fields (`budget`)."""
+        session = await self.get(session_id=session_id, owner=owner)
+        if "budget" in changes:
+            changes["budget"] = self.check_budget(session.model, changes["budget"])
+        async with transaction(self._sessionmaker) as db:
+            updated: Session | None = await db.scalar(
+                update(Session)
+                .where(Session.id == session_id)
+                .values(**changes, updated_at=now())
+                .returning(Session)
+            )
+        if updated is None:
+            raise errors.NotFound(f"Session {session_id} not found.")
+        return updated
 
     async def set_status(
         self, *, session_id: str, status: SessionStatus, detail: str | None = None
@@ -285,10 +320,11 @@ class SessionService:
         model: str | None,
         owner: str | None = None,
         record: bool | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> Session:
         """Creates a session and its desktop; returns once the desktop is screenshot-able.
         `record` (default RECORD_SESSIONS): the screen is recorded from the start."""
-        session = await self.create(title=title, model=model, owner=owner)
+        session = await self.create(title=title, model=model, owner=owner, budget=budget)
         if self.desktops is None:
             return await self.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
         async with self.lock(session.id):
