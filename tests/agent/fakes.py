@@ -110,6 +110,9 @@ class FakeDesktop:
         self.calls.append(("screenshot",))
         return png(self.width, self.height)
 
+    async def fingerprint(self) -> int:
+        return 0  # its screen never changes
+
     async def zoom(self, x1: int, y1: int, x2: int, y2: int) -> bytes:
         self.calls.append(("zoom", x1, y1, x2, y2))
         return png(x2 - x1, y2 - y1)

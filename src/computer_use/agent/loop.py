@@ -103,7 +103,7 @@ class _Run:
         self.cancel = cancel
         self.meter = meter or BudgetMeter(model=config.model)
         self.stuck = StuckDetector(
-            tools.desktop.screenshot, repeats=config.stuck_repeats, steps=config.stuck_steps
+            tools.desktop.fingerprint, repeats=config.stuck_repeats, steps=config.stuck_steps
         )
         self.halt: tuple[StopReason, str] | None = None  # a budget or stuck detection ended it
         self.versions: ToolVersions = versions_for(config.model, config.provider)

@@ -9,12 +9,12 @@ Input actions are the computer tool's actions and the computer toolset's members
 the desktop (clicks, typing, keys, scrolls, drags, pointer moves); screenshots, zoom, cursor
 position and waits never count, and a step with no input action (only looking, or only bash
 and editor calls) neither counts nor clears the streak. "The same screen" is a hash of a full
-capture taken just before and just after each input action (after the action's settle-wait).
+capture (`DesktopPort.fingerprint`: CRC-32 of the raw XShm frame, ~1 ms) taken just before and
+just after each input action (after the action's settle-wait).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 COMPUTER_TOOL = "computer"
 OBSERVATIONS = frozenset({"screenshot", "zoom", "cursor_position", "wait"})
-Screen = Callable[[], Awaitable[bytes]]
+Screen = Callable[[], Awaitable[int]]  # the screen's fingerprint now
 
 
 def input_action(call: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -48,7 +48,7 @@ class StuckDetector:
     def __init__(self, screen: Screen, *, repeats: int, steps: int) -> None:
         self._screen = screen
         self.repeats, self.steps = repeats, steps
-        self._seen: Counter[tuple[str, str, bytes]] = Counter()
+        self._seen: Counter[tuple[str, str, int]] = Counter()
         self._stalled = 0  # steps in a row whose input actions changed nothing
         self._acted = self._changed = False  # in the current step
         self.verdict: str | None = None
@@ -57,17 +57,14 @@ class StuckDetector:
     def enabled(self) -> bool:
         return self.repeats > 0 or self.steps > 0
 
-    async def _fingerprint(self) -> bytes:
-        return hashlib.blake2b(await self._screen(), digest_size=16).digest()
-
     async def watch(self, call: Mapping[str, Any], work: Awaitable[T]) -> T:
         """Run `work` (the call); around an input action, fingerprint the screen."""
         action = input_action(call) if self.enabled else None
         if action is None:
             return await work
-        before = await self._fingerprint()
+        before = await self._screen()
         result = await work
-        after = await self._fingerprint()
+        after = await self._screen()
         self._acted = True
         self._changed = self._changed or after != before
         key = (*action, before)
