@@ -164,6 +164,16 @@ class BudgetMeter:
         """One model response: a step, its tokens and their cost."""
         self._run.add(usage, catalogue.cost_usd(self.model, **usage))
 
+    def usage(self) -> Usage:
+        """The run's tokens by kind (`usage` of message_complete)."""
+        run = self._run
+        return {
+            "input_tokens": run.input_tokens,
+            "output_tokens": run.output_tokens,
+            "cache_creation_input_tokens": run.cache_creation_input_tokens,
+            "cache_read_input_tokens": run.cache_read_input_tokens,
+        }
+
     def run_totals(self) -> Totals:
         self._run.seconds = self._clock() - self._started
         return self._run

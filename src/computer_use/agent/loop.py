@@ -109,12 +109,6 @@ class _Run:
         self.versions: ToolVersions = versions_for(config.model, config.provider)
         self.messages: list[dict[str, Any]] = []
         self.steps = 0
-        self.usage: Usage = {
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        }
 
     async def emit(self, type: EventType, data: Any) -> None:
         await self.hooks.emit(type.value, data)
@@ -206,10 +200,6 @@ class _Run:
             "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
             "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
         }
-        self.usage["input_tokens"] += step["input_tokens"]
-        self.usage["output_tokens"] += step["output_tokens"]
-        self.usage["cache_creation_input_tokens"] += step["cache_creation_input_tokens"]
-        self.usage["cache_read_input_tokens"] += step["cache_read_input_tokens"]
         self.meter.record(step)
         return step
 
@@ -287,11 +277,11 @@ class _Run:
         while True:
             if self.cancel.is_set():
                 raise _Cancelled
-            if self.steps >= self.config.max_steps:
-                return "max_steps"
-            if self.halted(before_request=True):
+            if self.halted(before_request=True):  # first: it may have stopped a turn's calls
                 assert self.halt is not None
                 return self.halt[0]
+            if self.steps >= self.config.max_steps:
+                return "max_steps"
             self.steps += 1
             message = await self.race(self.sample())
             step_usage = self.count_usage(message)
@@ -384,14 +374,14 @@ async def run_agent(
         {
             "stop_reason": stop,
             "steps": run.steps,
-            "usage": run.usage,
+            "usage": run.meter.usage(),
             "detail": detail,
             "totals": run.meter.totals(),
         },
     )
     if task_cancelled:
         raise asyncio.CancelledError
-    return RunResult(stop, run.steps, run.usage, run.messages)
+    return RunResult(stop, run.steps, run.meter.usage(), run.messages)
 
 
 def _secret(client: ModelClient) -> str | None:
