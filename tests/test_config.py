@@ -31,6 +31,7 @@ def test_defaults_match_the_readme_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.default_model == "claude-sonnet-5-5"
     assert settings.agent_effort is None
+    assert (settings.stuck_repeats, settings.stuck_steps) == (5, 10)
     assert (settings.screen_width, settings.screen_height) == (1024, 768)
     assert settings.async_database_url == f"sqlite+aiosqlite:///{Path('data/computer_use.db')}"
 
@@ -100,3 +101,25 @@ def test_mcp_task_wait_stays_below_the_60_s_clients_give_a_call(value: str) -> N
     with pytest.raises(ValidationError) as info:
         Settings(_env_file=None, mcp_task_wait_seconds=value)
     assert "mcp_task_wait_seconds" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["STUCK_REPEATS", "STUCK_STEPS"])
+def test_stuck_limits_must_stay_below_the_step_cap(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENT_MAX_STEPS", "8")
+    monkeypatch.setenv(name, "8")
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None)
+    assert f"{name}=8 must be below AGENT_MAX_STEPS=8" in format_settings_error(info.value)
+    monkeypatch.setenv(name, "0")  # off
+    assert getattr(Settings(_env_file=None), name.lower()) == 0
+
+
+def test_a_small_step_cap_alone_leaves_the_stuck_defaults_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("STUCK_REPEATS", raising=False)
+    monkeypatch.delenv("STUCK_STEPS", raising=False)
+    monkeypatch.setenv("AGENT_MAX_STEPS", "3")
+    assert Settings(_env_file=None).stuck_steps == 10

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     screen_height: int = Field(default=768, ge=240, le=2160)
     max_message_chars: int = Field(default=100_000, ge=1)
     agent_max_steps: int = Field(default=50, ge=1, le=1000)
+    # Stuck detection (agent/stuck.py): the same input action on an unchanged screen this many
+    # times, or this many steps of input actions that change nothing, end a run; 0 = off.
+    stuck_repeats: int = Field(default=5, ge=0, le=1000)
+    stuck_steps: int = Field(default=10, ge=0, le=1000)
     # Several instances on one host (or the test suite) need disjoint displays and users.
     desktop_display_base: int = Field(default=100, ge=1, le=60000)
     desktop_user_prefix: str = Field(default="cu-s", pattern=r"^[a-z][a-z0-9-]{0,15}$")
@@ -171,6 +175,19 @@ class Settings(BaseSettings):
         except RetiredModel as exc:
             raise ValueError(str(exc)) from None
         return value.strip()
+
+    @model_validator(mode="after")
+    def _stuck_below_step_cap(self) -> Settings:
+        # Only values set on purpose: a small AGENT_MAX_STEPS alone leaves the defaults idle.
+        for name in ("stuck_repeats", "stuck_steps"):
+            value = getattr(self, name)
+            if name in self.model_fields_set and value >= self.agent_max_steps:
+                raise ValueError(
+                    f"{name.upper()}={value} must be below AGENT_MAX_STEPS="
+                    f"{self.agent_max_steps} (or 0 to turn it off), else the step cap always "
+                    "comes first"
+                )
+        return self
 
     @model_validator(mode="after")
     def _expand_paths(self) -> Settings:

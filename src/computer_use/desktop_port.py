@@ -35,6 +35,9 @@ class DesktopPort(Protocol):
     async def screenshot(self) -> bytes:
         """PNG of the whole screen at native size."""
 
+    async def fingerprint(self) -> int:
+        """A cheap digest of the whole screen now: equal screens, equal values (stuck.py)."""
+
     async def zoom(self, x1: int, y1: int, x2: int, y2: int) -> bytes:
         """PNG of the region [x1, x2) x [y1, y2) at full resolution."""
 

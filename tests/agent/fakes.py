@@ -36,6 +36,7 @@ async def run(
         assert server is not None
         client = anthropic.AsyncAnthropic(base_url=server.base_url, api_key=KEY, max_retries=0)
     cancel = config.pop("cancel", None)
+    meter = config.pop("meter", None)
     async with asyncio.timeout(DEADLINE):
         return await run_agent(
             client=client,
@@ -45,6 +46,7 @@ async def run(
             history=await history.to_api(hooks.messages, hooks.load_image),
             prompt=prompt,
             cancel=cancel,
+            meter=meter,
         )
 
 
@@ -107,6 +109,9 @@ class FakeDesktop:
     async def screenshot(self) -> bytes:
         self.calls.append(("screenshot",))
         return png(self.width, self.height)
+
+    async def fingerprint(self) -> int:
+        return 0  # its screen never changes
 
     async def zoom(self, x1: int, y1: int, x2: int, y2: int) -> bytes:
         self.calls.append(("zoom", x1, y1, x2, y2))

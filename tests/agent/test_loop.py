@@ -47,12 +47,12 @@ async def test_scripted_task_runs_end_to_end_with_events_in_order(
     assert server.rejections == []
     assert (result.stop_reason, result.steps) == ("end_turn", 6)
     assert hooks.types() == [
-        "thinking", "text", "tool_use", "tool_result",
-        "text", "tool_use", "tool_result",
-        "text", "tool_use", "tool_result",
-        "tool_use", "tool_result",
-        "tool_use", "tool_result",
-        "text", "message_complete",
+        "thinking", "text", "tool_use", "usage", "tool_result",
+        "text", "tool_use", "usage", "tool_result",
+        "text", "tool_use", "usage", "tool_result",
+        "tool_use", "usage", "tool_result",
+        "tool_use", "usage", "tool_result",
+        "text", "usage", "message_complete",
     ]  # fmt: skip
     deltas = "".join(d["text"] for d in hooks.of("text_delta"))
     assert deltas == "".join(d["text"] for d in hooks.of("text"))

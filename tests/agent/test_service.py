@@ -120,8 +120,10 @@ async def test_run_streams_events_in_order_and_keeps_history(
             "thinking",
             "text",
             "tool_use",
+            "usage",
             "tool_result",
             "text",
+            "usage",
             "message_complete",
         ]
         assert [d["status"] for _, t, d in events if t == "status"] == ["active", "processing"]

@@ -15,6 +15,7 @@ import os
 import select
 import subprocess
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -111,6 +112,9 @@ class XvfbDesktop:
             return out.getvalue()
 
         return await asyncio.to_thread(grab_png)
+
+    async def fingerprint(self) -> int:
+        return await asyncio.to_thread(lambda: zlib.crc32(self._grab().tobytes()))
 
     async def zoom(self, x1: int, y1: int, x2: int, y2: int) -> bytes:
         def crop() -> bytes:

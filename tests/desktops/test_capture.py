@@ -128,3 +128,44 @@ async def _wait_for_change(desktop: Desktop, xy: tuple[int, int]) -> None:
         return await desktop.zoom(x, y, x + 1, y + 1) != first
 
     await wait_for_async(changed, timeout=15, interval=0.02, what=f"the pixel at {xy} to change")
+
+
+async def test_fingerprint_follows_the_screen_but_not_the_tray_clock(
+    desktop_plain: Desktop,
+) -> None:
+    still = await desktop_plain.fingerprint()
+    assert await desktop_plain.fingerprint() == still  # a static screen: the same value
+
+    painter = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _REPAINTER, desktop_plain.display
+    )
+    try:
+        await _wait_for_change(desktop_plain, (100, 100))
+        assert await desktop_plain.fingerprint() != still
+    finally:
+        painter.kill()
+        await painter.wait()
+    # The tray (its clock ticks every minute) is left out: paint over it, nothing changes.
+    tray = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _TRAY_PAINTER, desktop_plain.display, str(DESKTOP_SIZE[1] - 20)
+    )
+    try:
+        await _wait_for_change(desktop_plain, (10, DESKTOP_SIZE[1] - 10))
+        assert await desktop_plain.fingerprint() == still
+    finally:
+        tray.kill()
+        await tray.wait()
+
+
+# A window over the bottom 20 rows, in one colour, left up until killed.
+_TRAY_PAINTER = """
+import sys, time
+from Xlib.display import Display
+d = Display(sys.argv[1])
+s = d.screen()
+w = s.root.create_window(0, int(sys.argv[2]), 300, 20, 0, s.root_depth,
+                         override_redirect=True, background_pixel=0xFF00FF)
+w.map()
+d.sync()
+time.sleep(600)
+"""

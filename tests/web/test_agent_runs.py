@@ -331,3 +331,36 @@ async def test_the_console_model_choice_creates_a_working_session(
         assert http.get(f"/api/v1/sessions/{session_id}").json()["model"] == "claude-sonnet-4-6"
     # The browser logs the refused creation itself; nothing else went wrong.
     assert [e for e in console.errors if "status of 422" not in e] == []
+
+
+async def test_spending_shows_live_and_a_budget_stops_the_run(
+    open_console: Opener, agent_server: ServerProcess
+) -> None:
+    page, console = await open_console(agent_server)
+    spent = page.locator("#session-facts dd.spent")
+    watched = await create_in_console(page, "Watch the spending")
+    await send(page, SLOW_PROMPT)  # waits before its second step
+    # The first response's totals, live from the `usage` event, while the run goes on.
+    await expect(spent).to_have_text(re.compile(r"^1 step · [\d,]+ tokens · \$0\.\d{4}"))
+    await expect(page.locator("#stop-button")).to_be_visible()
+    await page.click("#stop-button")
+    await expect(page.locator(".run-end")).to_contain_text("Stopped by you", timeout=20_000)
+
+    budgeted = await create_in_console(page, "On a budget")
+    with agent_server.client() as http:
+        patched = http.patch(
+            f"/api/v1/sessions/{budgeted}", json={"budget": {"max_steps": 2, "max_cost_usd": 5}}
+        )
+        assert patched.status_code == 200, patched.text
+    await send(page, PROMPT)
+    end = page.locator(".run-end")
+    await expect(end).to_contain_text("Stopped: the budget was reached", timeout=RUN_TIMEOUT_MS)
+    await expect(end).to_contain_text(re.compile(r"2 steps .*\$0\.\d{4}"))  # the run's cost
+    await expect(end).to_contain_text("The session's budget max_steps of 2 model requests")
+    await expect(spent).to_have_text(re.compile(r"^2 steps · [\d,]+ tokens · \$0\.\d{4}"))
+    await expect(page.locator("#session-facts dd.budget")).to_have_text("at most 2 steps · $5.00")
+    with agent_server.client() as http:
+        assert http.get(f"/api/v1/sessions/{budgeted}").json()["spent"]["steps"] == 2
+        for sid in (watched, budgeted):
+            assert http.delete(f"/api/v1/sessions/{sid}").status_code == 204
+    assert console.errors == []

@@ -30,6 +30,10 @@ Status = Literal["current", "legacy", "deprecated", "retired"]
 Provider = Literal["anthropic", "bedrock", "vertex"]
 
 TOOLSET = "computer_toolset_20260801"
+# Prompt caching's prices, as multiples of a model's input price (the pricing page): writing
+# the cache (5-minute lifetime, the only one this service asks for) and reading from it.
+CACHE_WRITE_FACTOR = 1.25
+CACHE_READ_FACTOR = 0.1
 BETA_FOR_TOOL: dict[ToolPath, str | None] = {
     "toolset": None,  # GA on the Claude API and Google Cloud: no beta header
     "computer_20251124": "computer-use-2025-11-24",
@@ -157,6 +161,27 @@ def lookup(model: str) -> ModelEntry | None:
     """The catalogue row of `model` (any alias, date suffix or platform spelling), if known."""
     key = _key(model)
     return _BY_KEY.get(key) if key is not None else None
+
+
+def cost_usd(
+    model: str,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cache_creation_input_tokens: int = 0,
+    cache_read_input_tokens: int = 0,
+) -> float | None:
+    """What this usage costs at the model's list prices; None for a model without prices."""
+    entry = lookup(model)
+    if entry is None:
+        return None
+    per_input = entry.input_price / 1_000_000
+    return (
+        input_tokens * per_input
+        + cache_creation_input_tokens * per_input * CACHE_WRITE_FACTOR
+        + cache_read_input_tokens * per_input * CACHE_READ_FACTOR
+        + output_tokens * entry.output_price / 1_000_000
+    )
 
 
 class RetiredModel(ValueError):

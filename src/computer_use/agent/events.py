@@ -2,7 +2,8 @@
 
 The stable core (the mission's list): `text`, `thinking`, `tool_use`, `tool_result`,
 `message_complete`, `error`. Extras: `text_delta`, `thinking_delta` (live typing, may be
-ignored: the complete block follows as `text` / `thinking`), and `status` (session status).
+ignored: the complete block follows as `text` / `thinking`), `status` (session status) and
+`usage` (what the run and the session have spent so far, after each model response).
 Every run ends with exactly one `message_complete`; a failed run sends `error` just before it.
 """
 
@@ -22,6 +23,7 @@ class EventType(StrEnum):
     TEXT_DELTA = "text_delta"
     THINKING_DELTA = "thinking_delta"
     STATUS = "status"
+    USAGE = "usage"
 
 
 class TextEvent(TypedDict):
@@ -79,20 +81,69 @@ class Usage(TypedDict):
     cache_read_input_tokens: int
 
 
+class Totals(TypedDict):
+    """What was spent (agent/budget.py): model requests, tokens by kind and in all (`tokens`),
+    USD at the model's list prices (None for a model without prices), wall-time seconds."""
+
+    steps: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    tokens: int
+    cost_usd: float | None
+    seconds: float
+
+
+class RunAndSession(TypedDict):
+    run: Totals
+    session: Totals  # every run of the session, this one included
+
+
+class BudgetCaps(TypedDict, total=False):
+    max_steps: int
+    max_tokens: int
+    max_cost_usd: float
+    max_seconds: float
+
+
+class Budgets(TypedDict):
+    run: BudgetCaps | None  # the message's own budget
+    session: BudgetCaps | None
+
+
+class UsageEvent(TypedDict):
+    """After each model response: the live totals, and the budgets they are held against."""
+
+    totals: RunAndSession
+    budget: Budgets
+
+
 StopReason = Literal[
-    "end_turn", "max_tokens", "refusal", "stop_sequence", "max_steps", "cancelled", "error"
+    "end_turn",
+    "max_tokens",
+    "refusal",
+    "stop_sequence",
+    "max_steps",
+    "cancelled",
+    "error",
+    "budget",
+    "stuck",
 ]
 
 
 class MessageCompleteEvent(TypedDict):
     """The run is over. `stop_reason` is the model's own (end_turn, max_tokens, refusal, ...)
     or ours: max_steps (the step cap was reached), cancelled (the user stopped it), error (an
-    `error` event came just before). `steps` counts model requests."""
+    `error` event came just before), budget (a cap of the message's or the session's budget
+    was reached), stuck (the run's actions stopped changing the screen: agent/stuck.py);
+    `detail` says which cap or rule. `steps` counts model requests."""
 
     stop_reason: StopReason
     steps: int
     usage: Usage
     detail: str | None
+    totals: NotRequired[RunAndSession]  # absent when a restart interrupted the run
 
 
 ErrorCode = Literal[

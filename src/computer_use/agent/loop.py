@@ -25,6 +25,7 @@ from anthropic.types.beta import BetaContentBlock, BetaMessage
 
 from computer_use.agent import context
 from computer_use.agent.api_errors import error_event
+from computer_use.agent.budget import BudgetMeter
 from computer_use.agent.events import EventType, StopReason, Usage
 from computer_use.agent.history import (
     INTERRUPTED,
@@ -37,6 +38,7 @@ from computer_use.agent.history import (
 )
 from computer_use.agent.hooks import RunHooks
 from computer_use.agent.providers import ModelClient
+from computer_use.agent.stuck import StuckDetector
 from computer_use.agent.tools import SessionTools, ToolResult, describe_tool_use
 from computer_use.agent.versions import ToolVersions, versions_for
 
@@ -57,6 +59,8 @@ class RunConfig:
     provider: str = "anthropic"  # API_PROVIDER: decides where the computer toolset is GA
     max_tokens: int = 8192
     max_steps: int = 50  # model requests per run
+    stuck_repeats: int = 5  # STUCK_REPEATS (agent/stuck.py); 0 = off
+    stuck_steps: int = 10  # STUCK_STEPS
     # Adaptive where supported, else a budget of thinking_budget tokens. Off means the model's
     # lowest setting: none sent, or `between_tools` on Sonnet 5.5; a model whose thinking is
     # always on keeps it.
@@ -93,18 +97,18 @@ class _Run:
         hooks: RunHooks,
         config: RunConfig,
         cancel: asyncio.Event,
+        meter: BudgetMeter | None = None,
     ) -> None:
         self.client, self.tools, self.hooks, self.config = client, tools, hooks, config
         self.cancel = cancel
+        self.meter = meter or BudgetMeter(model=config.model)
+        self.stuck = StuckDetector(
+            tools.desktop.fingerprint, repeats=config.stuck_repeats, steps=config.stuck_steps
+        )
+        self.halt: tuple[StopReason, str] | None = None  # a budget or stuck detection ended it
         self.versions: ToolVersions = versions_for(config.model, config.provider)
         self.messages: list[dict[str, Any]] = []
         self.steps = 0
-        self.usage: Usage = {
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        }
 
     async def emit(self, type: EventType, data: Any) -> None:
         await self.hooks.emit(type.value, data)
@@ -188,12 +192,25 @@ class _Run:
                 event["toolset_name"] = block.toolset_name
             await self.emit(EventType.TOOL_USE, event)
 
-    def count_usage(self, message: BetaMessage) -> None:
+    def count_usage(self, message: BetaMessage) -> Usage:
         usage = message.usage
-        self.usage["input_tokens"] += usage.input_tokens
-        self.usage["output_tokens"] += usage.output_tokens
-        self.usage["cache_creation_input_tokens"] += usage.cache_creation_input_tokens or 0
-        self.usage["cache_read_input_tokens"] += usage.cache_read_input_tokens or 0
+        step: Usage = {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
+            "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
+        }
+        self.meter.record(step)
+        return step
+
+    def halted(self, *, before_request: bool) -> bool:
+        """Whether a budget cap or stuck detection ends the run here (sets `halt`)."""
+        if self.halt is None:
+            if detail := self.meter.reached(before_request=before_request):
+                self.halt = ("budget", detail)
+            elif self.stuck.verdict is not None:
+                self.halt = ("stuck", self.stuck.verdict)
+        return self.halt is not None
 
     async def run_tools(self, calls: Sequence[dict[str, Any]], runnable: bool) -> None:
         """Answer every call, in order; after a cancel the rest are answered "interrupted", and
@@ -208,6 +225,9 @@ class _Run:
                 cancelled = _Cancelled()
             if cancelled is not None:
                 result = ToolResult(error=INTERRUPTED)
+            elif self.halted(before_request=False):
+                assert self.halt is not None
+                result = ToolResult(error=f"Not run: {self.halt[1]}")
             elif toolset_name is not None and halted:
                 result = ToolResult(error=NOT_EXECUTED)
             elif not runnable:
@@ -217,7 +237,7 @@ class _Run:
                 )
             else:
                 try:
-                    result = await self.race(self.run_call(call))
+                    result = await self.race(self.stuck.watch(call, self.run_call(call)))
                 except _Cancelled as exc:
                     cancelled, result = exc, ToolResult(error=INTERRUPTED)
                 except asyncio.CancelledError:
@@ -241,6 +261,7 @@ class _Run:
             )
         append_user(self.messages, api_blocks)
         await self.hooks.append_message({"role": "user", "content": stored_blocks})
+        self.stuck.end_step()
         if cancelled is not None:
             raise cancelled
 
@@ -256,29 +277,25 @@ class _Run:
         while True:
             if self.cancel.is_set():
                 raise _Cancelled
+            if self.halted(before_request=True):  # first: it may have stopped a turn's calls
+                assert self.halt is not None
+                return self.halt[0]
             if self.steps >= self.config.max_steps:
                 return "max_steps"
             self.steps += 1
             message = await self.race(self.sample())
-            self.count_usage(message)
+            step_usage = self.count_usage(message)
+            await self.emit(
+                EventType.USAGE, {"totals": self.meter.totals(), "budget": self.meter.budgets()}
+            )
             content = [response_block_param(b) for b in message.content]
             content = [b for b in content if not (b["type"] == "text" and not b["text"])]
             if not content:
                 return "end_turn" if message.stop_reason in (None, "tool_use") else _stop(message)
             self.messages.append({"role": "assistant", "content": content})
-            usage = message.usage
             await self.hooks.append_message(
-                {
-                    "role": "assistant",
-                    "content": content,
-                    # Not part of the API form: the hook stores it beside the turn.
-                    "usage": {
-                        "input_tokens": usage.input_tokens,
-                        "output_tokens": usage.output_tokens,
-                        "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
-                        "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
-                    },
-                }
+                # `usage` is not part of the API form: the hook stores it beside the turn.
+                {"role": "assistant", "content": content, "usage": dict(step_usage)}
             )
             calls = [b for b in content if b["type"] == "tool_use"]
             if not calls:
@@ -323,11 +340,13 @@ async def run_agent(
     history: Sequence[dict[str, Any]],
     prompt: str | Iterable[dict[str, Any]],
     cancel: asyncio.Event | None = None,
+    meter: BudgetMeter | None = None,
 ) -> RunResult:
     """Run one user message to completion. Emits events through `hooks`, ends with exactly
-    one message_complete. Never raises for API errors or cancellation via `cancel`; cancelling
-    the task itself is honoured too (history is completed, then CancelledError propagates)."""
-    run = _Run(client, tools, hooks, config, cancel or asyncio.Event())
+    one message_complete. `meter` counts spending against budgets (None: no budget). Never
+    raises for API errors or cancellation via `cancel`; cancelling the task itself is honoured
+    too (history is completed, then CancelledError propagates)."""
+    run = _Run(client, tools, hooks, config, cancel or asyncio.Event(), meter)
     # Repair is a no-op on a history from history.to_api; it keeps a hand-made one valid too.
     run.messages = repair(history)
     prompt_blocks = [{"type": "text", "text": prompt}] if isinstance(prompt, str) else list(prompt)
@@ -339,6 +358,8 @@ async def run_agent(
         stop = await run.loop()
         if stop == "max_steps":
             detail = f"Stopped after {config.max_steps} model requests (the step limit)."
+        elif run.halt is not None:
+            detail = run.halt[1]
     except _Cancelled as exc:
         stop, detail, task_cancelled = "cancelled", "Stopped by the user.", exc.by_task
     except asyncio.CancelledError:
@@ -350,11 +371,17 @@ async def run_agent(
         await run.emit(EventType.ERROR, error_event(exc, secret=_secret(client)))
     await run.emit(
         EventType.MESSAGE_COMPLETE,
-        {"stop_reason": stop, "steps": run.steps, "usage": run.usage, "detail": detail},
+        {
+            "stop_reason": stop,
+            "steps": run.steps,
+            "usage": run.meter.usage(),
+            "detail": detail,
+            "totals": run.meter.totals(),
+        },
     )
     if task_cancelled:
         raise asyncio.CancelledError
-    return RunResult(stop, run.steps, run.usage, run.messages)
+    return RunResult(stop, run.steps, run.meter.usage(), run.messages)
 
 
 def _secret(client: ModelClient) -> str | None:

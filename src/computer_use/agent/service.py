@@ -14,11 +14,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from computer_use import errors
 from computer_use.agent import history, providers
+from computer_use.agent.budget import Budget, BudgetMeter, Totals
 from computer_use.agent.loop import RunConfig, RunResult, run_agent
 from computer_use.agent.providers import ModelClient
 from computer_use.agent.tools import SessionTools
@@ -40,6 +41,9 @@ class _Hooks:
         self._session_id = session_id
 
     async def emit(self, type: str, data: Any) -> None:
+        totals = data.get("totals") if type in ("usage", "message_complete") else None
+        if isinstance(totals, dict):  # kept with the session before anyone hears of it
+            await self._runner.save_spent(self._session_id, totals["session"])
         if type == "message_complete":
             # The session is ready again before anyone hears the run is over, so a client may
             # send its next message (or re-read the session) the moment it sees this event.
@@ -72,6 +76,7 @@ class _Hooks:
 class _Run:
     task: asyncio.Task[RunResult | None]
     cancel: asyncio.Event
+    meter: BudgetMeter
     done: asyncio.Event = field(default_factory=asyncio.Event)
     result: RunResult | None = None
 
@@ -144,20 +149,39 @@ class AgentRunner:
         except providers.ProviderConfigError as exc:
             raise errors.ProviderMisconfigured(str(exc)) from None
 
+    async def save_spent(self, session_id: str, spent: dict[str, Any]) -> None:
+        async with transaction(self._sessionmaker) as db:
+            await db.execute(update(Session).where(Session.id == session_id).values(spent=spent))
+
+    def apply_budget(self, *, session_id: str, budget: dict[str, Any] | None) -> None:
+        """A changed session budget holds for the run in progress too, from its next step."""
+        run = self._runs.get(session_id)
+        if run is not None:
+            run.meter.session_budget = Budget.from_dict(budget)
+
     async def start(
-        self, *, session_id: str, content: str, api_key: str | None, owner: str | None = None
+        self,
+        *,
+        session_id: str,
+        content: str,
+        api_key: str | None,
+        owner: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> Session:
-        """Starts working on `content`; returns at once, with the session as it was just
-        before the run. The rules of a new message, for REST and MCP alike: MessageTooLong,
-        NotFound (unknown, or another `owner`'s), SessionExpired, SessionBusy, MissingApiKey
-        or ProviderMisconfigured, ServiceUnavailable (DesktopNotRunning, or the previous run
-        still shutting down). The model client is made only once every check has passed."""
+        """Starts working on `content`, within `budget` (this run's caps) and the session's
+        budget; returns at once, with the session as it was just before the run. The rules
+        of a new message, for REST and MCP alike: MessageTooLong,
+        NotFound (unknown, or another `owner`'s), a 422 for a budget the model cannot be held
+        to, SessionExpired, SessionBusy, MissingApiKey or ProviderMisconfigured,
+        ServiceUnavailable (DesktopNotRunning, or the previous run still shutting down). The
+        model client is made only once every check has passed."""
         limit = self.settings.max_message_chars
         if len(content) > limit:
             raise errors.MessageTooLong(len(content), limit)
         key = self._api_key(api_key)
         async with self.sessions.lock(session_id):
             session = await self.sessions.get(session_id=session_id, owner=owner)
+            run_budget = self.sessions.check_budget(session.model, budget)  # 422 if unusable
             if session.status == SessionStatus.EXPIRED:
                 raise errors.SessionExpired(
                     "This session has expired; create a new session to continue."
@@ -197,13 +221,21 @@ class AgentRunner:
                 model=session.model,
                 provider=self.settings.api_provider,
                 max_steps=self.settings.agent_max_steps,
+                stuck_repeats=self.settings.stuck_repeats,
+                stuck_steps=self.settings.stuck_steps,
                 effort=self.settings.agent_effort,
             )
+            meter = BudgetMeter(
+                model=session.model,
+                session_budget=Budget.from_dict(session.budget),
+                run_budget=Budget.from_dict(run_budget),
+                session_spent=Totals.from_dict(session.spent),
+            )
             task = asyncio.create_task(
-                self._run(session_id, client, tools, config, stored, content, cancel),
+                self._run(session_id, client, tools, config, stored, content, cancel, meter),
                 name=f"agent-run-{session_id}",
             )
-            self._runs[session_id] = _Run(task=task, cancel=cancel)
+            self._runs[session_id] = _Run(task=task, cancel=cancel, meter=meter)
         return session
 
     async def _stored_history(self, session_id: str) -> list[dict[str, Any]]:
@@ -222,6 +254,7 @@ class AgentRunner:
         stored: list[dict[str, Any]],
         content: str,
         cancel: asyncio.Event,
+        meter: BudgetMeter,
     ) -> RunResult | None:
         run = self._runs.get(session_id)
         result: RunResult | None = None
@@ -241,6 +274,7 @@ class AgentRunner:
                 history=api_history,
                 prompt=content,
                 cancel=cancel,
+                meter=meter,
             )
             return result
         except Exception:

@@ -50,6 +50,12 @@ class ScreenCapture:
             )
         return await asyncio.to_thread(self.png, left, top, right, bottom)
 
+    async def fingerprint(self, *, skip_bottom: int = 0) -> int:
+        """CRC-32 of the frame, without its bottom `skip_bottom` rows: about a millisecond,
+        against tens for a PNG."""
+        bottom = max(1, self.height - skip_bottom)
+        return await asyncio.to_thread(lambda: zlib.crc32(self.raw(0, 0, self.width, bottom)))
+
     async def wait_until_settled(self, timeout: float = 2.0) -> bool:
         """True once two frames SETTLE_INTERVAL apart are identical; False at the timeout."""
         deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from computer_use.desktop_port import CommandResult, DesktopPort, MouseButton, ScrollDirection
 from computer_use.desktops.browser import BrowserState, SessionBrowser
 from computer_use.desktops.capture import ScreenCapture
-from computer_use.desktops.display import DisplaySpec
+from computer_use.desktops.display import TRAY_HEIGHT, DisplaySpec
 from computer_use.desktops.input import InputInjector
 from computer_use.desktops.launcher import SessionSandbox
 from computer_use.desktops.slots import Slot
@@ -93,6 +93,10 @@ class Desktop:
     async def screenshot(self) -> bytes:
         await self.browser.shown()  # a browser on its way is on the picture
         return await self._capture.screenshot()
+
+    async def fingerprint(self) -> int:
+        # Without the tray: its clock changes the screen every minute, which is not progress.
+        return await self._capture.fingerprint(skip_bottom=TRAY_HEIGHT)
 
     async def zoom(self, x1: int, y1: int, x2: int, y2: int) -> bytes:
         return await self._capture.zoom(x1, y1, x2, y2)

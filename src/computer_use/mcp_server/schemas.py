@@ -53,8 +53,8 @@ class TaskResult(BaseModel):
     session_id: str
     status: TaskStatus = Field(
         description="running: not done yet, call wait_for_task; completed: the agent finished; "
-        "stopped: it ended early (step limit, max_tokens, refusal); cancelled: cancel_task "
-        "stopped it; failed: an error ended it (see error)."
+        "stopped: it ended early (step limit, budget, stuck, max_tokens, refusal); cancelled: "
+        "cancel_task stopped it; failed: an error ended it (see error)."
     )
     done: bool = Field(description="False while the agent is still working.")
     answer: str | None = Field(description="The agent's final answer, once done.")

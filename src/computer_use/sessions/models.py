@@ -46,6 +46,9 @@ class Session(Base):
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
     # auth.owner_id of the API token that created it; None when authentication is off.
     owner: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
+    # Caps on what all its runs may spend, and what they spent (agent/budget.py).
+    budget: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    spent: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="session",

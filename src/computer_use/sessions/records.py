@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, exists, func, select, update
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from computer_use import errors
+from computer_use.agent import budget as budgets
 from computer_use.agent import catalogue
 from computer_use.config import Settings
 from computer_use.database import transaction
@@ -115,8 +117,25 @@ class SessionRecords:
             raise errors.InvalidInput(str(exc), details={"model": chosen}) from None
         return chosen
 
-    async def create(self, *, title: str, model: str | None, owner: str | None = None) -> Session:
+    def check_budget(self, model: str, budget: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The budget as stored (None: no caps); 422 when `model` cannot be held to it."""
+        caps = budgets.Budget.from_dict(budget)
+        try:
+            budgets.check(model, caps)
+        except ValueError as exc:
+            raise errors.InvalidInput(str(exc), details={"budget": budget}) from None
+        return caps.to_dict() if caps else None
+
+    async def create(
+        self,
+        *,
+        title: str,
+        model: str | None,
+        owner: str | None = None,
+        budget: dict[str, Any] | None = None,
+    ) -> Session:
         chosen = self.check_model(model)
+        budget = self.check_budget(chosen, budget)
         moment = now()
         session = Session(
             id=str(uuid.uuid4()),
@@ -128,10 +147,27 @@ class SessionRecords:
             updated_at=moment,
             last_activity_at=moment,
             last_event_id=0,
+            budget=budget,
         )
         async with transaction(self._sessionmaker) as db:
             db.add(session)
         return session
+
+    async def update(self, *, session_id: str, owner: str | None = None, **changes: Any) -> Session:
+        """PATCH: sets the given fields (`budget`)."""
+        session = await self.get(session_id=session_id, owner=owner)
+        if "budget" in changes:
+            changes["budget"] = self.check_budget(session.model, changes["budget"])
+        async with transaction(self._sessionmaker) as db:
+            updated: Session | None = await db.scalar(
+                update(Session)
+                .where(Session.id == session_id)
+                .values(**changes, updated_at=now())
+                .returning(Session)
+            )
+        if updated is None:
+            raise errors.NotFound(f"Session {session_id} not found.")
+        return updated
 
     async def set_status(
         self, *, session_id: str, status: SessionStatus, detail: str | None = None

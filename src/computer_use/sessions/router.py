@@ -15,6 +15,7 @@ from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.records import image_url
 from computer_use.sessions.schemas import (
     MAX_OFFSET,
+    BudgetSpec,
     CancelResult,
     MessageAccepted,
     MessageCreate,
@@ -23,6 +24,7 @@ from computer_use.sessions.schemas import (
     SessionDetail,
     SessionPublic,
     SessionsPublic,
+    SessionUpdate,
 )
 from computer_use.sessions.service import SessionService
 
@@ -41,6 +43,10 @@ def _public_blocks(session_id: str, blocks: list[dict[str, Any]]) -> list[dict[s
             block["content"] = _public_blocks(session_id, block["content"])
         out.append(block)
     return out
+
+
+def _caps(budget: BudgetSpec | None) -> dict[str, Any] | None:
+    return budget.model_dump(exclude_none=True) if budget is not None else None
 
 
 def stream_url(request: Request, session_id: str, owner: str | None) -> str:
@@ -82,6 +88,8 @@ def to_public(
         "vnc_interactive_url": vnc_interactive_url,
         "stream_url": stream_url(request, session.id, session.owner),
         "recording": service.recordings is not None and service.recordings.exists(session.id),
+        "budget": session.budget,
+        "spent": session.spent or {},
     }
 
 
@@ -106,7 +114,11 @@ async def create_session(
     body: SessionCreate, service: SessionServiceDep, caller: CallerDep, request: Request
 ) -> dict[str, Any]:
     session = await service.open(
-        title=body.title, model=body.model, owner=caller, record=body.record
+        title=body.title,
+        model=body.model,
+        owner=caller,
+        record=body.record,
+        budget=_caps(body.budget),
     )
     return to_public(service, session, request)
 
@@ -155,6 +167,28 @@ async def get_session(
     return body
 
 
+@router.patch(
+    "/{session_id}",
+    response_model=SessionPublic,
+    responses=errors.error_responses(404, 422),
+    summary="Change a session's settings: its budget",
+)
+async def update_session(
+    session_id: uuid.UUID,
+    body: SessionUpdate,
+    service: SessionServiceDep,
+    runner: AgentRunnerDep,
+    caller: CallerDep,
+    request: Request,
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if "budget" in body.model_fields_set:
+        changes["budget"] = _caps(body.budget)
+    session = await service.update(session_id=str(session_id), owner=caller, **changes)
+    runner.apply_budget(session_id=session.id, budget=session.budget)
+    return to_public(service, session, request)
+
+
 @router.delete(
     "/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -188,7 +222,11 @@ async def post_message(
 ) -> dict[str, Any]:
     sid = str(session_id)
     session = await runner.start(
-        session_id=sid, content=body.content, api_key=x_anthropic_api_key or None, owner=caller
+        session_id=sid,
+        content=body.content,
+        api_key=x_anthropic_api_key or None,
+        owner=caller,
+        budget=_caps(body.budget),
     )
     return {
         "session_id": sid,

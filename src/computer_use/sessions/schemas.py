@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from computer_use.sessions.models import UNTITLED, SessionStatus
 
@@ -20,6 +27,66 @@ def _reject_control_chars(value: str, what: str) -> str:
     if bad:
         raise ValueError(f"{what} must not contain control characters ({', '.join(bad)})")
     return value
+
+
+class BudgetSpec(BaseModel):
+    """Caps on spending (agent/budget.py); each optional, reaching one ends the run with stop
+    reason `budget`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int | None = Field(
+        default=None, ge=1, le=1_000_000, strict=True, description="Model requests."
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**12,
+        strict=True,
+        description="Tokens the model processed: input, cache writes, cache reads and output.",
+    )
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        strict=True,
+        allow_inf_nan=False,
+        description="Those tokens at the model's list prices (GET /api/v1/models), in USD.",
+    )
+    max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86400,
+        strict=True,
+        allow_inf_nan=False,
+        description="Wall time of the runs, in seconds.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _only_set_caps(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class Spent(BaseModel):
+    """What runs spent: model requests, tokens (by kind and in all), USD, seconds."""
+
+    steps: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    tokens: int = 0
+    cost_usd: float | None = Field(
+        default=0.0, description="Null when the model has no prices in the catalogue."
+    )
+    seconds: float = 0.0
+
+
+BUDGET_DESCRIPTION = (
+    "Caps on what all the session's runs may spend together (`spent` says how much they "
+    "have); omitted or {}: none."
+)
 
 
 class SessionCreate(BaseModel):
@@ -46,6 +113,7 @@ class SessionCreate(BaseModel):
         description="Record the screen from the start (GET .../recording); RECORD_SESSIONS "
         "if omitted.",
     )
+    budget: BudgetSpec | None = Field(default=None, description=BUDGET_DESCRIPTION)
 
     @field_validator("title")
     @classmethod
@@ -54,6 +122,18 @@ class SessionCreate(BaseModel):
         if not value:
             raise ValueError("title must not be blank")
         return value
+
+
+class SessionUpdate(BaseModel):
+    """PATCH: only the fields present change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: BudgetSpec | None = Field(
+        default=None,
+        description=BUDGET_DESCRIPTION + " Replaces the whole budget (null or {}: no caps); "
+        "a run in progress is held to the new one from its next step.",
+    )
 
 
 class ImageRef(BaseModel):
@@ -112,6 +192,10 @@ class SessionPublic(BaseModel):
     recording: bool = Field(
         default=False, description="Whether the session has a screen recording (GET .../recording)."
     )
+    budget: BudgetSpec | None = Field(default=None, description=BUDGET_DESCRIPTION)
+    spent: Spent = Field(
+        default_factory=Spent, description="What the session's runs have spent, all together."
+    )
 
 
 class SessionDetail(SessionPublic):
@@ -136,6 +220,10 @@ class MessageCreate(BaseModel):
         min_length=1,
         description="The task or follow-up for the agent, sent to the model exactly as typed.",
         examples=["Search the weather in Santiago, Chile"],
+    )
+    budget: BudgetSpec | None = Field(
+        default=None,
+        description="Caps on this run alone, on top of the session's budget; omitted: none.",
     )
 
     @field_validator("content")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -106,10 +106,11 @@ class SessionService(SessionRecords):
         model: str | None,
         owner: str | None = None,
         record: bool | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> Session:
         """Creates a session and its desktop; returns once the desktop is screenshot-able.
         `record` (default RECORD_SESSIONS): the screen is recorded from the start."""
-        session = await self.create(title=title, model=model, owner=owner)
+        session = await self.create(title=title, model=model, owner=owner, budget=budget)
         if self.desktops is None:
             return await self.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
         async with self.lock(session.id):

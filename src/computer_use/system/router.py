@@ -100,6 +100,8 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "screen_height": settings.screen_height,
         "max_message_chars": settings.max_message_chars,
         "agent_max_steps": settings.agent_max_steps,
+        "stuck_repeats": settings.stuck_repeats,
+        "stuck_steps": settings.stuck_steps,
         "session_memory_limit_mb": settings.session_memory_limit_mb,
         "session_max_processes": settings.session_max_processes,
         "browser_eager": settings.browser_eager,

@@ -64,6 +64,8 @@ class ConfigPublic(BaseModel):
     screen_height: int
     max_message_chars: int
     agent_max_steps: int
+    stuck_repeats: int = Field(description="STUCK_REPEATS (0: off).")
+    stuck_steps: int = Field(description="STUCK_STEPS (0: off).")
     session_memory_limit_mb: int
     session_max_processes: int
     browser_eager: bool = Field(

@@ -369,6 +369,9 @@ function handleEvent(id, type, data) {
     return;
   }
   conversation.applyEvent(type, data);
+  if (data.totals && data.totals.session) {  // usage and message_complete: live totals
+    applySessionUpdate({ id, spent: data.totals.session });
+  }
   if (type === "message_complete") {
     extras.refreshFiles(); // the agent may have downloaded or written something
     applySessionUpdate({ id, processing: false, status: "active" });

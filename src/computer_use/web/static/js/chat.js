@@ -2,6 +2,7 @@
 // state), the composer's state (Send or Stop) and the session facts under the desktop.
 import { formatDateTime, h } from "./dom.js";
 import { statusLabel } from "./sessions.js";
+import { formatBudget, formatSpent } from "./spending.js";
 
 // A routine reconnect takes a moment: only say so when it lasts.
 const RECONNECTING_NOTICE_MS = 1500;
@@ -95,6 +96,8 @@ export class ChatView {
       ["Display", session.display],
       ["Created", formatDateTime(session.created_at)],
       ["Last activity", formatDateTime(session.last_activity_at)],
+      ["Spent", formatSpent(session.spent), "spent"],
+      ["Budget", formatBudget(session.budget), "budget"],
     ].filter(([, value]) => value);
     this.facts.replaceChildren(...rows.flatMap(([name, value, cls]) => [
       h("dt", { text: name }),

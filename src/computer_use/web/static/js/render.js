@@ -4,6 +4,7 @@
 import { describeToolUse, toolKind } from "./describe.js";
 import { clear, formatNumber, formatTime, h } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { formatUsd } from "./spending.js";
 
 const STOP_REASONS = {
   end_turn: "Done",
@@ -13,6 +14,8 @@ const STOP_REASONS = {
   cancelled: "Stopped by you",
   refusal: "The model declined to continue",
   error: "Ended with an error",
+  budget: "Stopped: the budget was reached",
+  stuck: "Stopped: the agent was stuck",
 };
 const LONG_OUTPUT_LINES = 8;
 const STICK_TO_BOTTOM_PX = 120;
@@ -340,6 +343,8 @@ export class Conversation {
       const input = (usage.input_tokens || 0) + cached;
       facts.push(`${formatNumber(input)} tokens in · ${formatNumber(usage.output_tokens)} out`);
     }
+    const cost = data.totals && data.totals.run ? data.totals.run.cost_usd : null;
+    if (cost !== null && cost !== undefined) facts.push(formatUsd(cost));
     this.#mutate(() => {
       const marker = h("p", { class: `run-end reason-${reason.replace(/[^a-z_]/g, "")}` },
         h("span", { class: "run-end-label", text: label }),

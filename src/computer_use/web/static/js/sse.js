@@ -17,6 +17,7 @@ export const EVENT_TYPES = [
   "message_complete",
   "error",
   "status",
+  "usage",
 ];
 
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000];
