@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="sqlite:///path, postgresql://... or postgres://...; empty = SQLite"
     )
+    # How events reach the SSE streams: `local` within this process; `postgres` across every
+    # process on the same PostgreSQL database (LISTEN/NOTIFY, streaming/pgbus.py).
+    event_bus: Literal["local", "postgres"] = "local"
     session_ttl_seconds: int = Field(default=3600, gt=0)
     cleanup_interval_seconds: int = Field(default=300, gt=0)
     mcp_enabled: bool = True
@@ -165,6 +168,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _expand_paths(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()
+        return self
+
+    @model_validator(mode="after")
+    def _postgres_bus_needs_postgres(self) -> Settings:
+        if self.event_bus == "postgres" and self.is_sqlite:
+            raise ValueError(
+                "EVENT_BUS=postgres needs DATABASE_URL=postgresql://... (every process on the"
+                " same PostgreSQL database); with SQLite use EVENT_BUS=local"
+            )
         return self
 
     @cached_property

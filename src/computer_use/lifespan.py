@@ -22,6 +22,7 @@ from computer_use.desktops.recorder import Recordings
 from computer_use.mcp_server.mount import mcp_running
 from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import EventBus, InProcessEventBus
+from computer_use.streaming.pgbus import CHANNEL, PostgresEventBus
 from computer_use.streaming.store import DatabaseEventStore
 from computer_use.vnc import SessionVncTargets
 
@@ -69,7 +70,11 @@ def build_runtime(
     """Every long-lived object, wired. `model_base_url` overrides ANTHROPIC_BASE_URL."""
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    bus = parts.event_bus(parts.event_store(sessionmaker))
+    bus: EventBus
+    if settings.event_bus == "postgres":  # several API processes on one database
+        bus = PostgresEventBus(DatabaseEventStore(sessionmaker, notify_channel=CHANNEL), engine)
+    else:
+        bus = parts.event_bus(parts.event_store(sessionmaker))
     sessions = parts.sessions(sessionmaker=sessionmaker, settings=settings, bus=bus)
     desktops = DesktopManager(
         settings.data_dir,
@@ -126,6 +131,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.runtime = runtime
     app.state.vnc_targets = SessionVncTargets(runtime.sessions)
     try:
+        if isinstance(runtime.bus, PostgresEventBus):
+            await runtime.bus.start()
         await runtime.desktops.start(keep=await runtime.sessions.get_live_ids())
         startup.announce(runtime.desktops.health())
         if runtime.recordings is not None:
@@ -141,6 +148,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         runtime.bus.close_all()
         await runtime.runner.shutdown()
+        if isinstance(runtime.bus, PostgresEventBus):
+            await runtime.bus.stop()
         if runtime.recordings is not None:
             await runtime.recordings.stop_all()  # before their displays go
         await runtime.desktops.shutdown()

@@ -87,6 +87,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "secret_key_configured": settings.secret_key is not None,
         "auth_required": ApiTokens.from_settings(settings).enabled,
         "database": "sqlite" if settings.is_sqlite else "postgresql",
+        "event_bus": settings.event_bus,
         "session_ttl_seconds": settings.session_ttl_seconds,
         "cleanup_interval_seconds": settings.cleanup_interval_seconds,
         "mcp_enabled": settings.mcp_enabled,

@@ -48,6 +48,10 @@ class ConfigPublic(BaseModel):
         description="Whether API_TOKENS is set: requests need `Authorization: Bearer <token>`."
     )
     database: Literal["sqlite", "postgresql"]
+    event_bus: Literal["local", "postgres"] = Field(
+        description="EVENT_BUS: `local` fans events out within this process; `postgres` across "
+        "every API process on the same PostgreSQL database (LISTEN/NOTIFY)."
+    )
     session_ttl_seconds: int
     cleanup_interval_seconds: int
     mcp_enabled: bool
