@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from functools import cached_property
 from pathlib import Path
@@ -103,6 +104,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_sessions: str = "30/minute"
     rate_limit_messages: str = "60/minute"
+    # Where those limits are counted: "" = this process's memory; redis://host:port/db = shared
+    # by every process that names the same Redis database.
+    rate_limit_storage_url: str = ""
     # Files API and recordings (sessions/files_router.py, desktops/recorder.py).
     max_upload_mb: int = Field(default=100, ge=1, le=100_000)
     record_sessions: bool = False
@@ -118,6 +122,15 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError:
             raise ValueError("must look like 30/minute (N per second/minute/hour/day)") from None
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not re.match(r"^(redis|rediss|redis\+unix)://", value):
+            raise ValueError("must be redis://host:port/db (or rediss://, redis+unix://), or empty")
+        if value and importlib.util.find_spec("redis") is None:
+            raise ValueError("needs the redis package: pip install 'computer-use[cluster]'")
         return value
 
     @field_validator("secret_key")
@@ -214,6 +227,7 @@ def format_settings_error(exc: Exception) -> str:
     lines = ["Invalid configuration:"]
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
-        shown = "" if "KEY" in name or "TOKEN" in name else f" (got {err.get('input')!r})"
+        secret = any(part in name for part in ("KEY", "TOKEN", "URL"))  # URLs hold passwords
+        shown = "" if secret else f" (got {err.get('input')!r})"
         lines.append(f"  {name}: {err['msg']}{shown}")
     return "\n".join(lines)

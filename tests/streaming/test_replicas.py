@@ -1,7 +1,7 @@
 """Two API processes on one PostgreSQL database with EVENT_BUS=postgres: a run started through
 replica A is watched live on replica B's SSE, and a client that drops B's stream mid-run and
 resumes on A with Last-Event-ID gets every event exactly once. A session deleted through A ends
-B's streams of it.
+B's streams of it. Both count rate limits in one Redis database (RATE_LIMIT_STORAGE_URL).
 
 The model is the loopback Messages-API server; the desktop is real and lives on A. The run is
 held inside a bash command until the test uploads a file, so the reconnect happens mid-run.
@@ -22,11 +22,15 @@ import pytest
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
+from tests import slots
 from tests.conftest import PG_ADMIN_DSN, _pg_admin, server_env
 from tests.helpers import ServerProcess
 
 KEY = "sk-ant-test-key-0123456789"
 SECRET = "replicas-share-this-secret-key-0123456789"
+SESSIONS_PER_MINUTE = 5
+# A Redis database per test slot, emptied at the start: counts of an earlier run are gone.
+REDIS_URL = f"redis://127.0.0.1:6379/{slots.SLOT + 1}"
 GATE = "while [ ! -f ~/go ]; do sleep 0.1; done; echo released"
 
 Event = tuple[int, str, dict[str, Any]]
@@ -55,6 +59,8 @@ def _replica(
         DATABASE_URL=database_url,
         EVENT_BUS="postgres",
         SECRET_KEY=SECRET,
+        RATE_LIMIT_STORAGE_URL=REDIS_URL,
+        RATE_LIMIT_SESSIONS=f"{SESSIONS_PER_MINUTE}/minute",
         ANTHROPIC_BASE_URL=model.base_url,
         MAX_DISPLAYS="2",
         DESKTOP_DISPLAY_BASE=str(1800 + 20 * n),
@@ -67,6 +73,9 @@ def _replica(
 def replicas(
     database_url: str, model: LoopbackModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
     a, b = (
         _replica(tmp_path_factory.mktemp(f"replica-{n}"), database_url, model, i)
         for i, n in enumerate("ab")
@@ -185,3 +194,32 @@ async def test_deleting_a_session_through_one_replica_ends_its_streams_on_the_ot
         assert (await on_a.delete(f"/api/v1/sessions/{sid}")).status_code == 204
         with pytest.raises(AssertionError, match="the stream ended before 'never'"):
             await watching
+
+
+async def test_replicas_share_one_rate_limit_count_in_redis(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """Alternating between the replicas, the limit is reached once in all, not once per
+    replica (sessions created by the tests above count too; a bad body is counted, then 422)."""
+    accepted: list[int] = []
+    async with (
+        httpx.AsyncClient(base_url=replicas[0].base_url, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=replicas[1].base_url, timeout=30) as on_b,
+    ):
+        for config in [await http.get("/api/v1/config") for http in (on_a, on_b)]:
+            assert config.json()["rate_limit_storage"] == "redis"
+            assert "redis://" not in config.text
+        for attempt in range(2 * SESSIONS_PER_MINUTE + 2):
+            http = (on_a, on_b)[attempt % 2]
+            response = await http.post("/api/v1/sessions", json={"title": 5})
+            if response.status_code == 429:
+                break
+            assert response.status_code == 422, response.text
+            accepted.append(attempt)
+        else:
+            raise AssertionError("never limited: each replica counts on its own")
+        assert len(accepted) <= SESSIONS_PER_MINUTE
+        for http in (on_a, on_b):
+            refused = await http.post("/api/v1/sessions", json={"title": 5})
+            assert refused.status_code == 429
+            assert "RATE_LIMIT_SESSIONS" in refused.json()["error"]["message"]

@@ -111,6 +111,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "max_request_bytes": settings.max_request_bytes,
         "rate_limit_sessions": settings.rate_limit_sessions,
         "rate_limit_messages": settings.rate_limit_messages,
+        "rate_limit_storage": "redis" if settings.rate_limit_storage_url else "memory",
         "allowed_hosts": settings.allowed_hosts,
         "allow_unauthenticated": settings.allow_unauthenticated,
         "auto_migrate": settings.auto_migrate,

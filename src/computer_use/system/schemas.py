@@ -85,6 +85,10 @@ class ConfigPublic(BaseModel):
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str
+    rate_limit_storage: Literal["memory", "redis"] = Field(
+        description="Where the rate limits are counted: this process's memory, or Redis "
+        "(RATE_LIMIT_STORAGE_URL, shared by every API process using it; the URL is not shown)."
+    )
     allowed_hosts: str
     allow_unauthenticated: bool
     auto_migrate: bool
