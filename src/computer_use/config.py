@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -89,6 +90,9 @@ class Settings(BaseSettings):
     # Several instances on one host (or the test suite) need disjoint displays and users.
     desktop_display_base: int = Field(default=100, ge=1, le=60000)
     desktop_user_prefix: str = Field(default="cu-s", pattern=r"^[a-z][a-z0-9-]{0,15}$")
+    # This process among the replicas sharing a database: its sessions' `host`. Unset: the
+    # machine's name and DESKTOP_USER_PREFIX (one live instance per prefix per machine).
+    instance_name: str = Field(default="", max_length=255)
     # DNS-rebinding protection of every route (hostguard.py): Host names served besides
     # localhost, 127.0.0.1, [::1] and HOST. MCP_ALLOWED_HOSTS is its old name.
     allowed_hosts: str = Field(
@@ -203,6 +207,10 @@ class Settings(BaseSettings):
         # libpq spells it sslmode=..., asyncpg ssl=...; hosted databases hand out the former.
         rest = re.sub(r"([?&])sslmode=", r"\1ssl=", rest)
         return f"postgresql+asyncpg://{rest}"
+
+    @property
+    def instance(self) -> str:
+        return self.instance_name or f"{socket.gethostname()}:{self.desktop_user_prefix}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -50,9 +50,7 @@ async def get_desktop(
     session = await service.get(session_id=str(session_id), owner=caller)
     if session.status == SessionStatus.EXPIRED:
         raise errors.Conflict("This session has expired; its desktop is gone.")
-    desktop = service.desktop(session.id)
-    if desktop is None:
-        raise errors.ServiceUnavailable("The session's desktop is not running right now.")
+    desktop = service.require_desktop(session)
     await service.touch(session_id=session.id)
     return desktop
 

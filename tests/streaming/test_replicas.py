@@ -20,8 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
+from computer_use.config import Settings
+from computer_use.database import create_engine, create_sessionmaker
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
+from computer_use.sessions.service import SessionService
 from tests import slots
 from tests.conftest import PG_ADMIN_DSN, _pg_admin, server_env
 from tests.helpers import ServerProcess
@@ -138,8 +141,10 @@ async def test_a_run_on_one_replica_streams_on_the_other_and_resumes_anywhere_ex
             assert (await http.get("/api/v1/config")).json()["event_bus"] == "postgres"
         created = await on_a.post("/api/v1/sessions", json={"title": "replicas"})
         assert created.status_code == 201, created.text
-        sid = created.json()["id"]
-        assert (await on_b.get(f"/api/v1/sessions/{sid}")).status_code == 200
+        sid, host = created.json()["id"], created.json()["host"]
+        assert host.endswith(f":{slots.prefix('cu-ra')}")  # the machine's name and A's prefix
+        seen_on_b = await on_b.get(f"/api/v1/sessions/{sid}")
+        assert seen_on_b.status_code == 200 and seen_on_b.json()["host"] == host
 
         # B streams before the run starts: what follows reaches it live, from A's run.
         started = asyncio.Event()
@@ -196,11 +201,61 @@ async def test_deleting_a_session_through_one_replica_ends_its_streams_on_the_ot
             await watching
 
 
+async def test_requests_for_a_desktop_held_by_the_other_replica_get_409_naming_it(
+    replicas: tuple[ServerProcess, ServerProcess], database_url: str
+) -> None:
+    a, b = replicas
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=30) as on_b,
+    ):
+        created = await on_a.post("/api/v1/sessions", json={"title": "held by A"})
+        assert created.status_code == 201, created.text
+        sid, host = created.json()["id"], created.json()["host"]
+        try:
+            for method, path, body in [
+                ("GET", "screenshot", None),
+                ("POST", "messages", {"content": "hi"}),
+                ("PUT", "files/note.txt", b"x"),
+                ("GET", "files/", None),
+                ("POST", "cancel", None),
+                ("DELETE", "", None),
+            ]:
+                url = f"/api/v1/sessions/{sid}/{path}".rstrip("/")
+                kwargs: dict[str, Any] = {"json": body} if isinstance(body, dict) else {}
+                if isinstance(body, bytes):
+                    kwargs = {"content": body}
+                answer = await on_b.request(
+                    method, url, headers={"X-Anthropic-API-Key": KEY}, **kwargs
+                )
+                assert answer.status_code == 409, (method, path, answer.text)
+                error = answer.json()["error"]
+                assert host in error["message"] and error["details"] == {"host": host}
+            assert (await on_a.get(f"/api/v1/sessions/{sid}/screenshot")).status_code == 200
+
+            # A third process on the database restores and expires only what it holds.
+            settings = Settings(_env_file=None, database_url=database_url, instance_name="c")
+            engine = create_engine(settings)
+            try:
+                service = SessionService(
+                    sessionmaker=create_sessionmaker(engine), settings=settings
+                )
+                assert sid not in await service.get_live_ids()
+                mine = await service.create(title="held by C", model=None)
+                assert mine.host == "c" and mine.id in await service.get_live_ids()
+                await service.delete(session_id=mine.id)
+            finally:
+                await engine.dispose()
+        finally:
+            assert (await on_a.delete(f"/api/v1/sessions/{sid}")).status_code == 204
+
+
 async def test_replicas_share_one_rate_limit_count_in_redis(
     replicas: tuple[ServerProcess, ServerProcess],
 ) -> None:
     """Alternating between the replicas, the limit is reached once in all, not once per
-    replica (sessions created by the tests above count too; a bad body is counted, then 422)."""
+    replica (sessions created by the tests above count too; a bad body is counted, then 422).
+    Last in this module: it uses up the limit."""
     accepted: list[int] = []
     async with (
         httpx.AsyncClient(base_url=replicas[0].base_url, timeout=30) as on_a,

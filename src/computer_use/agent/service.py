@@ -142,6 +142,7 @@ class AgentRunner:
         client = self._client_for(api_key)
         async with self.sessions.lock(session_id):
             session = await self.sessions.get(session_id=session_id)
+            self.sessions.check_held_here(session)
             if session.status == SessionStatus.EXPIRED:
                 raise errors.Conflict("This session has expired; create a new session to continue.")
             if session.status == SessionStatus.PROCESSING:

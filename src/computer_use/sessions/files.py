@@ -33,9 +33,7 @@ async def session_files(
         raise errors.Conflict(
             "This session has expired: its desktop and its files were deleted with it."
         )
-    desktop = service.desktop(session.id)
-    if desktop is None:
-        raise errors.ServiceUnavailable("The session's desktop is not running right now.")
+    desktop = service.require_desktop(session)
     await service.touch(session_id=session.id)
     return SessionFiles(desktop.sandbox)
 

@@ -46,6 +46,9 @@ class Session(Base):
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
     # auth.owner_id of the API token that created it; None when authentication is off.
     owner: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
+    # The API process (Settings.instance) whose desktops hold it; None: made before there
+    # was one, taken by whichever process restores it.
+    host: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="session",

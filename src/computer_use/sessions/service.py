@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -112,9 +112,17 @@ class SessionService:
         async with self._sessionmaker() as db:
             return set((await db.scalars(select(Session.id))).all())
 
+    def _held_here(self) -> ColumnElement[bool]:
+        """Sessions whose desktop this process holds (or none does yet): the only ones it
+        restores and expires when several processes share the database."""
+        return or_(Session.host == self._settings.instance, Session.host.is_(None))
+
     async def get_live_ids(self) -> set[str]:
+        """The live sessions held here."""
         async with self._sessionmaker() as db:
-            rows = await db.scalars(select(Session.id).where(Session.status.in_(LIVE_STATUSES)))
+            rows = await db.scalars(
+                select(Session.id).where(Session.status.in_(LIVE_STATUSES), self._held_here())
+            )
             return set(rows.all())
 
     def ttl_remaining(self, session: Session) -> int:
@@ -148,6 +156,7 @@ class SessionService:
             title=title,
             model=chosen,
             status=SessionStatus.STARTING,
+            host=self._settings.instance,
             created_at=moment,
             updated_at=moment,
             last_activity_at=moment,
@@ -245,6 +254,7 @@ class SessionService:
                         (SessionStatus.STARTING, SessionStatus.ACTIVE, SessionStatus.ERROR)
                     ),
                     Session.last_activity_at < cutoff,
+                    self._held_here(),
                 )
             )
             return list(rows.all())
@@ -253,6 +263,27 @@ class SessionService:
 
     def desktop(self, session_id: str) -> Desktop | None:
         return self.desktops.get(session_id) if self.desktops is not None else None
+
+    def check_held_here(self, session: Session) -> None:
+        """Conflict naming the process that holds the session's desktop, if not this one:
+        with several API processes on one database, its desktop, run, files and VNC are
+        there (docs/SCALING.md)."""
+        here = self._settings.instance
+        if session.host is not None and session.host != here:
+            raise errors.Conflict(
+                f"Session {session.id} runs on {session.host}, not on this server ({here}):"
+                " send requests for its desktop, messages, files, cancel and delete there.",
+                details={"host": session.host},
+            )
+
+    def require_desktop(self, session: Session) -> Desktop:
+        """The running desktop of a live session held here (Conflict when another process
+        holds it, ServiceUnavailable while it is not running)."""
+        self.check_held_here(session)
+        desktop = self.desktop(session.id)
+        if desktop is None:
+            raise errors.ServiceUnavailable("The session's desktop is not running right now.")
+        return desktop
 
     async def publish(self, session_id: str, type: str, data: dict[str, object]) -> None:
         if self.bus is not None:
@@ -336,7 +367,7 @@ class SessionService:
 
     async def close(self, *, session_id: str, owner: str | None = None) -> None:
         """DELETE: the desktop, its files and the whole history go."""
-        await self.get(session_id=session_id, owner=owner)
+        self.check_held_here(await self.get(session_id=session_id, owner=owner))
         async with self.lock(session_id):
             await self._release_desktop(session_id)
             await self.delete(session_id=session_id)
