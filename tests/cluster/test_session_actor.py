@@ -1,6 +1,7 @@
-"""A session actor on a real Ray cluster (a head and one desktop host on this machine): Ray
-places it on the host with a `desktop` slot, it starts the session's desktop there with the
-host's own settings, and a screenshot comes back through it; its slot is freed when it ends."""
+"""Session actors on a real Ray cluster (a head and one desktop host with 2 slots on this
+machine): Ray places them on the host, each starts its session's desktop there on its own slot
+with the host's own settings, a screenshot comes back through each, a third waits while the
+host is full, and the slots are freed when they end."""
 
 from __future__ import annotations
 
@@ -76,35 +77,41 @@ def _desktop_host_id() -> str:
     return str(hosts[0])
 
 
-def test_a_session_actor_takes_a_desktop_slot_on_a_host_and_screenshots_through_it(
+def test_session_actors_take_the_slots_of_a_host_and_screenshot_through_it(
     cluster: RayCluster,
 ) -> None:
-    session_id = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(DESKTOPS + 1)]
     cpus = ray.available_resources().get("CPU")
-    actor = create_session_actor(session_id)
+    actors = [create_session_actor(session_id) for session_id in ids[:DESKTOPS]]
     try:
-        started = ray.get(actor.start.remote(), timeout=120)
-        assert started["host"] == _desktop_host_id()
-        assert started["slot"] == 0
+        started = ray.get([actor.start.remote() for actor in actors], timeout=180)
+        assert {s["host"] for s in started} == {_desktop_host_id()}
+        assert sorted(s["slot"] for s in started) == [0, 1]
         # The host's own settings: its range starts above DESKTOP_DISPLAY_BASE, as in one process.
-        assert started["display"] == f":{slots.display(1900) + 1}"
-        wait_for(
-            lambda: ray.available_resources().get("desktop") == DESKTOPS - 1,
-            what="the slot to be taken",
-        )
+        base = slots.display(1900)
+        assert sorted(s["display"] for s in started) == [f":{base + 1}", f":{base + 2}"]
+        assert ray.available_resources().get("desktop", 0) == 0
         assert ray.available_resources().get("CPU") == cpus, "a session holds no CPU"
 
-        png = ray.get(session_actor(session_id).screenshot.remote(), timeout=60)
-        assert png.startswith(b"\x89PNG\r\n\x1a\n")
-        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
-        assert (width, height) == (1024, 768)
+        for session_id in ids[:DESKTOPS]:  # found by name, from any process of the cluster
+            png = ray.get(session_actor(session_id).screenshot.remote(), timeout=60)
+            assert png.startswith(b"\x89PNG\r\n\x1a\n")
+            assert struct.unpack(">II", png[16:24]) == (1024, 768)  # the IHDR chunk
+
+        # The host is full: Ray holds the next session until a slot frees.
+        waiting = create_session_actor(ids[DESKTOPS])
+        with pytest.raises(ray.exceptions.GetTimeoutError):
+            ray.get(waiting.start.remote(), timeout=3)
+        ray.kill(waiting)
     finally:
-        ray.get(actor.stop.remote(), timeout=60)  # its desktop, mounts and slot
-        ray.kill(actor)
+        for actor in actors:
+            ray.get(actor.stop.remote(), timeout=60)  # its desktop, mounts and slot
+            ray.kill(actor)
     wait_for(
         lambda: ray.available_resources().get("desktop") == DESKTOPS,
         timeout=30,
-        what="the slot to be freed",
+        what="the slots to be freed",
     )
-    with pytest.raises(ValueError):
-        session_actor(session_id)
+    for session_id in ids:
+        with pytest.raises(ValueError):
+            session_actor(session_id)
