@@ -317,6 +317,7 @@ async def test_a_lost_listening_connection_is_reopened_and_nothing_is_missed(
         await wait_for_async(
             _not_listening(listening), timeout=DEADLINE, what="the lost connection noticed"
         )
+        assert not listening.listening  # what readiness reports
         for n in range(1, 30):  # on the pool's open connections
             await bus.publish(sid, "text", {"n": n})
     finally:
@@ -324,6 +325,7 @@ async def test_a_lost_listening_connection_is_reopened_and_nothing_is_missed(
     await wait_for_async(
         lambda: _listening_again(listening, lost), timeout=DEADLINE, what="a new connection"
     )
+    assert listening.listening
     await bus.publish(sid, "text", {"n": 30})
     async with asyncio.timeout(DEADLINE):
         ids = [(await anext(stream)).id for _ in range(30)]

@@ -139,6 +139,8 @@ async def test_a_run_on_one_replica_streams_on_the_other_and_resumes_anywhere_ex
     ):
         for http in (on_a, on_b):
             assert (await http.get("/api/v1/config")).json()["event_bus"] == "postgres"
+            ready = (await http.get("/api/v1/health/ready")).json()
+            assert ready["checks"]["event_bus"] == "ok"  # listening
         created = await on_a.post("/api/v1/sessions", json={"title": "replicas"})
         assert created.status_code == 201, created.text
         sid, host = created.json()["id"], created.json()["host"]

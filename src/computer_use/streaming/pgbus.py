@@ -91,6 +91,12 @@ class PostgresEventBus(InProcessEventBus):
                 await self._listener.close(timeout=5)
             self._listener = None
 
+    @property
+    def listening(self) -> bool:
+        """Whether notifications reach this process now (else its streams get no live events
+        until the connection is back: readiness says so)."""
+        return self._listener is not None and not self._listener.is_closed()
+
     async def _listen(self) -> None:
         url = self._engine.url
         args: dict[str, Any] = url.translate_connect_args(username="user")

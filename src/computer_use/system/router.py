@@ -13,6 +13,7 @@ from computer_use.auth import ApiTokens
 from computer_use.deps import RuntimeDep, SettingsDep
 from computer_use.hostguard import FOREIGN_HOST_SCOPE_KEY
 from computer_use.startup import isolation_warnings
+from computer_use.streaming.pgbus import PostgresEventBus
 from computer_use.system.llms import render_llms_txt
 from computer_use.system.schemas import ConfigPublic, Health, Readiness
 
@@ -67,6 +68,8 @@ async def ready(runtime: RuntimeDep) -> Any:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     desktops = runtime.sessions.desktops
     checks["desktops"] = "ok" if desktops is not None else "disabled"
+    if isinstance(runtime.bus, PostgresEventBus):  # EVENT_BUS=postgres
+        checks["event_bus"] = "ok" if runtime.bus.listening else "unavailable: not listening"
     if any(v.startswith("unavailable") for v in checks.values()):
         body = errors.ErrorBody(
             error=errors.ErrorDetail(
