@@ -25,7 +25,7 @@ $(VENV)/.stamp-app: pyproject.toml
 
 $(VENV)/.stamp-test: pyproject.toml tests/mcp_server/js/package-lock.json $(VENV)/.stamp-app
 	bash scripts/install-system-deps.sh --with-test
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,cluster]'
 	cd tests/mcp_server/js && npm ci --no-audit --no-fund  # the official TS MCP clients
 	touch $@
 

@@ -34,6 +34,17 @@ def test_defaults_match_the_readme_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (settings.stuck_repeats, settings.stuck_steps) == (5, 10)
     assert (settings.screen_width, settings.screen_height) == (1024, 768)
     assert settings.async_database_url == f"sqlite+aiosqlite:///{Path('data/computer_use.db')}"
+    assert settings.event_bus == "local"
+
+
+def test_the_postgres_event_bus_needs_a_postgres_database() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, event_bus="postgres")
+    assert "EVENT_BUS=postgres needs DATABASE_URL=postgresql://" in format_settings_error(
+        info.value
+    )
+    url = "postgresql://u@h/db"
+    assert Settings(_env_file=None, event_bus="postgres", database_url=url).event_bus == "postgres"
 
 
 @pytest.mark.parametrize(

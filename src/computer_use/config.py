@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="sqlite:///path, postgresql://... or postgres://...; empty = SQLite"
     )
+    # How events reach the SSE streams: `local` within this process; `postgres` across every
+    # process on the same PostgreSQL database (LISTEN/NOTIFY, streaming/pgbus.py).
+    event_bus: Literal["local", "postgres"] = "local"
     session_ttl_seconds: int = Field(default=3600, gt=0)
     cleanup_interval_seconds: int = Field(default=300, gt=0)
     mcp_enabled: bool = True
@@ -99,6 +104,9 @@ class Settings(BaseSettings):
     # Several instances on one host (or the test suite) need disjoint displays and users.
     desktop_display_base: int = Field(default=100, ge=1, le=60000)
     desktop_user_prefix: str = Field(default="cu-s", pattern=r"^[a-z][a-z0-9-]{0,15}$")
+    # This process among the replicas sharing a database: its sessions' `host`. Unset: the
+    # machine's name and DESKTOP_USER_PREFIX (one live instance per prefix per machine).
+    instance_name: str = Field(default="", max_length=255)
     # DNS-rebinding protection of every route (hostguard.py): Host names served besides
     # localhost, 127.0.0.1, [::1] and HOST. MCP_ALLOWED_HOSTS is its old name.
     allowed_hosts: str = Field(
@@ -114,6 +122,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_sessions: str = "30/minute"
     rate_limit_messages: str = "60/minute"
+    # Where those limits are counted: "" = this process's memory; redis://host:port/db = shared
+    # by every process that names the same Redis database.
+    rate_limit_storage_url: str = ""
     # Files API and recordings (sessions/files_router.py, desktops/recorder.py).
     max_upload_mb: int = Field(default=100, ge=1, le=100_000)
     record_sessions: bool = False
@@ -129,6 +140,15 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError:
             raise ValueError("must look like 30/minute (N per second/minute/hour/day)") from None
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not re.match(r"^(redis|rediss|redis\+unix)://", value):
+            raise ValueError("must be redis://host:port/db (or rediss://, redis+unix://), or empty")
+        if value and importlib.util.find_spec("redis") is None:
+            raise ValueError("needs the redis package: pip install 'computer-use[cluster]'")
         return value
 
     @field_validator("secret_key")
@@ -194,6 +214,15 @@ class Settings(BaseSettings):
         self.data_dir = self.data_dir.expanduser()
         return self
 
+    @model_validator(mode="after")
+    def _postgres_bus_needs_postgres(self) -> Settings:
+        if self.event_bus == "postgres" and self.is_sqlite:
+            raise ValueError(
+                "EVENT_BUS=postgres needs DATABASE_URL=postgresql://... (every process on the"
+                " same PostgreSQL database); with SQLite use EVENT_BUS=local"
+            )
+        return self
+
     @cached_property
     def async_database_url(self) -> str:
         """DATABASE_URL with the async driver chosen for it."""
@@ -205,6 +234,10 @@ class Settings(BaseSettings):
         # libpq spells it sslmode=..., asyncpg ssl=...; hosted databases hand out the former.
         rest = re.sub(r"([?&])sslmode=", r"\1ssl=", rest)
         return f"postgresql+asyncpg://{rest}"
+
+    @property
+    def instance(self) -> str:
+        return self.instance_name or f"{socket.gethostname()}:{self.desktop_user_prefix}"
 
     @property
     def is_sqlite(self) -> bool:
@@ -229,6 +262,7 @@ def format_settings_error(exc: Exception) -> str:
     lines = ["Invalid configuration:"]
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
-        shown = "" if "KEY" in name or "TOKEN" in name else f" (got {err.get('input')!r})"
+        secret = any(part in name for part in ("KEY", "TOKEN", "URL"))  # URLs hold passwords
+        shown = "" if secret else f" (got {err.get('input')!r})"
         lines.append(f"  {name}: {err['msg']}{shown}")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from computer_use.config import Settings
 from computer_use.datadir import prepare_data_dir
 from computer_use.mcp_server.mount import mcp_running
 from computer_use.runtime import Runtime, build_runtime
+from computer_use.streaming.pgbus import PostgresEventBus
 from computer_use.vnc import SessionVncTargets
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.runtime = runtime
     app.state.vnc_targets = SessionVncTargets(runtime.sessions)
     try:
+        if isinstance(runtime.bus, PostgresEventBus):
+            await runtime.bus.start()
         await runtime.desktops.start(keep=await runtime.sessions.get_live_ids())
         startup.announce(runtime.desktops.health())
         if runtime.recordings is not None:
@@ -56,6 +59,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         runtime.bus.close_all()
         await runtime.runner.shutdown()
+        if isinstance(runtime.bus, PostgresEventBus):
+            await runtime.bus.stop()
         if runtime.recordings is not None:
             await runtime.recordings.stop_all()  # before their displays go
         await runtime.desktops.shutdown()

@@ -15,6 +15,7 @@ from computer_use.desktops.netrules import EgressPolicy, parse_networks
 from computer_use.desktops.recorder import Recordings
 from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import EventBus, InProcessEventBus
+from computer_use.streaming.pgbus import CHANNEL, PostgresEventBus
 from computer_use.streaming.store import DatabaseEventStore
 
 
@@ -47,7 +48,11 @@ def build_runtime(
     """Every long-lived object, wired. `model_base_url` overrides ANTHROPIC_BASE_URL."""
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    bus = parts.event_bus(parts.event_store(sessionmaker))
+    bus: EventBus
+    if settings.event_bus == "postgres":  # several API processes on one database
+        bus = PostgresEventBus(DatabaseEventStore(sessionmaker, notify_channel=CHANNEL), engine)
+    else:
+        bus = parts.event_bus(parts.event_store(sessionmaker))
     recordings = Recordings(settings.data_dir, fps=settings.recording_fps)
     sessions = parts.sessions(
         sessionmaker=sessionmaker, settings=settings, bus=bus, recordings=recordings

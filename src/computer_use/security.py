@@ -1,12 +1,18 @@
 """HTTP hardening as one pure ASGI middleware: security headers, a request body cap and
 per-client rate limits on the two expensive verbs (creating a session, posting a message).
 
+The limits are counted in this process's memory, or with RATE_LIMIT_STORAGE_URL in Redis,
+shared by every API process that names the same database (docs/SCALING.md). If Redis cannot
+be reached, requests are let through (logged): the limits guard against abuse, and losing
+them for a while is better than refusing every request.
+
 Pure ASGI on purpose: `BaseHTTPMiddleware` buffers responses and breaks SSE streaming.
 Websockets pass untouched (the VNC proxy authenticates with its own token).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -15,14 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from computer_use import errors
 from computer_use.config import Settings
+
+logger = logging.getLogger(__name__)
+
+REDIS_KEY_PREFIX = "computer-use"
 
 # Set only where a response has not set its own (the VNC viewer and the UI send stricter
 # ones: frame-ancestors, no-referrer).
@@ -53,13 +64,28 @@ def rate_rules(settings: Settings) -> list[RateRule]:
     ]
 
 
+def rate_limit_storage(url: str) -> Storage:
+    """Counters in memory (""), or in the Redis database at `url` (redis://, rediss://)."""
+    if not url:
+        return MemoryStorage()
+    return RedisStorage(
+        f"async+{url}", implementation="redispy", key_prefix=REDIS_KEY_PREFIX, wrap_exceptions=True
+    )
+
+
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, rules: Iterable[RateRule]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        rules: Iterable[RateRule],
+        storage_url: str = "",
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.rules = list(rules)
-        # In memory, per process: one worker is how this service runs (see ARCHITECTURE.md).
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = MovingWindowRateLimiter(rate_limit_storage(storage_url))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,7 +95,7 @@ class SecurityMiddleware:
         if scope["method"] == "PUT" and FILE_UPLOAD.match(scope["path"]):
             await self.app(scope, receive, send)
             return
-        refusal = self._too_large(scope) or self._rate_limited(scope)
+        refusal = self._too_large(scope) or await self._rate_limited(scope)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -86,16 +112,22 @@ class SecurityMiddleware:
                     return errors.error_response(errors.PayloadTooLarge(self._too_large_message()))
         return None
 
-    def _rate_limited(self, scope: Scope) -> JSONResponse | None:
+    async def _rate_limited(self, scope: Scope) -> JSONResponse | None:
         method, path = scope["method"], scope["path"]
         client = scope.get("client")
         key = client[0] if client else "unknown"
         for rule in self.rules:
             if method != rule.method or not rule.path.match(path):
                 continue
-            if self.limiter.hit(rule.limit, rule.name, key):
+            try:
+                if await self.limiter.hit(rule.limit, rule.name, key):
+                    continue
+                reset = (await self.limiter.get_window_stats(rule.limit, rule.name, key)).reset_time
+            except StorageError as exc:
+                logger.warning(
+                    "rate limits unavailable, request let through: %s", exc.storage_error
+                )
                 continue
-            reset = self.limiter.get_window_stats(rule.limit, rule.name, key).reset_time
             retry_after = max(1, math.ceil(reset - time.time()))
             return errors.error_response(
                 errors.RateLimited(
@@ -161,4 +193,5 @@ def install_security(app: Any, settings: Settings) -> None:
         SecurityMiddleware,
         max_body_bytes=settings.max_request_bytes,
         rules=rate_rules(settings),
+        storage_url=settings.rate_limit_storage_url,
     )

@@ -1,6 +1,9 @@
 """The EventBus contract, on every EventStore: the in-memory one, and the database store on SQLite
-and on PostgreSQL. Replay then live with no gap and no duplicate, id order, Last-Event-ID resume,
-fan-out to every subscriber, separate sessions, and slow readers never blocking writers."""
+and on PostgreSQL; and on the bus across processes (PostgreSQL LISTEN/NOTIFY), within one
+process and split over two (publishing on one, subscribing on the other, each with its own
+engine and listening connection). Replay then live with no gap and no duplicate, id order,
+Last-Event-ID resume, fan-out to every subscriber, separate sessions, and slow readers never
+blocking writers."""
 
 from __future__ import annotations
 
@@ -8,12 +11,13 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker, migrate, transaction
@@ -25,7 +29,10 @@ from computer_use.streaming.bus import (
     InProcessEventBus,
     StoredEvent,
 )
+from computer_use.streaming.pgbus import PostgresEventBus
 from computer_use.streaming.store import DatabaseEventStore
+from tests.conftest import _pg_admin
+from tests.helpers import wait_for_async
 
 DEADLINE = 20.0
 
@@ -44,42 +51,82 @@ class YieldingStore(InMemoryEventStore):
         return await super().since(session_id, after_id, limit)
 
 
+class SplitBus:
+    """Two processes' buses on one database, seen as one: events are published (and sessions
+    closed) through `publisher`, subscribed to through `subscriber`."""
+
+    def __init__(self, publisher: PostgresEventBus, subscriber: PostgresEventBus) -> None:
+        self.publisher, self.subscriber = publisher, subscriber
+        self._channels = subscriber._channels
+
+    async def publish(self, session_id: str, type: str, data: Any) -> StoredEvent:
+        return await self.publisher.publish(session_id, type, data)
+
+    def subscribe(self, session_id: str, last_event_id: int | None = None) -> Any:
+        return self.subscriber.subscribe(session_id, last_event_id)
+
+    def close(self, session_id: str) -> None:
+        self.publisher.close(session_id)
+
+    def close_all(self) -> None:
+        self.subscriber.close_all()
+
+
 @dataclass
 class Backend:
     store: EventStore
     new_session: Callable[[], Awaitable[str]]  # an id events can be stored under
+    kind: str = "local"  # local | postgres (one process) | replicas (two processes)
+    engines: tuple[AsyncEngine, ...] = ()
+    started: list[PostgresEventBus] = field(default_factory=list)
 
-    def bus(self, **options: int) -> InProcessEventBus:
-        return InProcessEventBus(self.store, **options)
+    async def bus(self, **options: int) -> Any:
+        """InProcessEventBus, PostgresEventBus or SplitBus: an EventBus."""
+        if self.kind == "local":
+            return InProcessEventBus(self.store, **options)
+        buses = []
+        for engine in self.engines[: 2 if self.kind == "replicas" else 1]:
+            store = DatabaseEventStore(create_sessionmaker(engine), notify_channel=CHANNEL)
+            bus = PostgresEventBus(store, engine, channel=CHANNEL, **options)
+            await bus.start()
+            self.started.append(bus)
+            buses.append(bus)
+        return buses[0] if len(buses) == 1 else SplitBus(buses[0], buses[1])
+
+
+CHANNEL = f"cu_test_{uuid.uuid4().hex[:8]}"  # not the servers' channel, should they share it
 
 
 async def _memory_session() -> str:
     return str(uuid.uuid4())
 
 
-@pytest.fixture(scope="module", params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(
+    scope="module", params=["memory", "sqlite", "postgresql", "pg-notify", "pg-replicas"]
+)
 def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Settings | None:
+) -> tuple[str, Settings | None]:
     """None for the in-memory store; else a migrated database (Alembic runs its own loop, so
     this fixture is not async)."""
     if request.param == "memory":
-        return None
+        return request.param, None
     data_dir: Path = tmp_path_factory.mktemp("bus-db")
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+    sqlite = request.param == "sqlite"
+    url = "" if sqlite else request.getfixturevalue("postgres_url")
     settings = Settings(_env_file=None, data_dir=data_dir, database_url=url)
     migrate(settings, quiet=True)
-    return settings
+    return request.param, settings
 
 
 @pytest.fixture(scope="module")
-async def backend(database: Settings | None) -> AsyncIterator[Backend]:
-    if database is None:
+async def backend(database: tuple[str, Settings | None]) -> AsyncIterator[Backend]:
+    kind, settings = database
+    if settings is None:
         yield Backend(YieldingStore(), _memory_session)
         return
-    settings = database
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
+    engines = tuple(create_engine(settings) for _ in range(2 if kind == "pg-replicas" else 1))
+    sessionmaker = create_sessionmaker(engines[0])
 
     async def new_session() -> str:
         now = datetime.now(UTC)
@@ -98,13 +145,20 @@ async def backend(database: Settings | None) -> AsyncIterator[Backend]:
             )
         return session_id
 
+    bus_kind = {"pg-notify": "postgres", "pg-replicas": "replicas"}.get(kind, "local")
+    backend = Backend(DatabaseEventStore(sessionmaker), new_session, bus_kind, engines)
     try:
-        yield Backend(DatabaseEventStore(sessionmaker), new_session)
+        yield backend
     finally:
-        await engine.dispose()
+        for bus in backend.started:
+            await bus.stop()
+        for engine in engines:
+            await engine.dispose()
 
 
-async def collect(bus: EventBus, session: str, last: int | None, until: int) -> list[int]:
+async def collect(
+    bus: EventBus | SplitBus, session: str, last: int | None, until: int
+) -> list[int]:
     ids: list[int] = []
     async for event in bus.subscribe(session, last):
         ids.append(event.id)
@@ -116,7 +170,7 @@ async def collect(bus: EventBus, session: str, last: int | None, until: int) -> 
 async def test_replay_then_live_with_concurrent_publishers_has_no_gaps_or_dups(
     backend: Backend,
 ) -> None:
-    bus, sid = backend.bus(replay_batch=7), await backend.new_session()
+    bus, sid = await backend.bus(replay_batch=7), await backend.new_session()
     per_publisher = 60
     for n in range(20):  # some history before anyone subscribes
         await bus.publish(sid, "text", {"n": n})
@@ -144,7 +198,7 @@ async def test_replay_then_live_with_concurrent_publishers_has_no_gaps_or_dups(
 
 
 async def test_replay_returns_what_was_published_in_id_order(backend: Backend) -> None:
-    bus, sid = backend.bus(replay_batch=3), await backend.new_session()
+    bus, sid = await backend.bus(replay_batch=3), await backend.new_session()
     published = [
         await bus.publish(sid, kind, {"n": n, "text": f"é {n}", "nested": {"list": [n, None]}})
         for n, kind in enumerate(["status", "text", "tool_use", "text", "message_complete"] * 2)
@@ -158,7 +212,7 @@ async def test_replay_returns_what_was_published_in_id_order(backend: Backend) -
 
 
 async def test_last_event_id_resumes_after_a_disconnect(backend: Backend) -> None:
-    bus, sid = backend.bus(), await backend.new_session()
+    bus, sid = await backend.bus(), await backend.new_session()
     for n in range(5):
         await bus.publish(sid, "text", {"n": n})
     stream = bus.subscribe(sid, None)
@@ -180,7 +234,7 @@ async def test_last_event_id_resumes_after_a_disconnect(backend: Backend) -> Non
 
 
 async def test_every_live_subscriber_gets_every_event(backend: Backend) -> None:
-    bus, sid = backend.bus(), await backend.new_session()
+    bus, sid = await backend.bus(), await backend.new_session()
     streams = [bus.subscribe(sid, None) for _ in range(4)]
     first = [asyncio.ensure_future(anext(s)) for s in streams]  # all registered and waiting
     for n in range(12):
@@ -194,7 +248,7 @@ async def test_every_live_subscriber_gets_every_event(backend: Backend) -> None:
 
 
 async def test_close_ends_subscriptions_after_what_they_were_sent(backend: Backend) -> None:
-    bus, sid = backend.bus(), await backend.new_session()
+    bus, sid = await backend.bus(), await backend.new_session()
     stream = bus.subscribe(sid, None)
     pending = asyncio.ensure_future(anext(stream))
     await bus.publish(sid, "text", {"n": 0})
@@ -208,7 +262,7 @@ async def test_close_ends_subscriptions_after_what_they_were_sent(backend: Backe
 
 
 async def test_sessions_are_separate_and_channels_are_released(backend: Backend) -> None:
-    bus = backend.bus()
+    bus = await backend.bus()
     a, b = await backend.new_session(), await backend.new_session()
     await bus.publish(a, "text", {"x": 1})
     await bus.publish(a, "text", {"x": 2})
@@ -222,7 +276,7 @@ async def test_sessions_are_separate_and_channels_are_released(backend: Backend)
 
 
 async def test_slow_subscriber_does_not_block_publishers_and_catches_up(backend: Backend) -> None:
-    bus, sid = backend.bus(queue_size=4), await backend.new_session()
+    bus, sid = await backend.bus(queue_size=4), await backend.new_session()
     stream = bus.subscribe(sid, None)
     pending = asyncio.ensure_future(anext(stream))
     await bus.publish(sid, "text", {"n": 0})
@@ -239,3 +293,52 @@ async def test_slow_subscriber_does_not_block_publishers_and_catches_up(backend:
     assert [first.id] + [e.id for e in rest] == list(range(1, 101))
     assert rest[-1].data == {"n": 99}
     await stream.aclose()
+
+
+async def test_a_lost_listening_connection_is_reopened_and_nothing_is_missed(
+    backend: Backend,
+) -> None:
+    if backend.kind == "local":
+        pytest.skip("only the bus across processes holds a listening connection")
+    bus, sid = await backend.bus(), await backend.new_session()
+    listening = bus.subscriber if isinstance(bus, SplitBus) else bus
+    stream = bus.subscribe(sid, None)
+    pending = asyncio.ensure_future(anext(stream))
+    await bus.publish(sid, "text", {"n": 0})
+    async with asyncio.timeout(DEADLINE):
+        assert (await pending).id == 1
+    lost = listening._listener
+    database = backend.engines[0].url.database
+    # No new connection to the database until the events below are stored: the bus cannot
+    # listen again before they are all committed, unnotified.
+    await _pg_admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    try:
+        await _pg_admin(f"SELECT pg_terminate_backend({lost.get_server_pid()})")
+        await wait_for_async(
+            _not_listening(listening), timeout=DEADLINE, what="the lost connection noticed"
+        )
+        assert not listening.listening  # what readiness reports
+        for n in range(1, 30):  # on the pool's open connections
+            await bus.publish(sid, "text", {"n": n})
+    finally:
+        await _pg_admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    await wait_for_async(
+        lambda: _listening_again(listening, lost), timeout=DEADLINE, what="a new connection"
+    )
+    assert listening.listening
+    await bus.publish(sid, "text", {"n": 30})
+    async with asyncio.timeout(DEADLINE):
+        ids = [(await anext(stream)).id for _ in range(30)]
+    assert ids == list(range(2, 32))
+    await stream.aclose()
+
+
+def _not_listening(bus: PostgresEventBus) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bus._listener is None
+
+    return check
+
+
+async def _listening_again(bus: PostgresEventBus, lost: object) -> bool:
+    return bus._listener is not None and bus._listener is not lost

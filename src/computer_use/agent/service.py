@@ -182,6 +182,7 @@ class AgentRunner:
         async with self.sessions.lock(session_id):
             session = await self.sessions.get(session_id=session_id, owner=owner)
             run_budget = self.sessions.check_budget(session.model, budget)  # 422 if unusable
+            self.sessions.check_held_here(session)
             if session.status == SessionStatus.EXPIRED:
                 raise errors.SessionExpired(
                     "This session has expired; create a new session to continue."

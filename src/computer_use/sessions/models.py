@@ -49,6 +49,9 @@ class Session(Base):
     # Caps on what all its runs may spend, and what they spent (agent/budget.py).
     budget: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     spent: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The API process (Settings.instance) whose desktops hold it; None: made before there
+    # was one, taken by whichever process restores it.
+    host: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="session",

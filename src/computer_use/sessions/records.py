@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -90,9 +90,29 @@ class SessionRecords:
         async with self._sessionmaker() as db:
             return set((await db.scalars(select(Session.id))).all())
 
+    def _held_here(self) -> ColumnElement[bool]:
+        """Sessions whose desktop this process holds (or none does yet): the only ones it
+        restores and expires when several processes share the database."""
+        return or_(Session.host == self._settings.instance, Session.host.is_(None))
+
+    def check_held_here(self, session: Session) -> None:
+        """Conflict naming the process that holds the session's desktop, if not this one:
+        with several API processes on one database, its desktop, run, files and VNC are
+        there (docs/SCALING.md)."""
+        here = self._settings.instance
+        if session.host is not None and session.host != here:
+            raise errors.Conflict(
+                f"Session {session.id} runs on {session.host}, not on this server ({here}):"
+                " send requests for its desktop, messages, files, cancel and delete there.",
+                details={"host": session.host},
+            )
+
     async def get_live_ids(self) -> set[str]:
+        """The live sessions held here."""
         async with self._sessionmaker() as db:
-            rows = await db.scalars(select(Session.id).where(Session.status.in_(LIVE_STATUSES)))
+            rows = await db.scalars(
+                select(Session.id).where(Session.status.in_(LIVE_STATUSES), self._held_here())
+            )
             return set(rows.all())
 
     def ttl_remaining(self, session: Session) -> int:
@@ -143,6 +163,7 @@ class SessionRecords:
             title=title,
             model=chosen,
             status=SessionStatus.STARTING,
+            host=self._settings.instance,
             created_at=moment,
             updated_at=moment,
             last_activity_at=moment,
@@ -257,6 +278,7 @@ class SessionRecords:
                         (SessionStatus.STARTING, SessionStatus.ACTIVE, SessionStatus.ERROR)
                     ),
                     Session.last_activity_at < cutoff,
+                    self._held_here(),
                 )
             )
             return list(rows.all())

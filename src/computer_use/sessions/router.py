@@ -76,6 +76,7 @@ def to_public(
         "model_notice": catalogue.notice(session.model),
         "status": session.status,
         "status_detail": session.status_detail,
+        "host": session.host,
         "processing": session.status == SessionStatus.PROCESSING,
         "created_at": session.created_at,
         "updated_at": session.updated_at,
@@ -192,7 +193,7 @@ async def update_session(
 @router.delete(
     "/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors.error_responses(404, 422),
+    responses=errors.error_responses(404, 409, 422),
     summary="Delete a session, its desktop, files and history",
 )
 async def delete_session(
@@ -238,14 +239,14 @@ async def post_message(
 @router.post(
     "/{session_id}/cancel",
     response_model=CancelResult,
-    responses=errors.error_responses(404, 422),
+    responses=errors.error_responses(404, 409, 422),
     summary="Cancel the agent's current run",
 )
 async def cancel(
     session_id: uuid.UUID, service: SessionServiceDep, runner: AgentRunnerDep, caller: CallerDep
 ) -> dict[str, Any]:
     sid = str(session_id)
-    await service.get(session_id=sid, owner=caller)
+    service.check_held_here(await service.get(session_id=sid, owner=caller))
     cancelled = await runner.cancel(session_id=sid)
     return {"session_id": sid, "cancelled": cancelled}
 

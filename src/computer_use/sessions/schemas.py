@@ -162,6 +162,11 @@ class SessionPublic(BaseModel):
     )
     status: SessionStatus
     status_detail: str | None = Field(default=None, description="Why the status is what it is.")
+    host: str | None = Field(
+        default=None,
+        description="The API process holding the session's desktop (INSTANCE_NAME); with "
+        "several processes on one database, requests for its desktop go there (409 elsewhere).",
+    )
     processing: bool
     created_at: datetime
     updated_at: datetime

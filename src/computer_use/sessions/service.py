@@ -55,7 +55,9 @@ class SessionService(SessionRecords):
         return self.desktops.get(session_id) if self.desktops is not None else None
 
     def require_desktop(self, session: Session) -> Desktop:
-        """The session's running desktop, else DesktopNotRunning (the one place of that rule)."""
+        """The session's running desktop, else DesktopNotRunning (the one place of that rule);
+        Conflict when another API process holds it (check_held_here)."""
+        self.check_held_here(session)
         desktop = self.desktop(session.id)
         if desktop is None:
             raise errors.DesktopNotRunning(session.status)
@@ -158,7 +160,7 @@ class SessionService(SessionRecords):
 
     async def close(self, *, session_id: str, owner: str | None = None) -> None:
         """DELETE: the desktop, its files and the whole history go."""
-        await self.get(session_id=session_id, owner=owner)
+        self.check_held_here(await self.get(session_id=session_id, owner=owner))
         async with self.lock(session_id):
             await self._release_desktop(session_id)
             await self.delete(session_id=session_id)

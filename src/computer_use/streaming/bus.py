@@ -3,8 +3,8 @@
 Two protocols: `EventStore` is the durable half (the database in production), `EventBus` what
 publishers and subscribers see. `InProcessEventBus` is the bus of one process, fanning out on
 top of any store. A subscriber reconnecting with Last-Event-ID replays from the store and then
-goes live with no gap and no duplicate, even while events are being published. A bus spanning
-several processes (PostgreSQL LISTEN/NOTIFY, Redis) would implement the same `EventBus`;
+goes live with no gap and no duplicate, even while events are being published. The bus spanning
+several processes, `PostgresEventBus` (pgbus.py, LISTEN/NOTIFY), is a subclass;
 tests/streaming/test_bus.py is the contract every bus and store must pass.
 """
 

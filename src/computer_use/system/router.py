@@ -13,6 +13,7 @@ from computer_use.auth import ApiTokens
 from computer_use.deps import RuntimeDep, SettingsDep
 from computer_use.hostguard import FOREIGN_HOST_SCOPE_KEY
 from computer_use.startup import isolation_warnings
+from computer_use.streaming.pgbus import PostgresEventBus
 from computer_use.system.llms import render_llms_txt
 from computer_use.system.schemas import ConfigPublic, Health, Readiness
 
@@ -66,6 +67,8 @@ async def ready(runtime: RuntimeDep) -> Any:
     except Exception as exc:  # any driver error means "not ready"; the reason is reported
         checks["database"] = f"unavailable: {type(exc).__name__}"
     checks["desktops"] = runtime.desktops.readiness()
+    if isinstance(runtime.bus, PostgresEventBus):  # EVENT_BUS=postgres
+        checks["event_bus"] = "ok" if runtime.bus.listening else "unavailable: not listening"
     if any(v.startswith("unavailable") for v in checks.values()):
         body = errors.ErrorBody(
             error=errors.ErrorDetail(
@@ -89,6 +92,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "secret_key_configured": settings.secret_key is not None,
         "auth_required": ApiTokens.from_settings(settings).enabled,
         "database": "sqlite" if settings.is_sqlite else "postgresql",
+        "event_bus": settings.event_bus,
         "session_ttl_seconds": settings.session_ttl_seconds,
         "cleanup_interval_seconds": settings.cleanup_interval_seconds,
         "mcp_enabled": settings.mcp_enabled,
@@ -115,6 +119,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "max_request_bytes": settings.max_request_bytes,
         "rate_limit_sessions": settings.rate_limit_sessions,
         "rate_limit_messages": settings.rate_limit_messages,
+        "rate_limit_storage": "redis" if settings.rate_limit_storage_url else "memory",
         "allowed_hosts": settings.allowed_hosts,
         "allow_unauthenticated": settings.allow_unauthenticated,
         "auto_migrate": settings.auto_migrate,

@@ -53,6 +53,10 @@ class ConfigPublic(BaseModel):
         description="Whether API_TOKENS is set: requests need `Authorization: Bearer <token>`."
     )
     database: Literal["sqlite", "postgresql"]
+    event_bus: Literal["local", "postgres"] = Field(
+        description="EVENT_BUS: `local` fans events out within this process; `postgres` across "
+        "every API process on the same PostgreSQL database (LISTEN/NOTIFY)."
+    )
     session_ttl_seconds: int
     cleanup_interval_seconds: int
     mcp_enabled: bool
@@ -91,6 +95,10 @@ class ConfigPublic(BaseModel):
     max_request_bytes: int
     rate_limit_sessions: str
     rate_limit_messages: str
+    rate_limit_storage: Literal["memory", "redis"] = Field(
+        description="Where the rate limits are counted: this process's memory, or Redis "
+        "(RATE_LIMIT_STORAGE_URL, shared by every API process using it; the URL is not shown)."
+    )
     allowed_hosts: str
     allow_unauthenticated: bool
     auto_migrate: bool

@@ -1,0 +1,113 @@
+"""A real Ray cluster on this machine for the tests: a head and desktop hosts, each a
+`ray start --block` in its own process group, ended by that group (never `ray stop`, which
+ends every Ray process of the machine, other checkouts' included)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from tests import slots
+from tests.helpers import free_port
+
+RAY = str(Path(sys.executable).with_name("ray"))
+OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's default is 30% of the machine's memory
+
+
+class RayProcess:
+    """One `ray start --block`: the CLI and everything it starts share its process group."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [RAY, "start", "--block", "--disable-usage-stats", *args],
+                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        # SIGTERM makes a node drain (up to 30 s); a test cluster need not wait that long.
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=wait)
+                if sig == signal.SIGKILL or not _group_alive(self.proc.pid):
+                    return
+
+
+def _group_alive(pgid: int) -> bool:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, 0)
+        return True
+    return False
+
+
+class RayCluster:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.temp_dir = f"/tmp/cu{slots.SLOT}-ray"  # short: Ray's unix sockets live under it
+        self.processes: list[RayProcess] = []
+
+    def start_head(self) -> None:
+        # The head hosts no desktops: no `desktop` resource, one CPU for Ray's own tasks.
+        self.processes.append(
+            RayProcess(
+                [
+                    "--head",
+                    f"--port={self.port}",  # never Ray's default 6379: that is Redis's
+                    "--node-ip-address=127.0.0.1",
+                    "--num-cpus=1",
+                    f"--object-store-memory={OBJECT_STORE_BYTES}",
+                    "--include-dashboard=false",
+                    f"--temp-dir={self.temp_dir}",
+                ],
+                {},
+                self.workdir / "ray-head.log",
+            )
+        )
+
+    def add_desktop_host(self, name: str, desktops: int, env: Mapping[str, str]) -> None:
+        """A node offering `desktops` sessions; `env` is its desktop settings."""
+        self.processes.append(
+            RayProcess(
+                [
+                    f"--address={self.address}",
+                    "--node-ip-address=127.0.0.1",
+                    "--num-cpus=1",
+                    f"--object-store-memory={OBJECT_STORE_BYTES}",
+                    f"--resources={json.dumps({'desktop': desktops})}",
+                ],
+                slots.env({**env, "MAX_DISPLAYS": str(desktops)}),
+                self.workdir / f"ray-{name}.log",
+            )
+        )
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def logs(self) -> str:
+        return "\n".join(p.log_path.read_text(errors="replace")[-2000:] for p in self.processes)
+
+
+@contextlib.contextmanager
+def ray_cluster(workdir: Path) -> Iterator[RayCluster]:
+    cluster = RayCluster(workdir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
