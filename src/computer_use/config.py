@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     screen_height: int = Field(default=768, ge=240, le=2160)
     max_message_chars: int = Field(default=100_000, ge=1)
     agent_max_steps: int = Field(default=50, ge=1, le=1000)
+    # How long an action that needs a person's approval waits before the run ends
+    # (stop reason approval_expired).
+    approval_timeout_seconds: float = Field(default=600, gt=0, le=86400)
     # Several instances on one host (or the test suite) need disjoint displays and users.
     desktop_display_base: int = Field(default=100, ge=1, le=60000)
     desktop_user_prefix: str = Field(default="cu-s", pattern=r"^[a-z][a-z0-9-]{0,15}$")

@@ -3,6 +3,8 @@
 The stable core (the mission's list): `text`, `thinking`, `tool_use`, `tool_result`,
 `message_complete`, `error`. Extras: `text_delta`, `thinking_delta` (live typing, may be
 ignored: the complete block follows as `text` / `thinking`), and `status` (session status).
+A person in the loop: `approval_required` / `approval_resolved` (agent/approvals_gate.py),
+`paused` / `resumed` (agent/controls.py), `question` (agent/questions.py).
 Every run ends with exactly one `message_complete`; a failed run sends `error` just before it.
 """
 
@@ -22,6 +24,11 @@ class EventType(StrEnum):
     TEXT_DELTA = "text_delta"
     THINKING_DELTA = "thinking_delta"
     STATUS = "status"
+    APPROVAL_REQUIRED = "approval_required"
+    APPROVAL_RESOLVED = "approval_resolved"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    QUESTION = "question"
 
 
 class TextEvent(TypedDict):
@@ -80,14 +87,25 @@ class Usage(TypedDict):
 
 
 StopReason = Literal[
-    "end_turn", "max_tokens", "refusal", "stop_sequence", "max_steps", "cancelled", "error"
+    "end_turn",
+    "max_tokens",
+    "refusal",
+    "stop_sequence",
+    "max_steps",
+    "cancelled",
+    "error",
+    "approval_expired",
+    "declined",
+    "question",
 ]
 
 
 class MessageCompleteEvent(TypedDict):
     """The run is over. `stop_reason` is the model's own (end_turn, max_tokens, refusal, ...)
     or ours: max_steps (the step cap was reached), cancelled (the user stopped it), error (an
-    `error` event came just before). `steps` counts model requests."""
+    `error` event came just before), approval_expired (nobody answered an approval in time),
+    declined (the person declined actions until the run could not go on), question (the agent
+    asked the person; their next message is the answer). `steps` counts model requests."""
 
     stop_reason: StopReason
     steps: int

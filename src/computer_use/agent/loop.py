@@ -25,6 +25,7 @@ from anthropic.types.beta import BetaContentBlock, BetaMessage
 
 from computer_use.agent import context
 from computer_use.agent.api_errors import error_event
+from computer_use.agent.controls import NOT_RUN_PAUSED, LoopControls
 from computer_use.agent.events import EventType, StopReason, Usage
 from computer_use.agent.history import (
     INTERRUPTED,
@@ -37,6 +38,7 @@ from computer_use.agent.history import (
 )
 from computer_use.agent.hooks import RunHooks
 from computer_use.agent.providers import ModelClient
+from computer_use.agent.questions import ASK_PERSON, question_event
 from computer_use.agent.tools import SessionTools, ToolResult, describe_tool_use
 from computer_use.agent.versions import ToolVersions, versions_for
 
@@ -85,6 +87,14 @@ class _Cancelled(Exception):
         self.by_task = by_task
 
 
+class _Stopped(Exception):
+    """The run ends here with `reason` (approval_expired, question) and `detail`."""
+
+    def __init__(self, reason: StopReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
 class _Run:
     def __init__(
         self,
@@ -93,9 +103,10 @@ class _Run:
         hooks: RunHooks,
         config: RunConfig,
         cancel: asyncio.Event,
+        controls: LoopControls,
     ) -> None:
         self.client, self.tools, self.hooks, self.config = client, tools, hooks, config
-        self.cancel = cancel
+        self.cancel, self.controls = cancel, controls
         self.versions: ToolVersions = versions_for(config.model, config.provider)
         self.messages: list[dict[str, Any]] = []
         self.steps = 0
@@ -201,13 +212,20 @@ class _Run:
         api_blocks: list[dict[str, Any]] = []
         stored_blocks: list[dict[str, Any]] = []
         cancelled: _Cancelled | None = None
-        halted = False
+        halted = paused = False
+        asked: list[str] = []  # questions to the person: their reply is the tool_result
         for call in calls:
             toolset_name: str | None = call.get("toolset_name")
             if cancelled is None and self.cancel.is_set():
                 cancelled = _Cancelled()
             if cancelled is not None:
                 result = ToolResult(error=INTERRUPTED)
+            elif call["name"] == ASK_PERSON and toolset_name is None and runnable:
+                asked.append(str(call["input"].get("question", "")))
+                await self.emit(EventType.QUESTION, question_event(call))
+                continue
+            elif paused or self.controls.stop():
+                result = ToolResult(error=NOT_RUN_PAUSED if paused else "Not run: the run ended.")
             elif toolset_name is not None and halted:
                 result = ToolResult(error=NOT_EXECUTED)
             elif not runnable:
@@ -217,7 +235,9 @@ class _Run:
                 )
             else:
                 try:
-                    result = await self.race(self.run_call(call))
+                    paused = await self.race(self.controls.before_action())
+                    call_result = None if paused else await self.race(self.run_call(call))
+                    result = call_result or ToolResult(error=NOT_RUN_PAUSED)
                 except _Cancelled as exc:
                     cancelled, result = exc, ToolResult(error=INTERRUPTED)
                 except asyncio.CancelledError:
@@ -239,10 +259,15 @@ class _Run:
                     "image_url": self.hooks.image_url(image_id) if image_id else None,
                 },
             )
-        append_user(self.messages, api_blocks)
-        await self.hooks.append_message({"role": "user", "content": stored_blocks})
+        if stored_blocks:
+            append_user(self.messages, api_blocks)
+            await self.hooks.append_message({"role": "user", "content": stored_blocks})
         if cancelled is not None:
             raise cancelled
+        if stop := self.controls.stop():
+            raise _Stopped(*stop)
+        if asked:
+            raise _Stopped("question", "Waiting for the person's answer: " + " / ".join(asked))
 
     async def run_call(self, call: dict[str, Any]) -> ToolResult:
         toolset_name = call.get("toolset_name")
@@ -250,12 +275,16 @@ class _Run:
             return await self.tools.run_member(
                 call["id"], str(toolset_name), call["name"], call["input"]
             )
-        return await self.tools.run(call["name"], call["input"], self.versions)
+        return await self.tools.run(call["name"], call["input"], self.versions, call["id"])
 
     async def loop(self) -> StopReason:
         while True:
             if self.cancel.is_set():
                 raise _Cancelled
+            await self.race(self.controls.before_action())
+            if note := await self.controls.handover():
+                append_user(self.messages, note[0])
+                await self.hooks.append_message({"role": "user", "content": note[1]})
             if self.steps >= self.config.max_steps:
                 return "max_steps"
             self.steps += 1
@@ -323,22 +352,26 @@ async def run_agent(
     history: Sequence[dict[str, Any]],
     prompt: str | Iterable[dict[str, Any]],
     cancel: asyncio.Event | None = None,
+    controls: LoopControls | None = None,
 ) -> RunResult:
     """Run one user message to completion. Emits events through `hooks`, ends with exactly
     one message_complete. Never raises for API errors or cancellation via `cancel`; cancelling
     the task itself is honoured too (history is completed, then CancelledError propagates)."""
-    run = _Run(client, tools, hooks, config, cancel or asyncio.Event())
+    run = _Run(client, tools, hooks, config, cancel or asyncio.Event(), controls or LoopControls())
     # Repair is a no-op on a history from history.to_api; it keeps a hand-made one valid too.
     run.messages = repair(history)
     prompt_blocks = [{"type": "text", "text": prompt}] if isinstance(prompt, str) else list(prompt)
-    append_user(run.messages, prompt_blocks)
-    await hooks.append_message({"role": "user", "content": prompt_blocks})
+    if prompt_blocks:  # none when the prompt was stored already (a reply to a question)
+        append_user(run.messages, prompt_blocks)
+        await hooks.append_message({"role": "user", "content": prompt_blocks})
     detail: str | None = None
     task_cancelled = False
     try:
         stop = await run.loop()
         if stop == "max_steps":
             detail = f"Stopped after {config.max_steps} model requests (the step limit)."
+    except _Stopped as exc:
+        stop, detail = exc.reason, exc.detail
     except _Cancelled as exc:
         stop, detail, task_cancelled = "cancelled", "Stopped by the user.", exc.by_task
     except asyncio.CancelledError:

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from computer_use import errors
 from computer_use.agent import history
+from computer_use.agent.controls import SessionControls
 from computer_use.agent.loop import RunConfig, RunResult, run_agent
+from computer_use.agent.people import PersonControls
 from computer_use.agent.providers import ProviderConfigError, make_client
 from computer_use.agent.tools import SessionTools
 from computer_use.config import Settings
@@ -89,11 +91,12 @@ class AgentRunner:
         self.settings = settings
         self.sessions = sessions
         self.bus = bus
-        self._sessionmaker = sessionmaker
+        self._sessionmaker = self.sessionmaker = sessionmaker
         self._base_url = base_url
         self._max_retries = max_retries
         self._runs: dict[str, _Run] = {}
         self._tools: dict[str, SessionTools] = {}
+        self.people = PersonControls(self)  # approvals, pause / hand back, questions
 
     # --- images -------------------------------------------------------------------------
 
@@ -169,7 +172,10 @@ class AgentRunner:
             tools = self._tools.get(session_id)
             if tools is None:
                 tools = self._tools[session_id] = SessionTools(desktop)
-            stored = await self._stored_history(session_id)
+            stored, prompt = await self.people.prompt_for(
+                session_id, await self._stored_history(session_id), content
+            )
+            controls = self.people.for_run(session, tools)
             await self.sessions.set_status(session_id=session_id, status=SessionStatus.PROCESSING)
             await self.sessions.touch(session_id=session_id)
             await self.bus.publish(session_id, "status", {"status": SessionStatus.PROCESSING})
@@ -181,7 +187,7 @@ class AgentRunner:
                 effort=self.settings.agent_effort,
             )
             task = asyncio.create_task(
-                self._run(session_id, client, tools, config, stored, content, cancel),
+                self._run(session_id, client, tools, config, stored, prompt, cancel, controls),
                 name=f"agent-run-{session_id}",
             )
             self._runs[session_id] = _Run(task=task, cancel=cancel)
@@ -200,8 +206,9 @@ class AgentRunner:
         tools: SessionTools,
         config: RunConfig,
         stored: list[dict[str, Any]],
-        content: str,
+        prompt: str | list[dict[str, Any]],
         cancel: asyncio.Event,
+        controls: SessionControls,
     ) -> RunResult | None:
         run = self._runs.get(session_id)
         result: RunResult | None = None
@@ -219,8 +226,9 @@ class AgentRunner:
                 hooks=_Hooks(self, session_id),
                 config=config,
                 history=api_history,
-                prompt=content,
+                prompt=prompt,
                 cancel=cancel,
+                controls=controls,
             )
             return result
         except Exception:
@@ -285,6 +293,7 @@ class AgentRunner:
             run.cancel.set()
             run.task.cancel()
             await asyncio.gather(run.task, return_exceptions=True)
+        self.people.forget(session_id)
         tools = self._tools.pop(session_id, None)
         if tools is not None:
             await tools.aclose()

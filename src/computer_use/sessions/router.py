@@ -81,7 +81,18 @@ def to_public(
         "vnc_interactive_url": vnc_interactive_url,
         "stream_url": stream_url(request, session.id, session.owner),
         "recording": service.recordings is not None and service.recordings.exists(session.id),
+        **_person_fields(request, session),
     }
+
+
+def _person_fields(request: Request, session: Session) -> dict[str, Any]:
+    """Approval policy, pause, who holds the desktop (agent/people.py)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return {}
+    fields = runtime.runner.people.public(session)
+    fields.pop("waiting")
+    return dict(fields)
 
 
 def _message_public(session_id: str, message: Message) -> MessagePublic:
@@ -102,11 +113,18 @@ def _message_public(session_id: str, message: Message) -> MessagePublic:
     summary="Create a session with its own desktop",
 )
 async def create_session(
-    body: SessionCreate, service: SessionServiceDep, caller: CallerDep, request: Request
+    body: SessionCreate,
+    service: SessionServiceDep,
+    runner: AgentRunnerDep,
+    caller: CallerDep,
+    request: Request,
 ) -> dict[str, Any]:
     session = await service.open(
         title=body.title, model=body.model, owner=caller, record=body.record
     )
+    if body.approval != "auto":
+        await runner.people.set_policy(session.id, body.approval)
+        session = await service.get(session_id=session.id)
     return to_public(service, session, request)
 
 

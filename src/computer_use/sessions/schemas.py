@@ -7,6 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from computer_use.sessions.controls_schemas import (
+    APPROVAL_DESCRIPTION,
+    ApprovalPolicy,
+    check_policy,
+)
 from computer_use.sessions.models import UNTITLED, SessionStatus
 
 # A list offset past this is refused (422) rather than handed to the database driver, which
@@ -46,6 +51,9 @@ class SessionCreate(BaseModel):
         description="Record the screen from the start (GET .../recording); RECORD_SESSIONS "
         "if omitted.",
     )
+    approval: ApprovalPolicy = Field(default="auto", description=APPROVAL_DESCRIPTION)
+
+    _approval = field_validator("approval")(classmethod(lambda cls, v: check_policy(v)))
 
     @field_validator("title")
     @classmethod
@@ -111,6 +119,14 @@ class SessionPublic(BaseModel):
     stream_url: str
     recording: bool = Field(
         default=False, description="Whether the session has a screen recording (GET .../recording)."
+    )
+    approval: ApprovalPolicy = Field(default="auto", description=APPROVAL_DESCRIPTION)
+    paused: bool = Field(default=False, description="The agent may not act until resumed.")
+    held_by: Literal["agent", "person"] = Field(
+        default="agent", description="Who holds the desktop: `person` after Take control."
+    )
+    pending_approval_id: str | None = Field(
+        default=None, description="An action waiting for approval (POST .../approvals/{id})."
     )
 
 
