@@ -208,6 +208,7 @@ class ApprovalGate:
         raise ToolError("Not run: nobody approved this action in time; the run ends here.")
 
     async def _close(self, approval_id: str, state: str) -> None:
+        self._pending.pop(approval_id, None)
         try:
             await self._store.settle(self.session_id, approval_id, state)
         except errors.Conflict:
@@ -217,7 +218,8 @@ class ApprovalGate:
     async def answer(self, approval_id: str, decision: Decision, *, remember: bool) -> None:
         """A person's answer (REST, MCP, console). NotFound / Conflict as the store says."""
         await self._store.settle(self.session_id, approval_id, STATE_OF[decision])
-        pending = self._pending.get(approval_id)
+        # Not pending from here on: whoever reads approval_resolved sees pending_id agree.
+        pending = self._pending.pop(approval_id, None)
         if pending is not None and remember and decision == "approve":
             self._remembered.add(pending.kind)
         await self._publish(

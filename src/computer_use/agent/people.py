@@ -36,6 +36,11 @@ class PersonControls:
     def get(self, session_id: str) -> SessionControls | None:
         return self._controls.get(session_id)
 
+    def pending_approval(self, session_id: str) -> str | None:
+        """The id of the approval the session's run waits for right now, if any."""
+        controls = self._controls.get(session_id)
+        return controls.gate.pending_id if controls is not None else None
+
     # --- for the runner ----------------------------------------------------------------
 
     def for_run(self, session: Session, tools: SessionTools) -> SessionControls:
