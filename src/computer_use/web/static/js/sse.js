@@ -17,6 +17,11 @@ export const EVENT_TYPES = [
   "message_complete",
   "error",
   "status",
+  "approval_required",
+  "approval_resolved",
+  "paused",
+  "resumed",
+  "question",
 ];
 
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000];
