@@ -272,6 +272,20 @@ async def test_three_declines_in_a_row_end_the_run_as_declined(
     assert model.remaining == 0
 
 
+async def test_cancel_while_an_approval_waits_closes_it(
+    model: LoopbackModelServer, open_session: Any
+) -> None:
+    session = await open_session(approval=["key"])
+    model.add(say("Pressing.", member("key", text="Return")))
+    await session.send("press")
+    asked = await session.next("approval_required")
+    assert (await session.http.post(f"{session.url}/cancel")).json()["cancelled"] is True
+    resolved = await session.next("approval_resolved")
+    assert resolved["decision"] == "interrupted"
+    assert (await session.next("message_complete"))["stop_reason"] == "cancelled"
+    assert (await session.answer(asked["approval_id"], "approve")).status_code == 409
+
+
 # --- pause, take control, hand back -------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ first request.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from computer_use.agent.approvals_gate import ApprovalGate
 from computer_use.agent.events import StopReason
 from computer_use.agent.history import base64_image, stored_image
 
+log = logging.getLogger(__name__)
 Holder = Literal["person", "api"]
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 Screenshot = Callable[[], Awaitable[bytes]]
@@ -113,9 +115,14 @@ class SessionControls(LoopControls):
         by, self._held_by = self._held_by, None
         if by is None:
             return None
-        png = await self._screenshot()
-        image_id = await self._save_image(png)
         text = {"type": "text", "text": HANDED_BACK[by]}
+        try:
+            png = await self._screenshot()
+            image_id = await self._save_image(png)
+        except Exception:  # no picture (the desktop is restarting): the note all the same
+            log.exception("no screenshot for the hand-back")
+            await self._publish("resumed", {"by": by, "image_id": None, "image_url": None})
+            return [text], [text]
         await self._publish(
             "resumed", {"by": by, "image_id": image_id, "image_url": self._image_url(image_id)}
         )
