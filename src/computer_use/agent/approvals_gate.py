@@ -21,6 +21,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import select, update
@@ -33,12 +34,17 @@ from computer_use.agent.tools.base import ToolError
 from computer_use.agent.tools.describe import describe_tool_use
 from computer_use.database import transaction
 from computer_use.sessions.models import Approval
-from computer_use.sessions.service import now
 
 Decision = Literal["approve", "decline"]
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 Snapshot = Callable[[], Awaitable[tuple[str, str] | None]]  # (image_id, image_url)
 STATE_OF = {"approve": "approved", "decline": "declined"}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
 # Declined this many times in a row within a run, the run cannot go on: it ends (`declined`).
 DECLINES_TO_STOP = 3
 

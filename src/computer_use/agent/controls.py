@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from computer_use.agent.approvals_gate import ApprovalGate
 from computer_use.agent.events import StopReason
 from computer_use.agent.history import base64_image, stored_image
+
+if TYPE_CHECKING:
+    from computer_use.agent.approvals_gate import ApprovalGate
 
 log = logging.getLogger(__name__)
 Holder = Literal["person", "api"]
