@@ -210,9 +210,15 @@ class TimedSessions(SessionService):
 
 
 class TimedTools(SessionTools):
-    async def run(self, name: str, params: Mapping[str, Any], versions: ToolVersions) -> ToolResult:
+    async def run(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        versions: ToolVersions,
+        tool_use_id: str | None = None,
+    ) -> ToolResult:
         async with LEDGER.span("tool"):
-            return await super().run(name, params, versions)
+            return await super().run(name, params, versions, tool_use_id)
 
     async def run_member(
         self, tool_use_id: str, toolset_name: str, name: str, params: Mapping[str, Any]

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # times, or this many steps of input actions that change nothing, end a run; 0 = off.
     stuck_repeats: int = Field(default=5, ge=0, le=1000)
     stuck_steps: int = Field(default=10, ge=0, le=1000)
+    # How long an action that needs a person's approval waits before the run ends
+    # (stop reason approval_expired).
+    approval_timeout_seconds: float = Field(default=600, gt=0, le=86400)
     # Several instances on one host (or the test suite) need disjoint displays and users.
     desktop_display_base: int = Field(default=100, ge=1, le=60000)
     desktop_user_prefix: str = Field(default="cu-s", pattern=r"^[a-z][a-z0-9-]{0,15}$")

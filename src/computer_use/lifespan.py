@@ -48,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         startup.announce(runtime.desktops.health())
         if runtime.recordings is not None:
             await runtime.recordings.reconcile(await runtime.sessions.get_all_ids())
+        await runtime.runner.people.interrupt_pending()  # approvals do not outlive a run
         await runtime.sessions.restore_all()
         runtime.tasks.append(asyncio.create_task(_cleanup_loop(runtime), name="session-cleanup"))
         # MCP sessions end first on shutdown: a cancelled execute_task stops its run cleanly.

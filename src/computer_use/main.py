@@ -20,6 +20,7 @@ from computer_use.hostguard import install_host_guard
 from computer_use.lifespan import lifespan
 from computer_use.mcp_server.mount import mount_mcp
 from computer_use.security import install_security
+from computer_use.sessions.controls_router import router as controls_router
 from computer_use.sessions.exports_router import router as exports_router
 from computer_use.sessions.files_router import router as files_router
 from computer_use.sessions.router import router as sessions_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_startup_rules(app)
     app.include_router(system_router)
     app.include_router(sessions_router)
+    app.include_router(controls_router)
     app.include_router(models_router)
     app.include_router(files_router)
     app.include_router(exports_router)

@@ -14,7 +14,8 @@ import anthropic
 from PIL import Image
 
 from computer_use.agent import history
-from computer_use.agent.loop import RunConfig, RunResult, run_agent
+from computer_use.agent.loop import RunResult, run_agent
+from computer_use.agent.run_config import RunConfig
 from computer_use.agent.tools import SessionTools
 from computer_use.desktop_port import CommandResult, MouseButton, ScrollDirection
 from computer_use.loopback import LoopbackModelServer

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from computer_use.agent import catalogue
-from computer_use.agent.loop import RunConfig, thinking_params
+from computer_use.agent.run_config import RunConfig, thinking_params
 from computer_use.agent.versions import versions_for
 from computer_use.loopback import rules
 from computer_use.loopback.errors import InvalidRequest

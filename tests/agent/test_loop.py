@@ -84,6 +84,7 @@ async def test_scripted_task_runs_end_to_end_with_events_in_order(
         "computer_20251124",
         "bash_20250124",
         "text_editor_20250728",
+        "custom",  # ask_person
     ]
     assert first.tool("computer") == {
         "type": "computer_20251124",

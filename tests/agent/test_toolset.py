@@ -133,6 +133,7 @@ async def test_batched_member_calls_run_in_order_and_stop_after_a_failure(
         "computer_toolset_20260801",
         "bash_20250124",
         "text_editor_20250728",
+        "custom",  # ask_person
     ]
     assert first.tools[0] == {"type": "computer_toolset_20260801"}
     assert all(r.betas == [] for r in server.requests)  # GA: no beta header, no beta tool

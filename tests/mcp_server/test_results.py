@@ -67,6 +67,16 @@ async def test_every_tool_result_fits_its_output_schema(
         sid = (await record("create_session", title="schemas"))["session_id"]
         assert (await record("execute_task", session_id=sid, task=quick))["status"] == "completed"
         assert (await record("wait_for_task", session_id=sid))["status"] == "completed"
+        # an action waiting for approval, and its answer
+        ask_sid = (await record("create_session", approval=["type"]))["session_id"]
+        asking = model.scripted.script(
+            "A typed word", say("Typing.", member("type", text="x")), say("Typed.")
+        )
+        waiting = await record("execute_task", session_id=ask_sid, task=asking)
+        assert waiting["status"] == "waiting_for_approval"
+        answer = {"approval_id": waiting["approval"]["approval_id"], "decision": "approve"}
+        answered = await record("answer_approval", session_id=ask_sid, **answer)
+        assert answered["status"] in ("running", "completed") and answered["approval"] is None
         await record("get_session_status", session_id=sid)
         await record("take_screenshot", session_id=sid)
         await record("list_sessions")
@@ -81,6 +91,7 @@ async def test_every_tool_result_fits_its_output_schema(
             "running"
         )
         assert (await record("cancel_task", session_id=sid))["status"] == "cancelled"
+        await record("destroy_session", session_id=ask_sid)
         await record("destroy_session", session_id=sid)
     gate.release.set()
     assert set(results) == set(tools)

@@ -26,6 +26,7 @@ EXPECTED_ANNOTATIONS = {
     "execute_task": (False, True, False, True),
     "wait_for_task": (True, False, True, False),
     "cancel_task": (False, True, True, False),
+    "answer_approval": (False, True, False, True),
     "get_session_status": (True, False, True, False),
     "destroy_session": (False, True, True, False),
     "take_screenshot": (True, False, True, False),

@@ -7,8 +7,9 @@ Entry points: `run_agent` (one user message to completion), `SessionTools` (one 
 
 from computer_use.agent.events import EventType
 from computer_use.agent.hooks import RunHooks
-from computer_use.agent.loop import RunConfig, RunResult, run_agent
+from computer_use.agent.loop import RunResult, run_agent
 from computer_use.agent.providers import ModelClient, ProviderConfigError, make_client
+from computer_use.agent.run_config import RunConfig
 from computer_use.agent.tools import SessionTools
 from computer_use.agent.versions import ToolVersions, versions_for
 

@@ -4,6 +4,8 @@ The stable core (the mission's list): `text`, `thinking`, `tool_use`, `tool_resu
 `message_complete`, `error`. Extras: `text_delta`, `thinking_delta` (live typing, may be
 ignored: the complete block follows as `text` / `thinking`), `status` (session status) and
 `usage` (what the run and the session have spent so far, after each model response).
+A person in the loop: `approval_required` / `approval_resolved` (agent/approvals_gate.py),
+`paused` / `resumed` (agent/controls.py), `question` (agent/questions.py).
 Every run ends with exactly one `message_complete`; a failed run sends `error` just before it.
 """
 
@@ -24,6 +26,11 @@ class EventType(StrEnum):
     THINKING_DELTA = "thinking_delta"
     STATUS = "status"
     USAGE = "usage"
+    APPROVAL_REQUIRED = "approval_required"
+    APPROVAL_RESOLVED = "approval_resolved"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    QUESTION = "question"
 
 
 class TextEvent(TypedDict):
@@ -129,6 +136,9 @@ StopReason = Literal[
     "error",
     "budget",
     "stuck",
+    "approval_expired",
+    "declined",
+    "question",
 ]
 
 
@@ -137,7 +147,9 @@ class MessageCompleteEvent(TypedDict):
     or ours: max_steps (the step cap was reached), cancelled (the user stopped it), error (an
     `error` event came just before), budget (a cap of the message's or the session's budget
     was reached), stuck (the run's actions stopped changing the screen: agent/stuck.py);
-    `detail` says which cap or rule. `steps` counts model requests."""
+    `detail` says which cap or rule; approval_expired (nobody answered an approval in time),
+    declined (the person declined actions until the run could not go on), question (the agent
+    asked the person; their next message is the answer). `steps` counts model requests."""
 
     stop_reason: StopReason
     steps: int

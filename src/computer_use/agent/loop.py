@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anthropic
 from anthropic.resources.beta.messages import AsyncMessages
@@ -26,6 +26,7 @@ from anthropic.types.beta import BetaContentBlock, BetaMessage
 from computer_use.agent import context
 from computer_use.agent.api_errors import error_event
 from computer_use.agent.budget import BudgetMeter
+from computer_use.agent.controls import NOT_RUN_PAUSED, LoopControls
 from computer_use.agent.events import EventType, StopReason, Usage
 from computer_use.agent.history import (
     INTERRUPTED,
@@ -38,39 +39,17 @@ from computer_use.agent.history import (
 )
 from computer_use.agent.hooks import RunHooks
 from computer_use.agent.providers import ModelClient
+from computer_use.agent.questions import ASK_PERSON, question_event
+from computer_use.agent.run_config import RunConfig, thinking_params
 from computer_use.agent.stuck import StuckDetector
 from computer_use.agent.tools import SessionTools, ToolResult, describe_tool_use
 from computer_use.agent.versions import ToolVersions, versions_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Effort = Literal["low", "medium", "high", "xhigh", "max"]
 # What a computer toolset member call is answered with when an earlier one of the same turn
 # failed: the model planned the batch as a sequence (the SDK's runner and the API use this text).
 NOT_EXECUTED = "Not executed: an earlier computer action in this turn failed."
-# Thinking text between tool calls comes back only with this display (the 5.5 generation
-# defaults to "omitted", which leaves the stream silent between actions).
-THINKING_DISPLAY = "summarized"
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    model: str
-    provider: str = "anthropic"  # API_PROVIDER: decides where the computer toolset is GA
-    max_tokens: int = 8192
-    max_steps: int = 50  # model requests per run
-    stuck_repeats: int = 5  # STUCK_REPEATS (agent/stuck.py); 0 = off
-    stuck_steps: int = 10  # STUCK_STEPS
-    # Adaptive where supported, else a budget of thinking_budget tokens. Off means the model's
-    # lowest setting: none sent, or `between_tools` on Sonnet 5.5; a model whose thinking is
-    # always on keeps it.
-    thinking: bool = True
-    thinking_budget: int = 2048
-    effort: Effort | None = None  # output_config.effort (AGENT_EFFORT); None: model default
-    images_to_keep: int = 10
-    image_chunk: int = 5
-    system_prompt_suffix: str = ""
-    today: date | None = None
 
 
 @dataclass
@@ -89,6 +68,14 @@ class _Cancelled(Exception):
         self.by_task = by_task
 
 
+class _Stopped(Exception):
+    """The run ends here with `reason` (approval_expired, question) and `detail`."""
+
+    def __init__(self, reason: StopReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
 class _Run:
     def __init__(
         self,
@@ -97,10 +84,11 @@ class _Run:
         hooks: RunHooks,
         config: RunConfig,
         cancel: asyncio.Event,
+        controls: LoopControls,
         meter: BudgetMeter | None = None,
     ) -> None:
         self.client, self.tools, self.hooks, self.config = client, tools, hooks, config
-        self.cancel = cancel
+        self.cancel, self.controls = cancel, controls
         self.meter = meter or BudgetMeter(model=config.model)
         self.stuck = StuckDetector(
             tools.desktop.fingerprint, repeats=config.stuck_repeats, steps=config.stuck_steps
@@ -218,7 +206,8 @@ class _Run:
         api_blocks: list[dict[str, Any]] = []
         stored_blocks: list[dict[str, Any]] = []
         cancelled: _Cancelled | None = None
-        halted = False
+        halted = paused = False
+        asked: list[str] = []  # questions to the person: their reply is the tool_result
         for call in calls:
             toolset_name: str | None = call.get("toolset_name")
             if cancelled is None and self.cancel.is_set():
@@ -228,6 +217,12 @@ class _Run:
             elif self.halted(before_request=False):
                 assert self.halt is not None
                 result = ToolResult(error=f"Not run: {self.halt[1]}")
+            elif call["name"] == ASK_PERSON and toolset_name is None and runnable:
+                asked.append(str(call["input"].get("question", "")))
+                await self.emit(EventType.QUESTION, question_event(call))
+                continue
+            elif paused or self.controls.stop():
+                result = ToolResult(error=NOT_RUN_PAUSED if paused else "Not run: the run ended.")
             elif toolset_name is not None and halted:
                 result = ToolResult(error=NOT_EXECUTED)
             elif not runnable:
@@ -237,7 +232,10 @@ class _Run:
                 )
             else:
                 try:
-                    result = await self.race(self.stuck.watch(call, self.run_call(call)))
+                    if await self.race(self.controls.before_action()):
+                        paused, result = True, ToolResult(error=NOT_RUN_PAUSED)
+                    else:
+                        result = await self.race(self.stuck.watch(call, self.run_call(call)))
                 except _Cancelled as exc:
                     cancelled, result = exc, ToolResult(error=INTERRUPTED)
                 except asyncio.CancelledError:
@@ -259,11 +257,16 @@ class _Run:
                     "image_url": self.hooks.image_url(image_id) if image_id else None,
                 },
             )
-        append_user(self.messages, api_blocks)
-        await self.hooks.append_message({"role": "user", "content": stored_blocks})
+        if stored_blocks:
+            append_user(self.messages, api_blocks)
+            await self.hooks.append_message({"role": "user", "content": stored_blocks})
         self.stuck.end_step()
         if cancelled is not None:
             raise cancelled
+        if stop := self.controls.stop():
+            raise _Stopped(*stop)
+        if asked:
+            raise _Stopped("question", "Waiting for the person's answer: " + " / ".join(asked))
 
     async def run_call(self, call: dict[str, Any]) -> ToolResult:
         toolset_name = call.get("toolset_name")
@@ -271,7 +274,7 @@ class _Run:
             return await self.tools.run_member(
                 call["id"], str(toolset_name), call["name"], call["input"]
             )
-        return await self.tools.run(call["name"], call["input"], self.versions)
+        return await self.tools.run(call["name"], call["input"], self.versions, call["id"])
 
     async def loop(self) -> StopReason:
         while True:
@@ -280,6 +283,10 @@ class _Run:
             if self.halted(before_request=True):  # first: it may have stopped a turn's calls
                 assert self.halt is not None
                 return self.halt[0]
+            await self.race(self.controls.before_action())
+            if note := await self.controls.handover():
+                append_user(self.messages, note[0])
+                await self.hooks.append_message({"role": "user", "content": note[1]})
             if self.steps >= self.config.max_steps:
                 return "max_steps"
             self.steps += 1
@@ -303,27 +310,6 @@ class _Run:
             await self.run_tools(calls, runnable=message.stop_reason == "tool_use")
 
 
-def thinking_params(config: RunConfig, versions: ToolVersions) -> dict[str, Any]:
-    """`thinking` and `output_config` for this model. Never what it refuses: no budget and no
-    `disabled` to the 5.5 generation or to a model whose thinking is always on, and no
-    `between_tools` with effort xhigh/max (Sonnet 5.5 refuses that pair)."""
-    style, effort = versions.thinking, config.effort
-    params: dict[str, Any] = {}
-    if style == "budget":
-        if config.thinking and 1024 <= config.thinking_budget < config.max_tokens:
-            params["thinking"] = {"type": "enabled", "budget_tokens": config.thinking_budget}
-        return params
-    adaptive = {"type": "adaptive", "display": THINKING_DISPLAY}
-    if config.thinking or style == "adaptive_only":
-        params["thinking"] = adaptive
-    elif style == "between_tools":
-        on_high = effort in ("xhigh", "max")
-        params["thinking"] = adaptive if on_high else {"type": "between_tools"}
-    if effort and "thinking" in params:
-        params["output_config"] = {"effort": effort}
-    return params
-
-
 def _stop(message: BetaMessage) -> StopReason:
     reason = message.stop_reason
     if reason in ("end_turn", "max_tokens", "refusal", "stop_sequence"):
@@ -340,18 +326,22 @@ async def run_agent(
     history: Sequence[dict[str, Any]],
     prompt: str | Iterable[dict[str, Any]],
     cancel: asyncio.Event | None = None,
+    controls: LoopControls | None = None,
     meter: BudgetMeter | None = None,
 ) -> RunResult:
     """Run one user message to completion. Emits events through `hooks`, ends with exactly
     one message_complete. `meter` counts spending against budgets (None: no budget). Never
     raises for API errors or cancellation via `cancel`; cancelling the task itself is honoured
     too (history is completed, then CancelledError propagates)."""
-    run = _Run(client, tools, hooks, config, cancel or asyncio.Event(), meter)
+    run = _Run(
+        client, tools, hooks, config, cancel or asyncio.Event(), controls or LoopControls(), meter
+    )
     # Repair is a no-op on a history from history.to_api; it keeps a hand-made one valid too.
     run.messages = repair(history)
     prompt_blocks = [{"type": "text", "text": prompt}] if isinstance(prompt, str) else list(prompt)
-    append_user(run.messages, prompt_blocks)
-    await hooks.append_message({"role": "user", "content": prompt_blocks})
+    if prompt_blocks:  # none when the prompt was stored already (a reply to a question)
+        append_user(run.messages, prompt_blocks)
+        await hooks.append_message({"role": "user", "content": prompt_blocks})
     detail: str | None = None
     task_cancelled = False
     try:
@@ -360,6 +350,8 @@ async def run_agent(
             detail = f"Stopped after {config.max_steps} model requests (the step limit)."
         elif run.halt is not None:
             detail = run.halt[1]
+    except _Stopped as exc:
+        stop, detail = exc.reason, exc.detail
     except _Cancelled as exc:
         stop, detail, task_cancelled = "cancelled", "Stopped by the user.", exc.by_task
     except asyncio.CancelledError:

@@ -20,8 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from computer_use import errors
 from computer_use.agent import history, providers
 from computer_use.agent.budget import Budget, BudgetMeter, Totals
-from computer_use.agent.loop import RunConfig, RunResult, run_agent
+from computer_use.agent.controls import SessionControls
+from computer_use.agent.loop import RunResult, run_agent
+from computer_use.agent.people import PersonControls
 from computer_use.agent.providers import ModelClient
+from computer_use.agent.run_config import RunConfig
 from computer_use.agent.tools import SessionTools
 from computer_use.config import Settings
 from computer_use.database import transaction
@@ -95,11 +98,12 @@ class AgentRunner:
         self.settings = settings
         self.sessions = sessions
         self.bus = bus
-        self._sessionmaker = sessionmaker
+        self._sessionmaker = self.sessionmaker = sessionmaker
         self._base_url = base_url
         self._max_retries = max_retries
         self._runs: dict[str, _Run] = {}
         self._tools: dict[str, SessionTools] = {}
+        self.people = PersonControls(self)  # approvals, pause / hand back, questions
 
     # --- images -------------------------------------------------------------------------
 
@@ -206,7 +210,10 @@ class AgentRunner:
             tools = self._tools.get(session_id)
             if tools is None:
                 tools = self._tools[session_id] = SessionTools(desktop)
-            stored = await self._stored_history(session_id)
+            stored, prompt = await self.people.prompt_for(
+                session_id, await self._stored_history(session_id), content
+            )
+            controls = self.people.for_run(session, tools)
             client = self._client_for(key)
             try:
                 await self.sessions.set_status(
@@ -233,7 +240,9 @@ class AgentRunner:
                 session_spent=Totals.from_dict(session.spent),
             )
             task = asyncio.create_task(
-                self._run(session_id, client, tools, config, stored, content, cancel, meter),
+                self._run(
+                    session_id, client, tools, config, stored, prompt, cancel, controls, meter
+                ),
                 name=f"agent-run-{session_id}",
             )
             self._runs[session_id] = _Run(task=task, cancel=cancel, meter=meter)
@@ -253,8 +262,9 @@ class AgentRunner:
         tools: SessionTools,
         config: RunConfig,
         stored: list[dict[str, Any]],
-        content: str,
+        prompt: str | list[dict[str, Any]],
         cancel: asyncio.Event,
+        controls: SessionControls,
         meter: BudgetMeter,
     ) -> RunResult | None:
         run = self._runs.get(session_id)
@@ -273,8 +283,9 @@ class AgentRunner:
                 hooks=_Hooks(self, session_id),
                 config=config,
                 history=api_history,
-                prompt=content,
+                prompt=prompt,
                 cancel=cancel,
+                controls=controls,
                 meter=meter,
             )
             return result
@@ -340,6 +351,7 @@ class AgentRunner:
             run.cancel.set()
             run.task.cancel()
             await asyncio.gather(run.task, return_exceptions=True)
+        self.people.forget(session_id)
         tools = self._tools.pop(session_id, None)
         if tools is not None:
             await tools.aclose()

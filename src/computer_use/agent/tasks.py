@@ -67,6 +67,8 @@ class TaskState:
     answer: list[str] = field(default_factory=list)  # text blocks after the last action
     last_text: str = ""
     error: dict[str, Any] | None = None  # the `error` event before a failed end
+    approval: dict[str, Any] | None = None  # an approval_required not resolved (yet)
+    question: str | None = None  # the agent's question to the person (stop reason question)
     since: float = field(default_factory=time.monotonic)  # the last tool call or result
 
     @property
@@ -105,6 +107,15 @@ class TaskState:
                 return shorten(text)
         elif event.type == "error":
             self.error = data
+        elif event.type == "approval_required":
+            keys = ("approval_id", "action", "description", "input")
+            self.approval = {k: data.get(k) for k in keys}
+            return f"Waiting for approval: {data.get('description')}"
+        elif event.type == "approval_resolved":
+            if self.approval and self.approval["approval_id"] == data.get("approval_id"):
+                self.approval = None
+        elif event.type == "question":
+            self.question = str(data.get("question") or "")
         elif event.type == "message_complete":
             self.done = True
             self.stop_reason = str(data.get("stop_reason"))
@@ -209,7 +220,7 @@ class TaskTracker:
             # Coming back to a run, its events stored before this call are replayed silently
             # (old news); a caller that just started the run hears all of them.
             fresh_after = time.time() if first_news_soon else float("-inf")
-            while not state.done:
+            while not state.done and not self._waits_for_person(session_id, state):
                 # A heartbeat at most `heartbeat` seconds after the previous message, however
                 # many events without news (text deltas) arrive meanwhile.
                 with anyio.move_on_after(max(0.0, told + self._heartbeat - time.monotonic())):
@@ -224,8 +235,16 @@ class TaskTracker:
                 await tell(state.heartbeat())
                 told = time.monotonic()
             tasks.cancel_scope.cancel()
-        if not state.done:  # raised out here: inside, the task group would wrap it
+        if not state.done and not self._waits_for_person(session_id, state):
+            # raised out here: inside, the task group would wrap it
             raise SessionClosed(f"Session {session_id} was closed during the task.")
+
+    def _waits_for_person(self, session_id: str, state: TaskState) -> bool:
+        """The run waits for an approval now (not one of the past, replayed)."""
+        if state.approval is None:
+            return False
+        pending = self._runtime.runner.people.pending_approval(session_id)
+        return bool(state.approval["approval_id"] == pending)
 
     async def cancel(self, *, session_id: str, owner: str | None = None) -> bool:
         """Asks the running task of the session to stop; False when none runs."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -44,7 +44,22 @@ class SessionDestroyed(BaseModel):
     destroyed: bool = Field(description="True: the desktop, its files and the history are gone.")
 
 
-TaskStatus = Literal["running", "completed", "stopped", "cancelled", "failed"]
+TaskStatus = Literal[
+    "running",
+    "waiting_for_approval",
+    "waiting_for_answer",
+    "completed",
+    "stopped",
+    "cancelled",
+    "failed",
+]
+
+
+class ApprovalAsked(BaseModel):
+    approval_id: str = Field(description="Pass this to answer_approval.")
+    action: str = Field(description="The kind of action, e.g. type, left_click, bash.")
+    description: str = Field(description="What the agent wants to do, e.g. \"type 'hello'\".")
+    input: dict[str, Any] = Field(description="The action's input as the model sent it.")
 
 
 class TaskResult(BaseModel):
@@ -52,9 +67,12 @@ class TaskResult(BaseModel):
 
     session_id: str
     status: TaskStatus = Field(
-        description="running: not done yet, call wait_for_task; completed: the agent finished; "
-        "stopped: it ended early (step limit, budget, stuck, max_tokens, refusal); cancelled: "
-        "cancel_task stopped it; failed: an error ended it (see error)."
+        description="running: not done yet, call wait_for_task; waiting_for_approval: an "
+        "action waits for answer_approval (see approval); waiting_for_answer: the agent asked "
+        "a question (see question), answer it with execute_task; completed: the agent "
+        "finished; stopped: it ended early (step limit, budget, stuck, max_tokens, refusal, "
+        "an approval expired or declined); cancelled: cancel_task stopped it; failed: an "
+        "error ended it (see error)."
     )
     done: bool = Field(description="False while the agent is still working.")
     answer: str | None = Field(description="The agent's final answer, once done.")
@@ -65,6 +83,12 @@ class TaskResult(BaseModel):
     next_step: str = Field(description="What to call next.")
     screenshot_url: str | None = Field(
         description="URL of the desktop's current screenshot (PNG; send the API token, if any)."
+    )
+    approval: ApprovalAsked | None = Field(
+        default=None, description="The action waiting for your approval, if any."
+    )
+    question: str | None = Field(
+        default=None, description="The agent's question, when it waits for your answer."
     )
 
 

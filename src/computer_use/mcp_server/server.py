@@ -31,6 +31,8 @@ INSTRUCTIONS = """\
 Runs Claude computer-use agents, each session on its own Linux desktop with Firefox.
 Typical flow: create_session -> execute_task -> (if its status is "running") wait_for_task,
 again until done -> follow-up execute_task calls as needed -> destroy_session when done.
+Status "waiting_for_approval": answer_approval; "waiting_for_answer": the agent asked a
+question, answer it with execute_task.
 A task is not a call: a cancelled or timed-out call only stops waiting, the agent keeps
 working; cancel_task stops it. The Anthropic API key comes from the X-Anthropic-API-Key
 header of the MCP connection, never from tool arguments."""
@@ -53,6 +55,13 @@ TOOLS: list[tuple[Callable[..., Any], str, ToolAnnotations, bool]] = [
     (task_tools.execute_task, "Run a task with the agent", _hints(False, True, False, True), True),
     (task_tools.wait_for_task, "Wait for a task", _hints(True, False, True, False), True),
     (task_tools.cancel_task, "Cancel a running task", _hints(False, True, True, False), False),
+    # Lets the agent act (or refuses it); a second answer is refused.
+    (
+        task_tools.answer_approval,
+        "Approve or decline an action",
+        _hints(False, True, False, True),
+        True,
+    ),
     (tools.get_session_status, "Get a session's status", _hints(True, False, True, False), False),
     # A second destroy changes nothing (it reports the unknown id).
     (tools.destroy_session, "Destroy a session", _hints(False, True, True, False), False),

@@ -7,17 +7,18 @@ that wait; the agent keeps working and its outcome stays in the session's histor
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock
 from pydantic import Field, ValidationError
 
+from computer_use import errors
 from computer_use.agent.tasks import NoTask, SessionClosed, TaskState, TaskTracker
 from computer_use.mcp_server import content
 from computer_use.mcp_server.deps import MCPContext, api_key, caller, deps
 from computer_use.mcp_server.errors import invalid_arguments, tool_errors
-from computer_use.mcp_server.schemas import TaskResult, TaskStatus
+from computer_use.mcp_server.schemas import ApprovalAsked, TaskResult, TaskStatus
 from computer_use.mcp_server.tools import SessionId
 from computer_use.sessions.schemas import MessageCreate
 
@@ -42,6 +43,7 @@ MaxWait = Annotated[
 TaskOutput = Annotated[CallToolResult, TaskResult]
 
 _DONE: dict[str, TaskStatus] = {
+    "question": "waiting_for_answer",
     "end_turn": "completed",
     "stop_sequence": "completed",
     "cancelled": "cancelled",
@@ -100,6 +102,41 @@ async def cancel_task(ctx: MCPContext, session_id: SessionId) -> TaskOutput:
     return await _result(ctx, state, note=note)
 
 
+Decision = Annotated[
+    Literal["approve", "decline"],
+    Field(description="approve runs the action; decline answers the agent with an error."),
+]
+Remember = Annotated[
+    bool,
+    Field(description="With approve: the same kind of action runs without asking again "
+          "for the rest of this task."),
+]  # fmt: skip
+
+
+async def answer_approval(
+    ctx: MCPContext,
+    session_id: SessionId,
+    approval_id: Annotated[str, Field(description="From the task result's approval.")],
+    decision: Decision,
+    remember: Remember = False,
+) -> TaskOutput:
+    """Approve or decline the action the session's task waits for (a task result with status
+    waiting_for_approval names it), then wait for the task like wait_for_task. A declined
+    action is not run; the agent hears that and goes on. An approval already answered or
+    expired is an error."""
+    runtime = deps(ctx).runtime
+    tracker = TaskTracker(runtime)
+    with tool_errors(session_id):
+        await runtime.sessions.get(session_id=session_id, owner=caller(ctx))
+    try:
+        await runtime.runner.people.answer(session_id, approval_id, decision, remember=remember)
+    except errors.DomainError as exc:
+        raise ToolError(exc.message) from None
+    with tool_errors(session_id):
+        state = await _follow(ctx, tracker, session_id)
+    return await _result(ctx, state)
+
+
 async def _follow(
     ctx: MCPContext,
     tracker: TaskTracker,
@@ -126,14 +163,22 @@ async def _follow(
 
 def status_of(state: TaskState) -> TaskStatus:
     if not state.done:
-        return "running"
+        return "waiting_for_approval" if state.approval else "running"
     return _DONE.get(state.stop_reason or "", "stopped")
 
 
 async def _result(ctx: MCPContext, state: TaskState, *, note: str | None = None) -> CallToolResult:
     sid = state.session_id
     status = status_of(state)
-    if status == "running":
+    approval = ApprovalAsked(**state.approval) if state.approval and not state.done else None
+    if approval is not None:
+        next_step = (
+            f"Call answer_approval with session_id '{sid}', approval_id "
+            f"'{approval.approval_id}' and decision 'approve' or 'decline' (remember: true "
+            "approves this kind of action for the rest of the task)."
+        )
+        summary = f"The agent waits for your approval to {approval.description}. {next_step}"
+    elif status == "running":
         wait = deps(ctx).runtime.settings.mcp_task_wait_seconds
         next_step = (
             f"The agent is still working. Call wait_for_task with session_id '{sid}' to keep "
@@ -160,6 +205,8 @@ async def _result(ctx: MCPContext, state: TaskState, *, note: str | None = None)
         detail=state.detail,
         next_step=next_step,
         screenshot_url=content.screenshot_url(ctx, sid),
+        approval=approval,
+        question=state.question if status == "waiting_for_answer" else None,
     )
     blocks: list[ContentBlock] = [content.text(summary)]
     blocks += await content.screenshot(ctx, sid)
@@ -167,6 +214,11 @@ async def _result(ctx: MCPContext, state: TaskState, *, note: str | None = None)
 
 
 def _outcome_text(state: TaskState, status: TaskStatus) -> str:
+    if status == "waiting_for_answer":
+        return (
+            f"The agent asks: {state.question}\n\nAnswer with execute_task on session "
+            f"'{state.session_id}' (your answer as the task); the agent continues from there."
+        )
     if status == "failed":
         return f"The agent run failed: {state.error_message}"
     if status == "cancelled":

@@ -29,6 +29,7 @@ from computer_use.mcp_server.schemas import (
     SessionStatusPublic,
     SessionSummary,
 )
+from computer_use.sessions.controls_schemas import APPROVAL_DESCRIPTION, ApprovalPolicy
 from computer_use.sessions.models import SessionStatus
 from computer_use.sessions.schemas import SessionCreate
 
@@ -60,6 +61,13 @@ async def create_session(
             max_length=100,
         ),
     ] = None,
+    approval: Annotated[
+        ApprovalPolicy,
+        Field(
+            description="Which of the agent's actions wait for your approval (answer_approval): "
+            + APPROVAL_DESCRIPTION
+        ),
+    ] = "auto",
 ) -> Annotated[CallToolResult, SessionCreated]:
     """Create a new computer-use session: its own Linux desktop with Firefox, ready for
     execute_task. Returns the session_id to pass to the other tools, a vnc_url a human
@@ -68,8 +76,10 @@ async def create_session(
     mcp = deps(ctx)
     runtime = mcp.runtime
     with tool_errors():
-        body = SessionCreate(title=title or "MCP session", model=model)
+        body = SessionCreate(title=title or "MCP session", model=model, approval=approval)
         session = await runtime.sessions.open(title=body.title, model=body.model, owner=caller(ctx))
+        if body.approval != "auto":
+            await runtime.runner.people.set_policy(session.id, body.approval)
     created = SessionCreated(
         session_id=session.id,
         title=session.title,

@@ -52,6 +52,12 @@ class Session(Base):
     # The API process (Settings.instance) whose desktops hold it; None: made before there
     # was one, taken by whichever process restores it.
     host: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    # Which actions wait for a person (agent/tools/approvals.py): None is "auto", else "ask"
+    # or a list of action kinds.
+    approval: Mapped[str | list[str] | None] = mapped_column(JSON, default=None)
+    # Who holds the desktop while the agent is paused: "person" (took control) or "api"
+    # (POST .../pause); None: the agent may act.
+    paused_by: Mapped[str | None] = mapped_column(String(16), default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="session",
@@ -90,3 +96,22 @@ class Image(Base):
     media_type: Mapped[str] = mapped_column(String(32))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Approval(Base):
+    """One action that waited for a person's decision (agent/approvals_gate.py)."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    tool_use_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    kind: Mapped[str] = mapped_column(String(32))
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text)
+    # pending, then approved, declined, expired, or interrupted (the run ended first)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

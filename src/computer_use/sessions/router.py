@@ -91,7 +91,18 @@ def to_public(
         "recording": service.recordings is not None and service.recordings.exists(session.id),
         "budget": session.budget,
         "spent": session.spent or {},
+        **_person_fields(request, session),
     }
+
+
+def _person_fields(request: Request, session: Session) -> dict[str, Any]:
+    """Approval policy, pause, who holds the desktop (agent/people.py)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return {}
+    fields = runtime.runner.people.public(session)
+    fields.pop("waiting")
+    return dict(fields)
 
 
 def _message_public(session_id: str, message: Message) -> MessagePublic:
@@ -112,7 +123,11 @@ def _message_public(session_id: str, message: Message) -> MessagePublic:
     summary="Create a session with its own desktop",
 )
 async def create_session(
-    body: SessionCreate, service: SessionServiceDep, caller: CallerDep, request: Request
+    body: SessionCreate,
+    service: SessionServiceDep,
+    runner: AgentRunnerDep,
+    caller: CallerDep,
+    request: Request,
 ) -> dict[str, Any]:
     session = await service.open(
         title=body.title,
@@ -121,6 +136,9 @@ async def create_session(
         record=body.record,
         budget=_caps(body.budget),
     )
+    if body.approval != "auto":
+        await runner.people.set_policy(session.id, body.approval)
+        session = await service.get(session_id=session.id)
     return to_public(service, session, request)
 
 
@@ -172,7 +190,7 @@ async def get_session(
     "/{session_id}",
     response_model=SessionPublic,
     responses=errors.error_responses(404, 422),
-    summary="Change a session's settings: its budget",
+    summary="Change a session's settings: its budget, its approval policy",
 )
 async def update_session(
     session_id: uuid.UUID,
@@ -182,11 +200,15 @@ async def update_session(
     caller: CallerDep,
     request: Request,
 ) -> dict[str, Any]:
+    sid = str(session_id)
     changes: dict[str, Any] = {}
     if "budget" in body.model_fields_set:
         changes["budget"] = _caps(body.budget)
-    session = await service.update(session_id=str(session_id), owner=caller, **changes)
-    runner.apply_budget(session_id=session.id, budget=session.budget)
+    session = await service.update(session_id=sid, owner=caller, **changes)
+    runner.apply_budget(session_id=sid, budget=session.budget)
+    if body.approval is not None:
+        await runner.people.set_policy(sid, body.approval)
+        session = await service.get(session_id=sid, owner=caller)
     return to_public(service, session, request)
 
 

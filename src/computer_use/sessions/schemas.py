@@ -14,6 +14,11 @@ from pydantic import (
     model_serializer,
 )
 
+from computer_use.sessions.controls_schemas import (
+    APPROVAL_DESCRIPTION,
+    ApprovalPolicy,
+    check_policy,
+)
 from computer_use.sessions.models import UNTITLED, SessionStatus
 
 # A list offset past this is refused (422) rather than handed to the database driver, which
@@ -114,6 +119,9 @@ class SessionCreate(BaseModel):
         "if omitted.",
     )
     budget: BudgetSpec | None = Field(default=None, description=BUDGET_DESCRIPTION)
+    approval: ApprovalPolicy = Field(default="auto", description=APPROVAL_DESCRIPTION)
+
+    _approval = field_validator("approval")(classmethod(lambda cls, v: check_policy(v)))
 
     @field_validator("title")
     @classmethod
@@ -134,6 +142,12 @@ class SessionUpdate(BaseModel):
         description=BUDGET_DESCRIPTION + " Replaces the whole budget (null or {}: no caps); "
         "a run in progress is held to the new one from its next step.",
     )
+    approval: ApprovalPolicy | None = Field(
+        default=None,
+        description=APPROVAL_DESCRIPTION + " A run going on follows it from its next action.",
+    )
+
+    _approval = field_validator("approval")(classmethod(lambda cls, v: check_policy(v)))
 
 
 class ImageRef(BaseModel):
@@ -200,6 +214,14 @@ class SessionPublic(BaseModel):
     budget: BudgetSpec | None = Field(default=None, description=BUDGET_DESCRIPTION)
     spent: Spent = Field(
         default_factory=Spent, description="What the session's runs have spent, all together."
+    )
+    approval: ApprovalPolicy = Field(default="auto", description=APPROVAL_DESCRIPTION)
+    paused: bool = Field(default=False, description="The agent may not act until resumed.")
+    held_by: Literal["agent", "person"] = Field(
+        default="agent", description="Who holds the desktop: `person` after Take control."
+    )
+    pending_approval_id: str | None = Field(
+        default=None, description="An action waiting for approval (POST .../approvals/{id})."
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from anthropic.types.beta import BetaToolUseBlock
 
+from computer_use.agent import questions
 from computer_use.agent.tools.approvals import ActionApprover
 from computer_use.agent.tools.base import ToolError, ToolResult
 from computer_use.agent.tools.bash import BashSession, BashTool
@@ -70,17 +71,26 @@ class SessionTools:
             computer or self.computer.definition(versions),
             self.bash.definition(versions),
             self.editor.definition(versions),
+            questions.DEFINITION,
         ]
 
-    async def run(self, name: str, params: Mapping[str, Any], versions: ToolVersions) -> ToolResult:
-        """Run one tool call. Never raises for bad input or a failed tool: that becomes an
-        is_error result the model can react to. Cancellation propagates."""
+    async def run(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        versions: ToolVersions,
+        tool_use_id: str | None = None,
+    ) -> ToolResult:
+        """Run one tool call, once `approver` lets it. Never raises for bad input or a failed
+        tool: that becomes an is_error result the model can react to. Cancellation
+        propagates."""
         try:
             if name == self.computer.name and versions.toolset:
                 raise ToolError(
                     "This session uses the computer toolset: call its members (screenshot, "
                     "left_click, ...) as tools of their own; nothing of this call was run."
                 )
+            await self.approver.check(name, params, tool_use_id=tool_use_id)
             if name == self.computer.name:
                 return await self.computer(params, versions)
             if name == self.bash.name:

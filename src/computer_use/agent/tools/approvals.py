@@ -1,22 +1,128 @@
-"""Who approves a computer action before it runs: the seam for human approvals.
+"""Who approves an action before it runs: the approval policy and the session's seam for it.
 
-The SDK's toolset driver asks its `confirm` hook before every member call it is about to run
-(and requires one while `type`, `key` and `hold_key` are enabled, because keyboard input goes to
-whichever window has focus). Each session has exactly one `ActionApprover`, owned by its
-SessionTools; today it approves everything. Asking a person plugs in here, by replacing
-`decide`: return True to run the call; False answers the model with the SDK's refusal
-("The user did not grant permission ...").
+A session's `approval` policy is `"auto"` (nothing waits), `"ask"` (every action that changes
+something waits for a person) or a list of the action kinds that wait. A kind is a computer
+action (`type`, `key`, `left_click`, ...), `bash` (any command, a restart too) or `editor` (a
+write: create, str_replace, insert, undo_edit). Looking never waits: screenshots, zoom, the
+cursor position, waits and the editor's `view`.
+
+Each session has exactly one `ActionApprover`, owned by its SessionTools. The SDK's toolset
+driver asks it (its `confirm` hook) before every member call; the beta tools ask it through
+`check` before they run. It asks the run's gate (agent/approvals_gate.py), when one is set: a
+refusal is a ToolError the model reads as the call's result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from anthropic.tools import ToolError as SDKToolError
 from anthropic.tools.computer import BetaComputerConfirmContext
+
+from computer_use.agent.tools.base import ToolError
+
+# Actions that change something, in the order the docs list them.
+CHANGING_ACTIONS = (
+    "type",
+    "key",
+    "hold_key",
+    "left_click",
+    "right_click",
+    "middle_click",
+    "double_click",
+    "triple_click",
+    "left_click_drag",
+    "left_mouse_down",
+    "left_mouse_up",
+    "mouse_move",
+    "scroll",
+)
+KINDS = (*CHANGING_ACTIONS, "bash", "editor")
+EDITOR_WRITES = ("create", "str_replace", "insert", "undo_edit")
+EDITOR_TOOLS = ("str_replace_based_edit_tool", "str_replace_editor")
+
+Policy = frozenset[str]
+
+
+def parse_policy(value: str | list[str] | None) -> Policy:
+    """The kinds that wait under `value`; ValueError naming what is accepted."""
+    if value is None or value == "auto":
+        return frozenset()
+    if value == "ask":
+        return frozenset(KINDS)
+    if isinstance(value, str):
+        raise ValueError('approval must be "auto", "ask" or a list of action kinds')
+    unknown = sorted(set(value) - set(KINDS))
+    if unknown:
+        raise ValueError(
+            f"unknown action kind(s) {', '.join(unknown)}; the kinds are {', '.join(KINDS)}"
+        )
+    return frozenset(value)
+
+
+def action_kind(name: str, params: Mapping[str, Any], toolset_name: str | None) -> str | None:
+    """The kind of one call (None: it only looks, never waits)."""
+    if toolset_name is not None:
+        return name if name in CHANGING_ACTIONS else None
+    if name == "computer":
+        action = params.get("action")
+        return action if action in CHANGING_ACTIONS else None
+    if name == "bash":
+        return "bash"
+    if name in EDITOR_TOOLS:
+        return "editor" if params.get("command") in EDITOR_WRITES else None
+    return None
+
+
+class Gate(Protocol):
+    async def check(
+        self,
+        *,
+        kind: str,
+        name: str,
+        params: Mapping[str, Any],
+        toolset_name: str | None,
+        tool_use_id: str | None,
+    ) -> None:
+        """Returns when the call may run; raises ToolError when it may not."""
 
 
 class ActionApprover:
+    def __init__(self) -> None:
+        self.gate: Gate | None = None  # set by the runner for the session's runs
+
     async def __call__(self, context: BetaComputerConfirmContext) -> bool:
         return await self.decide(context)
 
     async def decide(self, context: BetaComputerConfirmContext) -> bool:
-        """Approve by default (no person is asked yet)."""
+        """The toolset's confirm hook: True runs the call; a refusal reaches the model as the
+        call's error (the SDK relays a ToolError raised here as-is)."""
+        params = context.input.model_dump(exclude_none=True)
+        tool_use_id = context.tool_use.id if context.tool_use is not None else None
+        try:
+            await self.check(
+                context.member, params, toolset_name="computer", tool_use_id=tool_use_id
+            )
+        except ToolError as exc:
+            raise SDKToolError(str(exc)) from None
         return True
+
+    async def check(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        *,
+        toolset_name: str | None = None,
+        tool_use_id: str | None = None,
+    ) -> None:
+        kind = action_kind(name, params, toolset_name)
+        if self.gate is None or kind is None:
+            return
+        await self.gate.check(
+            kind=kind,
+            name=name,
+            params=params,
+            toolset_name=toolset_name,
+            tool_use_id=tool_use_id,
+        )

@@ -169,15 +169,25 @@ export const api = {
   health: () => request("GET", "/api/v1/health"),
   listSessions: ({ limit = 100, offset = 0 } = {}) =>
     request("GET", "/api/v1/sessions", { query: { limit, offset } }).then(remember),
-  createSession: ({ title, model, record = false }) =>
+  createSession: ({ title, model, record = false, ask = false }) =>
     request("POST", "/api/v1/sessions", {
-      body: { ...(title && { title }), ...(model && { model }), ...(record ? { record: true } : {}) },
+      body: {
+        ...(title && { title }), ...(model && { model }), ...(record ? { record: true } : {}),
+        ...(ask ? { approval: "ask" } : {}),
+      },
     }).then(remember),
   getSession: (id) => request("GET", sessionPath(id)).then(remember),
   deleteSession: (id) => request("DELETE", sessionPath(id)),
   sendMessage: (id, content) =>
     request("POST", `${sessionPath(id)}/messages`, { body: { content }, withKey: true }),
   cancel: (id) => request("POST", `${sessionPath(id)}/cancel`),
+  answerApproval: (id, approvalId, decision, remember = false) =>
+    request("POST", `${sessionPath(id)}/approvals/${encodeURIComponent(approvalId)}`, {
+      body: { decision, remember },
+    }),
+  // Taking control holds the agent at its next step; handing back lets it go on.
+  takeControl: (id) => request("POST", `${sessionPath(id)}/pause`, { body: { take_control: true } }),
+  handBack: (id) => request("POST", `${sessionPath(id)}/resume`),
 
   /**
    * A viewer URL that lets the user drive the desktop (`vnc_url` is view-only): the session

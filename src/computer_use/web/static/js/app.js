@@ -15,6 +15,7 @@ import { Conversation } from "./render.js";
 import { SessionList } from "./sessions.js";
 import { SessionStream } from "./sse.js";
 import { installExtras } from "./extras.js";
+import { PersonInTheLoop } from "./approvals.js";
 
 const LIST_REFRESH_MS = 10_000;
 
@@ -27,6 +28,7 @@ const state = {
   stream: null,
   selectSeq: 0, // guards against a slow load finishing after the user picked another session
   pendingPrompt: null, // a message refused for want of an API key, re-sent once one is given
+  asking: false, // the agent's last run ended with a question
 };
 
 const els = {
@@ -35,6 +37,7 @@ const els = {
   createTitle: $("create-title"),
   createModel: $("create-model"),
   createRecord: $("create-record"),
+  createAsk: $("create-ask"),
   createButton: $("create-button"),
   createError: $("create-error"),
   modelOptions: $("model-options"),
@@ -114,6 +117,17 @@ const conversation = new Conversation(els.conversation, {
   onOpenImage: (src, caption) => lightbox.open(src, caption),
 });
 
+// Approvals, questions, paused / resumed notes (approvals.js).
+const person = new PersonInTheLoop(els.conversation, {
+  answer: (approvalId, decision, remember) =>
+    api.answerApproval(state.selectedId, approvalId, decision, remember),
+  onError: (message) => conversation.addError(message),
+  onQuestion: () => {
+    state.asking = true; // the composer says the next message is the answer
+    renderHeader();
+  },
+});
+
 const sessionList = new SessionList({
   listEl: $("session-list"),
   countEl: $("session-count"),
@@ -135,6 +149,8 @@ const desktop = new DesktopPanel(
   {
     interactiveUrl: (id) => api.interactiveVncUrl(id),
     fetchSession: (id) => api.getSession(id),
+    takeControl: (id) => api.takeControl(id).then(() => refreshSelected(id)),
+    handBack: (id) => api.handBack(id).then(() => refreshSelected(id)),
   },
 );
 
@@ -207,7 +223,8 @@ els.createForm.addEventListener("submit", async (event) => {
   els.createError.hidden = true;
   try {
     const record = els.createRecord.checked;
-    const session = await api.createSession({ title, model, record });
+    const ask = els.createAsk.checked;
+    const session = await api.createSession({ title, model, record, ask });
     els.createTitle.value = "";
     await refreshSessions();
     navigateTo(session.id);
@@ -268,6 +285,8 @@ async function selectSession(id) {
   state.stopping = false;
   sessionList.select(id);
   conversation.reset();
+  person.reset();
+  state.asking = false;
   if (!id) {
     desktop.show(null);
     extras.show(null);
@@ -372,6 +391,8 @@ function handleEvent(id, type, data) {
   if (data.totals && data.totals.session) {  // usage and message_complete: live totals
     applySessionUpdate({ id, spent: data.totals.session });
   }
+  person.applyEvent(type, data);
+  if (type === "paused" || type === "resumed") refreshSelected(id);
   if (type === "message_complete") {
     extras.refreshFiles(); // the agent may have downloaded or written something
     applySessionUpdate({ id, processing: false, status: "active" });
@@ -390,6 +411,7 @@ async function sendMessage() {
   if (!id || !text.trim() || state.processing) return;
   els.sendButton.disabled = true;
   // Shown before the request: the run's first events may arrive before its 202 does.
+  state.asking = false;
   const bubble = conversation.addUserMessage(text);
   bubble.classList.add("pending");
   conversation.startRun();
@@ -472,6 +494,7 @@ function renderHeader() {
     processing: state.processing,
     stopping: state.stopping,
     empty: conversation.isEmpty,
+    asking: state.asking,
   });
 }
 

@@ -24,7 +24,7 @@ export class ChatView {
    * @param {boolean} view.stopping  Stop was pressed, the run has not ended yet
    * @param {boolean} view.empty  the conversation has nothing in it
    */
-  render({ session, selected, processing, stopping, empty }) {
+  render({ session, selected, processing, stopping, empty, asking = false }) {
     this.#renderFacts(session);
     this.welcome.hidden = selected;
     this.conversation.hidden = !selected;
@@ -42,6 +42,11 @@ export class ChatView {
     const status = h("span", { class: "status", dataset: { status: session.status } },
       statusLabel(session.status));
     this.meta.replaceChildren(status, ` · ${session.model}`);
+    if (session.paused) {
+      const who = session.held_by === "person" ? "paused: a person holds the desktop" : "paused";
+      this.meta.append(" · ", h("span", { class: "paused-state", text: who }));
+    }
+    if (session.approval && session.approval !== "auto") this.meta.append(" · asks before acting");
     if (session.status_detail && session.status !== "active") {
       this.meta.append(` · ${session.status_detail}`);
     }
@@ -50,7 +55,7 @@ export class ChatView {
     this.#composer({ enabled: !expired, processing, stopping });
     this.prompt.placeholder = expired ?
       "This session has expired: create a new session to continue." :
-      "Tell the agent what to do…";
+      asking ? "Your answer to the agent's question…" : "Tell the agent what to do…";
     this.suggestions.hidden = expired || processing || !empty;
   }
 

@@ -14,6 +14,8 @@ export class DesktopPanel {
    * @param {object} hooks
    * @param {(id: string) => Promise<string|null>} hooks.interactiveUrl
    * @param {(id: string) => Promise<object>} hooks.fetchSession  a fresh read (new token)
+   * @param {(id: string) => Promise<void>} hooks.takeControl  the agent waits from its next step
+   * @param {(id: string) => Promise<void>} hooks.handBack  the agent goes on
    */
   constructor(els, hooks) {
     Object.assign(this, els);
@@ -47,6 +49,10 @@ export class DesktopPanel {
     this.iframe.title = `Live desktop of ${session.title}`;
     if (session.vnc_url) {
       if (!this.loaded) this.#load(session.vnc_url);
+      if (session.held_by === "person" && !this.interactive) {
+        this.note.textContent = "A person holds this desktop and the agent waits: take control, " +
+          "then release it to hand the desktop back.";
+      }
       return;
     }
     const message = placeholderFor(session);
@@ -59,6 +65,7 @@ export class DesktopPanel {
     this.controlButton.disabled = true;
     try {
       if (this.interactive) {
+        await this.hooks.handBack(id);
         const session = await this.hooks.fetchSession(id);
         this.interactive = false;
         if (id === this.sessionId && session.vnc_url) this.#load(session.vnc_url);
@@ -69,6 +76,7 @@ export class DesktopPanel {
           this.note.textContent = "Interactive control is not available for this session.";
           return;
         }
+        await this.hooks.takeControl(id);
         this.interactive = true;
         this.#load(url);
       }
@@ -117,7 +125,7 @@ export class DesktopPanel {
     this.badge.textContent = this.interactive ? "You're in control" : "View only";
     this.badge.classList.toggle("badge-warn", this.interactive);
     this.note.textContent = this.interactive ?
-      "Your mouse and keyboard go to the desktop. The agent keeps working too." :
+      "Your mouse and keyboard go to the desktop. The agent waits until you release control." :
       "Watching the agent. Take control to use the desktop yourself.";
   }
 

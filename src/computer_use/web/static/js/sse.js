@@ -18,6 +18,11 @@ export const EVENT_TYPES = [
   "error",
   "status",
   "usage",
+  "approval_required",
+  "approval_resolved",
+  "paused",
+  "resumed",
+  "question",
 ];
 
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000];

@@ -1,0 +1,179 @@
+"""The person in the loop, per session: approval policy, pause / take control / hand back,
+answers to approvals, and replies to the agent's questions. REST and MCP call this; the runner
+hands each run its session's controls.
+
+State that must outlive the process is on the session row (`approval`, `paused_by`) and in the
+approvals table; the in-memory part (a waiting approval, a held run) belongs to the run, which a
+restart ends anyway (`interrupt_pending` closes what it left).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+
+from computer_use import errors
+from computer_use.agent import questions
+from computer_use.agent.approvals_gate import ApprovalGate, ApprovalStore, Decision
+from computer_use.agent.controls import Holder, SessionControls
+from computer_use.agent.tools import SessionTools
+from computer_use.agent.tools.approvals import parse_policy
+from computer_use.database import transaction
+from computer_use.sessions.models import Session, SessionStatus
+from computer_use.sessions.records import image_url
+
+if TYPE_CHECKING:
+    from computer_use.agent.service import AgentRunner
+
+
+class PersonControls:
+    def __init__(self, runner: AgentRunner) -> None:
+        self._runner = runner
+        self.store = ApprovalStore(runner.sessionmaker)
+        self._controls: dict[str, SessionControls] = {}
+
+    def get(self, session_id: str) -> SessionControls | None:
+        return self._controls.get(session_id)
+
+    def pending_approval(self, session_id: str) -> str | None:
+        """The id of the approval the session's run waits for right now, if any."""
+        controls = self._controls.get(session_id)
+        return controls.gate.pending_id if controls is not None else None
+
+    # --- for the runner ----------------------------------------------------------------
+
+    def for_run(self, session: Session, tools: SessionTools) -> SessionControls:
+        """The session's controls, ready for a new run (policy and holder as stored)."""
+        controls = self._controls.get(session.id)
+        if controls is None:
+            controls = self._controls[session.id] = self._make(session, tools)
+        controls.gate.reset(parse_policy(session.approval))
+        tools.approver.gate = controls.gate
+        return controls
+
+    def _make(self, session: Session, tools: SessionTools) -> SessionControls:
+        runner, sid = self._runner, session.id
+
+        async def publish(type: str, data: dict[str, Any]) -> None:
+            await runner.bus.publish(sid, type, data)
+
+        async def save(png: bytes) -> str:
+            return await runner.save_image(sid, png)
+
+        async def snapshot() -> tuple[str, str] | None:
+            try:
+                image_id = await save(await tools.computer.screenshot())
+            except Exception:  # the approval is asked for all the same, without a picture
+                return None
+            return image_id, image_url(sid, image_id)
+
+        gate = ApprovalGate(
+            sid,
+            store=self.store,
+            publish=publish,
+            snapshot=snapshot,
+            timeout=runner.settings.approval_timeout_seconds,
+        )
+        holder = session.paused_by if session.paused_by in ("person", "api") else None
+        return SessionControls(
+            gate=gate,
+            publish=publish,
+            screenshot=tools.computer.screenshot,
+            save_image=save,
+            image_url=lambda image_id: image_url(sid, image_id),
+            paused_by=holder,  # type: ignore[arg-type]
+        )
+
+    async def prompt_for(
+        self, session_id: str, stored: list[dict[str, Any]], content: str
+    ) -> tuple[list[dict[str, Any]], str | list[dict[str, Any]]]:
+        """(history, prompt) for a new run. When the agent's last turn asked the person a
+        question, the message is its answer: stored as that call's tool_result, no prompt."""
+        asked = questions.pending_question(stored)
+        if asked is None:
+            return stored, content
+        blocks = questions.answer_blocks(asked, content)
+        await self._runner.sessions.add_message(
+            session_id=session_id, role="user", content=list(blocks)
+        )
+        return [*stored, {"role": "user", "content": blocks}], []
+
+    def forget(self, session_id: str) -> None:
+        self._controls.pop(session_id, None)
+
+    async def interrupt_pending(self) -> None:
+        """At start-up: approvals the previous process left waiting can no longer be answered."""
+        for session_id, approval_id in await self.store.interrupt_pending():
+            await self._runner.bus.publish(
+                session_id,
+                "approval_resolved",
+                {"approval_id": approval_id, "decision": "interrupted"},
+            )
+
+    # --- for REST and MCP --------------------------------------------------------------
+
+    async def set_policy(self, session_id: str, approval: str | list[str]) -> None:
+        policy = parse_policy(approval)  # the schema checked it already
+        value = None if approval == "auto" else approval
+        await self._write(session_id, approval=value)
+        controls = self._controls.get(session_id)
+        if controls is not None:  # a run going on follows the new policy from its next action
+            controls.gate.policy = policy
+
+    async def pause(self, session_id: str, by: Holder) -> dict[str, Any]:
+        await self._live(session_id)
+        await self._write(session_id, paused_by=by)
+        controls = self._controls.get(session_id)
+        if controls is not None:
+            controls.pause(by)
+        await self._runner.bus.publish(session_id, "status", await self._status(session_id))
+        return await self.state(session_id)
+
+    async def resume(self, session_id: str) -> dict[str, Any]:
+        await self._runner.sessions.get(session_id=session_id)
+        await self._write(session_id, paused_by=None)
+        controls = self._controls.get(session_id)
+        if controls is not None:
+            controls.resume()
+        await self._runner.bus.publish(session_id, "status", await self._status(session_id))
+        return await self.state(session_id)
+
+    async def answer(
+        self, session_id: str, approval_id: str, decision: Decision, *, remember: bool
+    ) -> None:
+        controls = self._controls.get(session_id)
+        if controls is None:  # nothing waits in this process: 404 or 409
+            await self.store.refuse(session_id, approval_id)
+        else:
+            await controls.gate.answer(approval_id, decision, remember=remember)
+
+    async def state(self, session_id: str) -> dict[str, Any]:
+        session = await self._runner.sessions.get(session_id=session_id)
+        return {"session_id": session_id, **self.public(session)}
+
+    def public(self, session: Session) -> dict[str, Any]:
+        """The session's fields about the person: who holds the desktop, what waits."""
+        controls = self._controls.get(session.id)
+        holder = session.paused_by
+        return {
+            "approval": session.approval or "auto",
+            "paused": holder is not None,
+            "held_by": "person" if holder == "person" else "agent",
+            "waiting": bool(controls and controls.held),
+            "pending_approval_id": controls.gate.pending_id if controls else None,
+        }
+
+    async def _status(self, session_id: str) -> dict[str, Any]:
+        session = await self._runner.sessions.get(session_id=session_id)
+        public = self.public(session)
+        return {"status": session.status, "paused": public["paused"], "held_by": public["held_by"]}
+
+    async def _live(self, session_id: str) -> None:
+        session = await self._runner.sessions.get(session_id=session_id)
+        if session.status == SessionStatus.EXPIRED:
+            raise errors.Conflict("This session has expired; there is nothing to pause.")
+
+    async def _write(self, session_id: str, **values: Any) -> None:
+        async with transaction(self._runner.sessionmaker) as db:
+            await db.execute(update(Session).where(Session.id == session_id).values(**values))

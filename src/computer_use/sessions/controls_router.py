@@ -1,0 +1,80 @@
+"""REST routes of the person in the loop: pause / resume (take control / hand back), answer
+an approval (the approval policy changes with the session's PATCH, sessions/router.py). They
+translate; agent/people.py decides."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+
+from computer_use import errors
+from computer_use.auth import CallerDep
+from computer_use.deps import AgentRunnerDep, SessionServiceDep
+from computer_use.sessions.controls_schemas import (
+    ApprovalAnswer,
+    ApprovalAnswered,
+    ControlState,
+    PauseRequest,
+)
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+
+@router.post(
+    "/{session_id}/pause",
+    response_model=ControlState,
+    responses=errors.error_responses(404, 409, 422),
+    summary="Pause the agent at its next step boundary (or take control of the desktop)",
+)
+async def pause(
+    session_id: uuid.UUID,
+    service: SessionServiceDep,
+    runner: AgentRunnerDep,
+    caller: CallerDep,
+    body: PauseRequest | None = None,
+) -> dict[str, Any]:
+    sid = str(session_id)
+    await service.get(session_id=sid, owner=caller)
+    take = body is not None and body.take_control
+    return await runner.people.pause(sid, "person" if take else "api")
+
+
+@router.post(
+    "/{session_id}/resume",
+    response_model=ControlState,
+    responses=errors.error_responses(404, 422),
+    summary="Resume the agent (hand the desktop back)",
+)
+async def resume(
+    session_id: uuid.UUID, service: SessionServiceDep, runner: AgentRunnerDep, caller: CallerDep
+) -> dict[str, Any]:
+    sid = str(session_id)
+    await service.get(session_id=sid, owner=caller)
+    return await runner.people.resume(sid)
+
+
+@router.post(
+    "/{session_id}/approvals/{approval_id}",
+    response_model=ApprovalAnswered,
+    responses=errors.error_responses(404, 409, 422),
+    summary="Approve or decline an action the agent waits to run",
+)
+async def answer_approval(
+    session_id: uuid.UUID,
+    approval_id: uuid.UUID,
+    body: ApprovalAnswer,
+    service: SessionServiceDep,
+    runner: AgentRunnerDep,
+    caller: CallerDep,
+) -> dict[str, Any]:
+    sid, aid = str(session_id), str(approval_id)
+    await service.get(session_id=sid, owner=caller)
+    await runner.people.answer(sid, aid, body.decision, remember=body.remember)
+    return {
+        "session_id": sid,
+        "approval_id": aid,
+        "decision": "approved" if body.decision == "approve" else "declined",
+        "remember": body.remember,
+    }
