@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -57,29 +58,7 @@ def build_runtime(
     sessions = parts.sessions(
         sessionmaker=sessionmaker, settings=settings, bus=bus, recordings=recordings
     )
-    desktops = DesktopManager(
-        settings.data_dir,
-        width=settings.screen_width,
-        height=settings.screen_height,
-        max_displays=settings.max_displays,
-        isolation_enabled=settings.filesystem_isolation_enabled,
-        disk_quota_mb=settings.session_disk_quota_mb,
-        memory_limit_mb=settings.session_memory_limit_mb,
-        max_processes=settings.session_max_processes,
-        cpu_limit=settings.session_cpu_limit,
-        egress=EgressPolicy(
-            allow=parse_networks(settings.session_egress_allow),
-            deny=parse_networks(settings.session_egress_deny),
-        ),
-        display_base=settings.desktop_display_base,
-        user_prefix=settings.desktop_user_prefix,
-        eager_browser=settings.browser_eager,
-        ksm=settings.ksm_merge,
-        ksm_start_host=settings.ksm_start_host,
-        warm_pool_size=min(settings.warm_pool_size, settings.max_displays),
-        warm_pool_browser=settings.warm_pool_browser,
-        on_event=sessions.on_desktop_event,
-    )
+    desktops = desktop_manager(settings, on_event=sessions.on_desktop_event)
     sessions.desktops = desktops  # made after: it reports to sessions.on_desktop_event
     runner = parts.runner(
         settings=settings,
@@ -99,3 +78,32 @@ def build_runtime(
         desktops=desktops,
         recordings=recordings,
     )
+
+
+def desktop_manager(settings: Settings, **overrides: Any) -> DesktopManager:
+    """A DesktopManager made from the desktop settings (the one place they are read);
+    `overrides` replace any of its arguments (a Ray session actor's own slot, say)."""
+    options: dict[str, Any] = {
+        "data_dir": settings.data_dir,
+        "width": settings.screen_width,
+        "height": settings.screen_height,
+        "max_displays": settings.max_displays,
+        "isolation_enabled": settings.filesystem_isolation_enabled,
+        "disk_quota_mb": settings.session_disk_quota_mb,
+        "memory_limit_mb": settings.session_memory_limit_mb,
+        "max_processes": settings.session_max_processes,
+        "cpu_limit": settings.session_cpu_limit,
+        "egress": EgressPolicy(
+            allow=parse_networks(settings.session_egress_allow),
+            deny=parse_networks(settings.session_egress_deny),
+        ),
+        "display_base": settings.desktop_display_base,
+        "user_prefix": settings.desktop_user_prefix,
+        "eager_browser": settings.browser_eager,
+        "ksm": settings.ksm_merge,
+        "ksm_start_host": settings.ksm_start_host,
+        "warm_pool_size": min(settings.warm_pool_size, settings.max_displays),
+        "warm_pool_browser": settings.warm_pool_browser,
+    }
+    options.update(overrides)
+    return DesktopManager(options.pop("data_dir"), **options)

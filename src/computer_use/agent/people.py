@@ -9,9 +9,10 @@ restart ends anyway (`interrupt_pending` closes what it left).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from computer_use import errors
 from computer_use.agent import questions
@@ -19,16 +20,27 @@ from computer_use.agent.approvals_gate import ApprovalGate, ApprovalStore, Decis
 from computer_use.agent.controls import Holder, SessionControls
 from computer_use.agent.tools import SessionTools
 from computer_use.agent.tools.approvals import parse_policy
+from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.sessions.models import Session, SessionStatus
 from computer_use.sessions.records import image_url
+from computer_use.sessions.service import SessionService
+from computer_use.streaming.bus import EventBus
 
-if TYPE_CHECKING:
-    from computer_use.agent.service import AgentRunner
+
+class Runner(Protocol):
+    """What the person's controls use of the AgentRunner that owns them."""
+
+    settings: Settings
+    sessions: SessionService
+    bus: EventBus
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    async def save_image(self, session_id: str, png: bytes) -> str: ...
 
 
 class PersonControls:
-    def __init__(self, runner: AgentRunner) -> None:
+    def __init__(self, runner: Runner) -> None:
         self._runner = runner
         self.store = ApprovalStore(runner.sessionmaker)
         self._controls: dict[str, SessionControls] = {}

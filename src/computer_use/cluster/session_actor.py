@@ -24,7 +24,7 @@ import ray
 from computer_use.config import Settings
 from computer_use.desktops import DesktopManager
 from computer_use.desktops.hostlock import InstanceLockError
-from computer_use.desktops.netrules import EgressPolicy, parse_networks
+from computer_use.runtime import desktop_manager
 
 logger = logging.getLogger(__name__)
 
@@ -90,24 +90,14 @@ class SessionActor:
 
 
 def _slot_manager(settings: Settings, slot: int) -> DesktopManager:
-    return DesktopManager(
-        settings.data_dir / "slots" / str(slot),
-        width=settings.screen_width,
-        height=settings.screen_height,
+    """A one-desktop manager on the host's slot `slot`, from this node's settings."""
+    return desktop_manager(
+        settings,
+        data_dir=settings.data_dir / "slots" / str(slot),
         max_displays=1,
-        isolation_enabled=settings.filesystem_isolation_enabled,
-        disk_quota_mb=settings.session_disk_quota_mb,
-        memory_limit_mb=settings.session_memory_limit_mb,
-        max_processes=settings.session_max_processes,
-        cpu_limit=settings.session_cpu_limit,
-        egress=EgressPolicy(
-            allow=parse_networks(settings.session_egress_allow),
-            deny=parse_networks(settings.session_egress_deny),
-        ),
         display_base=settings.desktop_display_base + slot,
         user_prefix=f"{settings.desktop_user_prefix}{slot}-",
-        eager_browser=settings.browser_eager,
-        ksm=settings.ksm_merge,
+        warm_pool_size=0,
     )
 
 
