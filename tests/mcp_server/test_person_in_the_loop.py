@@ -93,3 +93,25 @@ async def test_a_declined_action_and_a_question_through_mcp(
         assert done is not None and done["status"] == "completed", done
         assert done["answer"] == "Closing the second one."
         assert model.requests_for(task)[-1].last_tool_result_text() == "The second one"
+
+
+async def test_a_session_budget_through_mcp_stops_the_task(
+    app_server: ServerProcess, model: Model, created: Callable[[str], None]
+) -> None:
+    task = model.scripted.script(
+        "look twice",
+        say("Looking.", member("screenshot")),
+        say("Looking again.", member("screenshot")),
+        say("Done."),
+    )
+    async with mcp_client(app_server, key=KEY) as client:
+        refused = await client.call_tool("create_session", {"budget": {"max_steps": 0}})
+        assert refused.is_error and "max_steps" in text_of(refused)
+
+        session = await create(client, created, budget={"max_steps": 1})
+        sid = session["session_id"]
+        stopped = await client.call_tool("execute_task", {"session_id": sid, "task": task})
+        result = stopped.structured_content
+        assert result is not None and result["status"] == "stopped", result
+        assert "max_steps" in text_of(stopped)
+        assert len(model.requests_for(task)) == 1  # held to one model request

@@ -31,7 +31,12 @@ from computer_use.mcp_server.schemas import (
 )
 from computer_use.sessions.controls_schemas import APPROVAL_DESCRIPTION, ApprovalPolicy
 from computer_use.sessions.models import SessionStatus
-from computer_use.sessions.schemas import SessionCreate
+from computer_use.sessions.schemas import (
+    BUDGET_DESCRIPTION,
+    BudgetSpec,
+    SessionCreate,
+    budget_caps,
+)
 
 SessionId = Annotated[
     str,
@@ -68,6 +73,12 @@ async def create_session(
             + APPROVAL_DESCRIPTION
         ),
     ] = "auto",
+    budget: Annotated[
+        BudgetSpec | None,
+        Field(
+            description="Caps on what the session's tasks may spend together: " + BUDGET_DESCRIPTION
+        ),
+    ] = None,
 ) -> Annotated[CallToolResult, SessionCreated]:
     """Create a new computer-use session: its own Linux desktop with Firefox, ready for
     execute_task. Returns the session_id to pass to the other tools, a vnc_url a human
@@ -76,8 +87,12 @@ async def create_session(
     mcp = deps(ctx)
     runtime = mcp.runtime
     with tool_errors():
-        body = SessionCreate(title=title or "MCP session", model=model, approval=approval)
-        session = await runtime.sessions.open(title=body.title, model=body.model, owner=caller(ctx))
+        body = SessionCreate(
+            title=title or "MCP session", model=model, approval=approval, budget=budget
+        )
+        session = await runtime.sessions.open(
+            title=body.title, model=body.model, owner=caller(ctx), budget=budget_caps(body.budget)
+        )
         if body.approval != "auto":
             await runtime.runner.people.set_policy(session.id, body.approval)
     created = SessionCreated(

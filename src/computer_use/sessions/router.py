@@ -15,7 +15,6 @@ from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.records import image_url
 from computer_use.sessions.schemas import (
     MAX_OFFSET,
-    BudgetSpec,
     CancelResult,
     MessageAccepted,
     MessageCreate,
@@ -25,6 +24,7 @@ from computer_use.sessions.schemas import (
     SessionPublic,
     SessionsPublic,
     SessionUpdate,
+    budget_caps,
 )
 from computer_use.sessions.service import SessionService
 
@@ -43,10 +43,6 @@ def _public_blocks(session_id: str, blocks: list[dict[str, Any]]) -> list[dict[s
             block["content"] = _public_blocks(session_id, block["content"])
         out.append(block)
     return out
-
-
-def _caps(budget: BudgetSpec | None) -> dict[str, Any] | None:
-    return budget.model_dump(exclude_none=True) if budget is not None else None
 
 
 def stream_url(request: Request, session_id: str, owner: str | None) -> str:
@@ -134,7 +130,7 @@ async def create_session(
         model=body.model,
         owner=caller,
         record=body.record,
-        budget=_caps(body.budget),
+        budget=budget_caps(body.budget),
     )
     if body.approval != "auto":
         await runner.people.set_policy(session.id, body.approval)
@@ -203,7 +199,7 @@ async def update_session(
     sid = str(session_id)
     changes: dict[str, Any] = {}
     if "budget" in body.model_fields_set:
-        changes["budget"] = _caps(body.budget)
+        changes["budget"] = budget_caps(body.budget)
     session = await service.update(session_id=sid, owner=caller, **changes)
     runner.apply_budget(session_id=sid, budget=session.budget)
     if body.approval is not None:
@@ -249,7 +245,7 @@ async def post_message(
         content=body.content,
         api_key=x_anthropic_api_key or None,
         owner=caller,
-        budget=_caps(body.budget),
+        budget=budget_caps(body.budget),
     )
     return {
         "session_id": sid,

@@ -73,6 +73,11 @@ class BudgetSpec(BaseModel):
         return {k: v for k, v in data.items() if v is not None}
 
 
+def budget_caps(budget: BudgetSpec | None) -> dict[str, Any] | None:
+    """The caps that are set, as the service takes them (None: no budget given)."""
+    return budget.model_dump(exclude_none=True) if budget is not None else None
+
+
 class Spent(BaseModel):
     """What runs spent: model requests, tokens (by kind and in all), USD, seconds."""
 
