@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 @router.post(
     "/{session_id}/pause",
     response_model=ControlState,
-    responses=errors.error_responses(404, 409, 422),
+    responses=errors.error_responses(400, 404, 409, 422),
     summary="Pause the agent at its next step boundary (or take control of the desktop)",
 )
 async def pause(
@@ -58,7 +58,7 @@ async def resume(
 @router.post(
     "/{session_id}/approvals/{approval_id}",
     response_model=ApprovalAnswered,
-    responses=errors.error_responses(404, 409, 422),
+    responses=errors.error_responses(400, 404, 409, 422),
     summary="Approve or decline an action the agent waits to run",
 )
 async def answer_approval(

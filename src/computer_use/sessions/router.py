@@ -185,7 +185,7 @@ async def get_session(
 @router.patch(
     "/{session_id}",
     response_model=SessionPublic,
-    responses=errors.error_responses(404, 422),
+    responses=errors.error_responses(400, 404, 422),
     summary="Change a session's settings: its budget, its approval policy",
 )
 async def update_session(
