@@ -8,7 +8,7 @@ which the server's own lifespan hands to every request (`ctx.request_context.lif
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin
 
 from fastapi import FastAPI
@@ -17,9 +17,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from starlette.requests import Request
 
 from computer_use.auth import MISSING_TOKEN_MESSAGE, ApiTokens
-
-if TYPE_CHECKING:
-    from computer_use.runtime import Runtime
+from computer_use.runtime import Runtime, installed_runtime
 
 API_KEY_HEADER = "X-Anthropic-API-Key"
 
@@ -30,7 +28,7 @@ class MCPDeps:
 
     @property
     def runtime(self) -> Runtime:
-        runtime: Runtime | None = getattr(self.app.state, "runtime", None)
+        runtime = installed_runtime(self.app)
         if runtime is None:
             raise ToolError("The server is still starting; try again in a moment.")
         return runtime

@@ -11,6 +11,7 @@ from computer_use import errors
 from computer_use.agent import catalogue
 from computer_use.auth import CallerDep, StreamTokens
 from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep
+from computer_use.runtime import installed_runtime
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.records import image_url
 from computer_use.sessions.schemas import (
@@ -93,7 +94,7 @@ def to_public(
 
 def _person_fields(request: Request, session: Session) -> dict[str, Any]:
     """Approval policy, pause, who holds the desktop (agent/people.py)."""
-    runtime = getattr(request.app.state, "runtime", None)
+    runtime = installed_runtime(request.app)
     if runtime is None:
         return {}
     fields = runtime.runner.people.public(session)

@@ -30,8 +30,7 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
     auth_required = ApiTokens.from_settings(runtime.settings).enabled
     if not _may_see_details(request, auth_required):
         return {"status": "ok", "auth_required": auth_required}
-    desktops = runtime.sessions.desktops
-    report = desktops.health() if desktops is not None else None
+    report = runtime.desktops.health()
     return {
         "status": "ok",
         "version": __version__,
