@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from computer_use import schema, startup
+from computer_use import appstate, schema, startup
 from computer_use.config import Settings
 from computer_use.datadir import prepare_data_dir
 from computer_use.mcp_server.mount import mcp_running
@@ -34,7 +34,9 @@ async def _cleanup_loop(runtime: Runtime) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
+    settings = appstate.read(app, "settings", Settings)
+    if settings is None:
+        raise RuntimeError("create_app puts the Settings on app.state before the lifespan runs")
     prepare_data_dir(settings.data_dir)
     startup.check(settings)  # e.g. a public bind without API_TOKENS: one line, no traceback
     await schema.prepare(settings)  # AUTO_MIGRATE: migrate under a lock, else check

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from computer_use import appstate
 from computer_use.agent.service import AgentRunner
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
@@ -41,10 +42,7 @@ def install_runtime(app: Any, runtime: Runtime) -> None:
 def installed_runtime(app: Any) -> Runtime | None:
     """The app's Runtime, typed; None before the lifespan has built it (or after a failed
     start). The one place that reads app.state.runtime."""
-    runtime = app.state._state.get("runtime")
-    if runtime is not None and not isinstance(runtime, Runtime):
-        raise TypeError(f"app.state.runtime is a {type(runtime).__name__}, not a Runtime")
-    return runtime
+    return appstate.read(app, "runtime", Runtime)
 
 
 @dataclass(frozen=True)

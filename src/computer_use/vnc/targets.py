@@ -11,7 +11,7 @@ neither sessions nor desktops.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 
 class VncTargets(Protocol):
@@ -56,3 +56,8 @@ class SessionVncTargets:
         desktop = self._sessions.desktop(session_id)
         if desktop is not None:
             desktop.request_browser()
+
+
+def vnc_targets_of(app: Any) -> VncTargets | None:
+    """The app's VNC targets (the lifespan puts them on app.state.vnc_targets)."""
+    return cast("VncTargets | None", app.state._state.get("vnc_targets"))
