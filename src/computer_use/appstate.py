@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 def read(app: Any, name: str, kind: type[T]) -> T | None:
     """`app.state.<name>`, or None when nothing put it there; TypeError if it is not a `kind`."""
-    value = app.state._state.get(name)
+    value = getattr(app.state, name, None)  # the one place that reads app.state by name
     if value is not None and not isinstance(value, kind):
         raise TypeError(f"app.state.{name} is a {type(value).__name__}, not a {kind.__name__}")
     return value

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from computer_use import appstate
+
 
 class VncTargets(Protocol):
     def vnc_socket(self, session_id: str) -> Path | None:
@@ -60,4 +62,5 @@ class SessionVncTargets:
 
 def vnc_targets_of(app: Any) -> VncTargets | None:
     """The app's VNC targets (the lifespan puts them on app.state.vnc_targets)."""
-    return cast("VncTargets | None", app.state._state.get("vnc_targets"))
+    # A Protocol: isinstance cannot check it, so any object is taken as one.
+    return cast("VncTargets | None", appstate.read(app, "vnc_targets", object))
