@@ -63,7 +63,7 @@ from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Reply, computer, member, say
 from computer_use.loopback.server import EmbeddedServer
 from computer_use.main import create_app
-from computer_use.runtime import Runtime, RuntimeParts, build_runtime
+from computer_use.runtime import Runtime, RuntimeParts, build_runtime, install_runtime
 from computer_use.sessions.models import Message, SessionStatus
 from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import InProcessEventBus, StoredEvent
@@ -653,7 +653,7 @@ async def bench_http_fanout(
     event every `gap` seconds (back to back, 100 clients saturate the reading core)."""
     session = await bench.sessions.create(title="http fan-out", model=None)
     app = create_app(bench.settings)
-    app.state.runtime = Runtime(
+    runtime = Runtime(
         settings=bench.settings,
         engine=bench.engine,
         sessionmaker=bench.sessionmaker,
@@ -662,6 +662,7 @@ async def bench_http_fanout(
         runner=bench.runner,
         desktops=bench.desktops,
     )
+    install_runtime(app, runtime)
     bus = bench.bus
     async with EmbeddedServer(app) as server:
         url = f"{server.base_url}/api/v1/sessions/{session.id}/stream?after=0"

@@ -23,7 +23,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from computer_use import errors
+from computer_use import appstate, errors
 from computer_use.config import Settings
 from computer_use.signing import BadSignature, ExpiringTokens, MalformedToken, load_secret_key
 from computer_use.vnc.tokens import VncTokens
@@ -160,7 +160,7 @@ def _protected(path: str) -> bool:
 
 def get_caller(conn: HTTPConnection) -> str | None:
     """The caller's owner id (None: authentication is off)."""
-    tokens: ApiTokens | None = getattr(conn.app.state, "api_tokens", None)
+    tokens = api_tokens_of(conn.app)
     if tokens is None or not tokens.enabled:
         return None
     owner: Any = conn.scope.get(OWNER_SCOPE_KEY)
@@ -170,6 +170,16 @@ def get_caller(conn: HTTPConnection) -> str | None:
 
 
 CallerDep = Annotated[str | None, Depends(get_caller)]
+
+
+def api_tokens_of(app: Any) -> ApiTokens | None:
+    """The app's API_TOKENS (install_auth puts them on app.state)."""
+    return appstate.read(app, "api_tokens", ApiTokens)
+
+
+def stream_tokens_of(app: Any) -> StreamTokens | None:
+    """The app's signer of stream URLs (install_auth puts it on app.state)."""
+    return appstate.read(app, "stream_tokens", StreamTokens)
 
 
 def install_auth(app: Any, settings: Settings, *, secret_key: bytes | None = None) -> None:

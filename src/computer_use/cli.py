@@ -109,7 +109,9 @@ class _StreamClosingServer(uvicorn.Server):
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        runtime = getattr(self._app.state, "runtime", None)
+        from computer_use.runtime import installed_runtime
+
+        runtime = installed_runtime(self._app)
         if runtime is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(runtime.bus.close_all)
         super().handle_exit(sig, frame)

@@ -7,16 +7,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from computer_use import errors
 from computer_use.agent.service import AgentRunner
 from computer_use.auth import CallerDep
 from computer_use.config import Settings
 from computer_use.desktops import Desktop
-from computer_use.runtime import Runtime
+from computer_use.runtime import Runtime, installed_runtime
 from computer_use.sessions.service import SessionService
 
 
 def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+    runtime = installed_runtime(request.app)
+    if runtime is None:  # a request before the lifespan has built it
+        raise errors.ServiceUnavailable("The server is still starting; try again in a moment.")
     return runtime
 
 

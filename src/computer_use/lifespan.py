@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from computer_use import schema, startup
+from computer_use import appstate, schema, startup
 from computer_use.config import Settings
 from computer_use.datadir import prepare_data_dir
 from computer_use.mcp_server.mount import mcp_running
-from computer_use.runtime import Runtime, build_runtime
+from computer_use.runtime import Runtime, build_runtime, install_runtime
 from computer_use.streaming.pgbus import PostgresEventBus
 from computer_use.vnc import SessionVncTargets
 
@@ -34,12 +34,14 @@ async def _cleanup_loop(runtime: Runtime) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
+    settings = appstate.read(app, "settings", Settings)
+    if settings is None:
+        raise RuntimeError("create_app puts the Settings on app.state before the lifespan runs")
     prepare_data_dir(settings.data_dir)
     startup.check(settings)  # e.g. a public bind without API_TOKENS: one line, no traceback
     await schema.prepare(settings)  # AUTO_MIGRATE: migrate under a lock, else check
     runtime = build_runtime(settings)
-    app.state.runtime = runtime
+    install_runtime(app, runtime)
     app.state.vnc_targets = SessionVncTargets(runtime.sessions)
     try:
         if isinstance(runtime.bus, PostgresEventBus):

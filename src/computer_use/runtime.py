@@ -8,13 +8,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from computer_use import appstate
 from computer_use.agent.service import AgentRunner
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
 from computer_use.desktops import DesktopManager
 from computer_use.desktops.netrules import EgressPolicy, parse_networks
 from computer_use.desktops.recorder import Recordings
-from computer_use.sessions.service import SessionService
+from computer_use.sessions.service import SessionClosing, SessionService
 from computer_use.streaming.bus import EventBus, InProcessEventBus
 from computer_use.streaming.pgbus import CHANNEL, PostgresEventBus
 from computer_use.streaming.store import DatabaseEventStore
@@ -31,6 +32,17 @@ class Runtime:
     desktops: DesktopManager
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     recordings: Recordings | None = None
+
+
+def install_runtime(app: Any, runtime: Runtime) -> None:
+    """Puts the Runtime on the app (the lifespan does, once it is built)."""
+    app.state.runtime = runtime
+
+
+def installed_runtime(app: Any) -> Runtime | None:
+    """The app's Runtime, typed; None before the lifespan has built it (or after a failed
+    start). The one place that reads app.state.runtime."""
+    return appstate.read(app, "runtime", Runtime)
 
 
 @dataclass(frozen=True)
@@ -55,19 +67,23 @@ def build_runtime(
     else:
         bus = parts.event_bus(parts.event_store(sessionmaker))
     recordings = Recordings(settings.data_dir, fps=settings.recording_fps)
+    closing = SessionClosing()  # the runner listens: it stops a run before its desktop goes
     sessions = parts.sessions(
-        sessionmaker=sessionmaker, settings=settings, bus=bus, recordings=recordings
+        sessionmaker=sessionmaker,
+        settings=settings,
+        desktops=lambda on_event: desktop_manager(settings, on_event=on_event),
+        closing=closing,
+        bus=bus,
+        recordings=recordings,
     )
-    desktops = desktop_manager(settings, on_event=sessions.on_desktop_event)
-    sessions.desktops = desktops  # made after: it reports to sessions.on_desktop_event
     runner = parts.runner(
         settings=settings,
         sessions=sessions,
+        closing=closing,
         bus=bus,
         sessionmaker=sessionmaker,
         base_url=model_base_url,
     )
-    sessions.before_close.append(runner.forget)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -75,7 +91,7 @@ def build_runtime(
         sessions=sessions,
         bus=bus,
         runner=runner,
-        desktops=desktops,
+        desktops=sessions.desktops,
         recordings=recordings,
     )
 

@@ -17,11 +17,9 @@ from computer_use.agent.providers import ModelClient
 from computer_use.agent.service import AgentRunner
 from computer_use.cli import migrate
 from computer_use.config import Settings
-from computer_use.database import create_engine, create_sessionmaker
+from computer_use.runtime import RuntimeParts, build_runtime
 from computer_use.sessions.models import SessionStatus
 from computer_use.sessions.service import SessionService
-from computer_use.streaming.bus import InProcessEventBus
-from computer_use.streaming.store import DatabaseEventStore
 
 
 class CountingRunner(AgentRunner):
@@ -46,19 +44,15 @@ async def services(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[SessionService, CountingRunner]]:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    bus = InProcessEventBus(DatabaseEventStore(sessionmaker))
-    sessions = SessionService(sessionmaker=sessionmaker, settings=settings, bus=bus)
-    runner = CountingRunner(
-        settings=settings, sessions=sessions, bus=bus, sessionmaker=sessionmaker
-    )
+    runtime = build_runtime(settings, RuntimeParts(runner=CountingRunner))
+    sessions, runner = runtime.sessions, runtime.runner
+    assert isinstance(runner, CountingRunner)
     CountingRunner.clients_made = 0
     try:
         yield sessions, runner
     finally:
         await runner.shutdown()
-        await engine.dispose()
+        await runtime.engine.dispose()
 
 
 async def test_each_refusal_of_a_new_message_is_its_own_error_and_makes_no_client(

@@ -12,18 +12,17 @@ from computer_use import schema
 from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
 from computer_use.sessions.models import UNTITLED
-from computer_use.sessions.records import TITLE_FROM_MESSAGE_CHARS
+from computer_use.sessions.records import TITLE_FROM_MESSAGE_CHARS, SessionRecords
 from computer_use.sessions.schemas import SessionCreate
-from computer_use.sessions.service import SessionService
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[SessionService]:
+async def service(tmp_path: Path) -> AsyncIterator[SessionRecords]:
     settings = Settings(_env_file=None, data_dir=tmp_path)
     await asyncio.to_thread(schema.upgrade, settings, quiet=True)
     engine = create_engine(settings)
     try:
-        yield SessionService(sessionmaker=create_sessionmaker(engine), settings=settings)
+        yield SessionRecords(sessionmaker=create_sessionmaker(engine), settings=settings)
     finally:
         await engine.dispose()
 
@@ -33,7 +32,7 @@ def text(value: str) -> list[dict[str, object]]:
 
 
 async def test_the_first_message_names_an_untitled_session_and_only_the_first(
-    service: SessionService,
+    service: SessionRecords,
 ) -> None:
     assert SessionCreate().title == UNTITLED
     session = await service.create(title=SessionCreate().title, model=None)
@@ -46,7 +45,7 @@ async def test_the_first_message_names_an_untitled_session_and_only_the_first(
 
 
 async def test_a_long_first_message_is_cut_and_a_given_title_is_kept(
-    service: SessionService,
+    service: SessionRecords,
 ) -> None:
     untitled = await service.create(title=UNTITLED, model=None)
     await service.add_message(session_id=untitled.id, role="user", content=text("word " * 40))

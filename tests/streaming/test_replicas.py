@@ -24,7 +24,7 @@ from computer_use.config import Settings
 from computer_use.database import create_engine, create_sessionmaker
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
-from computer_use.sessions.service import SessionService
+from computer_use.sessions.records import SessionRecords
 from tests import slots
 from tests.conftest import PG_ADMIN_DSN, _pg_admin, server_env
 from tests.helpers import ServerProcess
@@ -240,7 +240,7 @@ async def test_requests_for_a_desktop_held_by_the_other_replica_get_409_naming_i
             settings = Settings(_env_file=None, database_url=database_url, instance_name="c")
             engine = create_engine(settings)
             try:
-                service = SessionService(
+                service = SessionRecords(
                     sessionmaker=create_sessionmaker(engine), settings=settings
                 )
                 assert sid not in await service.get_live_ids()

@@ -30,7 +30,7 @@ from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.sessions.models import Image, Message, Session, SessionStatus
 from computer_use.sessions.records import image_url, now
-from computer_use.sessions.service import SessionService
+from computer_use.sessions.service import SessionClosing, SessionService
 from computer_use.streaming.bus import EventBus
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class AgentRunner:
         *,
         settings: Settings,
         sessions: SessionService,
+        closing: SessionClosing,
         bus: EventBus,
         sessionmaker: async_sessionmaker[AsyncSession],
         base_url: str | None = None,
@@ -104,6 +105,7 @@ class AgentRunner:
         self._runs: dict[str, _Run] = {}
         self._tools: dict[str, SessionTools] = {}
         self.people = PersonControls(self)  # approvals, pause / hand back, questions
+        closing.listen(self.forget)  # a session's run and tools stop before its desktop goes
 
     # --- images -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from computer_use.desktops import DesktopError
 from computer_use.mcp_server.deps import MCPContext, deps, http_request
 from computer_use.vnc.router import websocket_path
+from computer_use.vnc.viewer import vnc_minter_of, vnc_tokens_of
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,8 @@ def live_view(ctx: MCPContext, session_id: str) -> dict[str, Any] | None:
     if not client_supports_apps(ctx):
         return None
     mcp = deps(ctx)
-    tokens = getattr(mcp.app.state, "vnc_tokens", None)
-    minter = getattr(mcp.app.state, "vnc_url_for", None)
+    tokens = vnc_tokens_of(mcp.app)
+    minter = vnc_minter_of(mcp.app)
     if tokens is None or minter is None or mcp.runtime.sessions.desktop(session_id) is None:
         return None
     token = tokens.mint(session_id, interactive=False)

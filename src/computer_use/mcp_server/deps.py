@@ -8,7 +8,7 @@ which the server's own lifespan hands to every request (`ctx.request_context.lif
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin
 
 from fastapi import FastAPI
@@ -16,10 +16,9 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.requests import Request
 
-from computer_use.auth import MISSING_TOKEN_MESSAGE, ApiTokens
-
-if TYPE_CHECKING:
-    from computer_use.runtime import Runtime
+from computer_use.auth import MISSING_TOKEN_MESSAGE, api_tokens_of
+from computer_use.runtime import Runtime, installed_runtime
+from computer_use.vnc.viewer import vnc_minter_of
 
 API_KEY_HEADER = "X-Anthropic-API-Key"
 
@@ -30,7 +29,7 @@ class MCPDeps:
 
     @property
     def runtime(self) -> Runtime:
-        runtime: Runtime | None = getattr(self.app.state, "runtime", None)
+        runtime = installed_runtime(self.app)
         if runtime is None:
             raise ToolError("The server is still starting; try again in a moment.")
         return runtime
@@ -38,7 +37,7 @@ class MCPDeps:
     def vnc_url(self, session_id: str, request: Request | None) -> str | None:
         """A fresh view-only viewer URL (new token), absolute when the request says where
         the client reached us; None when the session has no running desktop."""
-        minter = getattr(self.app.state, "vnc_url_for", None)
+        minter = vnc_minter_of(self.app)
         if minter is None or self.runtime.sessions.desktop(session_id) is None:
             return None
         url = str(minter(session_id))
@@ -61,7 +60,7 @@ def caller(ctx: MCPContext) -> str | None:
     """The caller's owner id from the Authorization (or X-API-Token) header of this MCP request;
     None when API_TOKENS is off. The HTTP gate already refused a missing token: this is the
     same check where the tools can see it."""
-    tokens: ApiTokens | None = getattr(deps(ctx).app.state, "api_tokens", None)
+    tokens = api_tokens_of(deps(ctx).app)
     if tokens is None or not tokens.enabled:
         return None
     headers = ctx.headers

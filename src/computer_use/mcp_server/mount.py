@@ -14,10 +14,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from computer_use import appstate
 from computer_use.auth import OWNER_SCOPE_KEY
 from computer_use.config import Settings
 from computer_use.mcp_server.server import create_mcp_server
@@ -61,7 +63,7 @@ def mount_mcp(app: FastAPI, settings: Settings) -> None:
             route.app = _SessionsBoundToCaller(route.app)
     app.router.routes.extend(http_app.routes)
     app.state.mcp_server = server
-    extra: list[str] = getattr(app.state, "llms_extra_routes", [])
+    extra: list[str] = appstate.read(app, "llms_extra_routes", list) or []
     extra.append(
         f"POST {MCP_PATH}: MCP (Streamable HTTP). Tools: create_session, execute_task, "
         "wait_for_task, cancel_task, get_session_status, destroy_session, take_screenshot. "
@@ -74,7 +76,7 @@ def mount_mcp(app: FastAPI, settings: Settings) -> None:
 async def mcp_running(app: FastAPI) -> AsyncIterator[None]:
     """Runs the MCP session manager (its task group holds every MCP session) for the app's
     lifetime; nothing when MCP is disabled."""
-    server = getattr(app.state, "mcp_server", None)
+    server = appstate.read(app, "mcp_server", MCPServer)
     if server is None:
         yield
         return

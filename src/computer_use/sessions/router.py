@@ -9,8 +9,9 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from computer_use import errors
 from computer_use.agent import catalogue
-from computer_use.auth import CallerDep, StreamTokens
+from computer_use.auth import CallerDep, stream_tokens_of
 from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep
+from computer_use.runtime import installed_runtime
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.records import image_url
 from computer_use.sessions.schemas import (
@@ -27,6 +28,7 @@ from computer_use.sessions.schemas import (
     budget_caps,
 )
 from computer_use.sessions.service import SessionService
+from computer_use.vnc.viewer import vnc_minter_of
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -48,7 +50,7 @@ def _public_blocks(session_id: str, blocks: list[dict[str, Any]]) -> list[dict[s
 def stream_url(request: Request, session_id: str, owner: str | None) -> str:
     """With authentication on, signed (EventSource cannot send the Authorization header)."""
     url = f"/api/v1/sessions/{session_id}/stream"
-    stream_tokens: StreamTokens | None = getattr(request.app.state, "stream_tokens", None)
+    stream_tokens = stream_tokens_of(request.app)
     if owner is None or stream_tokens is None:
         return url
     return f"{url}?token={stream_tokens.mint(session_id, owner)}"
@@ -60,7 +62,7 @@ def to_public(
     """Only ever for the session's owner: it carries the VNC and stream tokens."""
     desktop = service.desktop(session.id)
     vnc_url = vnc_interactive_url = None
-    vnc_minter = getattr(request.app.state, "vnc_url_for", None)
+    vnc_minter = vnc_minter_of(request.app)
     if desktop is not None and vnc_minter is not None:
         vnc_url = vnc_minter(session.id)
         if interactive:
@@ -93,7 +95,7 @@ def to_public(
 
 def _person_fields(request: Request, session: Session) -> dict[str, Any]:
     """Approval policy, pause, who holds the desktop (agent/people.py)."""
-    runtime = getattr(request.app.state, "runtime", None)
+    runtime = installed_runtime(request.app)
     if runtime is None:
         return {}
     fields = runtime.runner.people.public(session)

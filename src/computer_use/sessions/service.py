@@ -23,13 +23,31 @@ from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.records import SessionRecords, now
 
 if TYPE_CHECKING:
-    from computer_use.desktops import Desktop, DesktopManager
+    from computer_use.desktops import Desktop, DesktopManager, EventCallback
     from computer_use.desktops.recorder import Recordings
     from computer_use.streaming.bus import EventBus
 
 CloseHook = Callable[..., Awaitable[None]]
+# Makes the DesktopManager, given the callback it reports supervision events to.
+DesktopFactory = Callable[["EventCallback"], "DesktopManager"]
 
 logger = logging.getLogger(__name__)
+
+
+class SessionClosing:
+    """Who must let go of a session before its desktop goes (delete or expiry): the agent
+    runner. Made first and passed to SessionService and AgentRunner, so that neither is
+    patched after construction; a listener subscribes in its own constructor."""
+
+    def __init__(self) -> None:
+        self._hooks: list[CloseHook] = []
+
+    def listen(self, hook: CloseHook) -> None:
+        self._hooks.append(hook)
+
+    async def __call__(self, session_id: str) -> None:
+        for hook in self._hooks:
+            await hook(session_id=session_id)
 
 
 class SessionService(SessionRecords):
@@ -38,21 +56,22 @@ class SessionService(SessionRecords):
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
-        desktops: DesktopManager | None = None,
+        desktops: DesktopFactory,
+        closing: SessionClosing,
         bus: EventBus | None = None,
         recordings: Recordings | None = None,
     ) -> None:
         super().__init__(sessionmaker=sessionmaker, settings=settings)
-        self.desktops = desktops
+        # Made here: the manager reports to on_desktop_event (component died, restarted...).
+        self.desktops = desktops(self.on_desktop_event)
+        self.closing = closing
         self.bus = bus
         self.recordings = recordings
-        # Called with session_id=... before a session's desktop goes (delete or expiry).
-        self.before_close: list[CloseHook] = []
 
     # --- lifecycle with the desktop ---------------------------------------------------
 
     def desktop(self, session_id: str) -> Desktop | None:
-        return self.desktops.get(session_id) if self.desktops is not None else None
+        return self.desktops.get(session_id)
 
     def require_desktop(self, session: Session) -> Desktop:
         """The session's running desktop, else DesktopNotRunning (the one place of that rule);
@@ -113,8 +132,6 @@ class SessionService(SessionRecords):
         """Creates a session and its desktop; returns once the desktop is screenshot-able.
         `record` (default RECORD_SESSIONS): the screen is recorded from the start."""
         session = await self.create(title=title, model=model, owner=owner, budget=budget)
-        if self.desktops is None:
-            return await self.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
         async with self.lock(session.id):
             try:
                 await self.desktops.create(session.id)
@@ -142,8 +159,7 @@ class SessionService(SessionRecords):
             await self.recordings.start(session_id, spec.display, spec.width, spec.height)
 
     async def _release_desktop(self, session_id: str, *, expiring: bool = False) -> None:
-        for hook in self.before_close:
-            await hook(session_id=session_id)
+        await self.closing(session_id)
         if self.recordings is not None:  # kept on expiry unless RECORDINGS_ON_EXPIRY=delete
             if expiring and self._settings.recordings_on_expiry == "keep":
                 await self.recordings.stop(session_id)
@@ -151,8 +167,6 @@ class SessionService(SessionRecords):
                 await self.recordings.remove(session_id)
         if self.bus is not None:
             self.bus.close(session_id)
-        if self.desktops is None:
-            return
         if self.desktops.get(session_id) is not None:
             await self.desktops.destroy(session_id, remove_files=True)
         else:  # not running (failed, or never restored): its files may still be on disk
@@ -197,8 +211,6 @@ class SessionService(SessionRecords):
     async def restore_all(self) -> None:
         """After a restart: bring back the desktop of every live session, on its own files.
         A run the previous process was doing is over: say so in the stream."""
-        if self.desktops is None:
-            return
         for session_id in sorted(await self.get_live_ids()):
             session = await self.get(session_id=session_id)
             if session.status == SessionStatus.PROCESSING:

@@ -6,6 +6,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from computer_use import appstate
+
 _INTRO = """\
 # Computer Use Backend
 
@@ -55,7 +57,7 @@ def render_llms_txt(app: FastAPI) -> str:
                 lines.append(f"  body: {_schema_fields(spec, body['schema']['$ref'])}")
             codes = ", ".join(sorted(op.get("responses", {})))
             lines.append(f"  responses: {codes}")
-    extra = getattr(app.state, "llms_extra_routes", [])
+    extra = appstate.read(app, "llms_extra_routes", list) or []
     for line in extra:
         lines.append(f"- {line}")
     lines += ["", "## Docs", "", "- /docs: Swagger UI", "- /openapi.json: OpenAPI schema", ""]

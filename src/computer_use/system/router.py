@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from computer_use import __version__, errors
-from computer_use.auth import ApiTokens
+from computer_use.auth import ApiTokens, api_tokens_of
 from computer_use.deps import RuntimeDep, SettingsDep
 from computer_use.hostguard import FOREIGN_HOST_SCOPE_KEY
 from computer_use.startup import isolation_warnings
@@ -30,8 +30,7 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
     auth_required = ApiTokens.from_settings(runtime.settings).enabled
     if not _may_see_details(request, auth_required):
         return {"status": "ok", "auth_required": auth_required}
-    desktops = runtime.sessions.desktops
-    report = desktops.health() if desktops is not None else None
+    report = runtime.desktops.health()
     return {
         "status": "ok",
         "version": __version__,
@@ -46,7 +45,8 @@ def _may_see_details(request: Request, auth_required: bool) -> bool:
     """A load balancer gets liveness only: the details (failed desktops, isolation) are for
     a caller with a token, or any local caller when there are no tokens."""
     if auth_required:
-        tokens: ApiTokens = request.app.state.api_tokens
+        tokens = api_tokens_of(request.app)
+        assert tokens is not None  # install_auth ran: create_app always installs it
         headers = {k.lower(): v for k, v in request.headers.items()}
         return tokens.from_headers(headers) is not None
     return not request.scope.get(FOREIGN_HOST_SCOPE_KEY, False)

@@ -34,9 +34,9 @@ from computer_use.vnc.proxy import (
     run_proxy,
 )
 from computer_use.vnc.rfb import ClientStreamFilter
-from computer_use.vnc.targets import VncTargets
+from computer_use.vnc.targets import VncTargets, vnc_targets_of
 from computer_use.vnc.tokens import VncTokenError, VncTokens
-from computer_use.vnc.viewer import VIEWER_HEADERS, render_viewer
+from computer_use.vnc.viewer import VIEWER_HEADERS, render_viewer, vnc_tokens_of
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +50,14 @@ def websocket_path(session_id: str) -> str:
 
 
 def get_vnc_tokens(conn: HTTPConnection) -> VncTokens:
-    tokens: VncTokens | None = getattr(conn.app.state, "vnc_tokens", None)
+    tokens = vnc_tokens_of(conn.app)
     if tokens is None:
         raise errors.ServiceUnavailable("VNC is not configured on this server (no vnc_tokens).")
     return tokens
 
 
 def get_vnc_targets(conn: HTTPConnection) -> VncTargets:
-    targets: VncTargets | None = getattr(conn.app.state, "vnc_targets", None)
+    targets = vnc_targets_of(conn.app)
     if targets is None:
         raise errors.ServiceUnavailable("VNC is not configured on this server (no vnc_targets).")
     return targets
@@ -77,8 +77,8 @@ async def vnc_websocket(websocket: WebSocket, session_id: str, token: str | None
     offered = websocket.scope.get("subprotocols") or []
     subprotocol = "binary" if "binary" in offered else None
     # Not the HTTP dependencies: a 503 body cannot travel on a websocket, a close reason can.
-    tokens: VncTokens | None = getattr(websocket.app.state, "vnc_tokens", None)
-    targets: VncTargets | None = getattr(websocket.app.state, "vnc_targets", None)
+    tokens = vnc_tokens_of(websocket.app)
+    targets = vnc_targets_of(websocket.app)
     if tokens is None or targets is None:
         logger.error("VNC websocket refused: app.state.vnc_tokens/vnc_targets are not set")
         await _refuse(websocket, subprotocol, CLOSE_INTERNAL_ERROR, "VNC is not configured")

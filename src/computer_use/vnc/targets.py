@@ -11,7 +11,9 @@ neither sessions nor desktops.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
+
+from computer_use import appstate
 
 
 class VncTargets(Protocol):
@@ -56,3 +58,9 @@ class SessionVncTargets:
         desktop = self._sessions.desktop(session_id)
         if desktop is not None:
             desktop.request_browser()
+
+
+def vnc_targets_of(app: Any) -> VncTargets | None:
+    """The app's VNC targets (the lifespan puts them on app.state.vnc_targets)."""
+    # A Protocol: isinstance cannot check it, so any object is taken as one.
+    return cast("VncTargets | None", appstate.read(app, "vnc_targets", object))

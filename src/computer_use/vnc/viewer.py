@@ -7,8 +7,10 @@ the page can carry a strict Content-Security-Policy (sent here already).
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
+from computer_use import appstate
 from computer_use.vnc.tokens import VncGrant, VncTokens
 
 VIEWER_PATH = "/vnc/{session_id}"
@@ -66,3 +68,13 @@ class VncUrlMinter:
 
 def vnc_url_for(tokens: VncTokens) -> VncUrlMinter:
     return VncUrlMinter(tokens)
+
+
+def vnc_tokens_of(app: Any) -> VncTokens | None:
+    """The app's VNC token signer (create_app puts it on app.state.vnc_tokens)."""
+    return appstate.read(app, "vnc_tokens", VncTokens)
+
+
+def vnc_minter_of(app: Any) -> VncUrlMinter | None:
+    """The app's viewer URL minter (create_app puts it on app.state.vnc_url_for)."""
+    return appstate.read(app, "vnc_url_for", VncUrlMinter)
