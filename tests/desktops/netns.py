@@ -23,19 +23,22 @@ HOST_IF, NS_IF = f"cu{SLOT}eh{os.getpid() % 10000}", f"cu{SLOT}en{os.getpid() % 
 PRIVATE4, PUBLIC4 = f"10.{200 + SLOT}.77.2", f"203.0.113.{10 + SLOT}"
 PRIVATE6, PUBLIC6 = f"fd00:77:{SLOT}::2", f"2001:db8:77:{SLOT}::2"
 ECHO_PORT = 8077
+# Both sockets listen before "ready" is printed (a connect right after it must not be refused).
 LISTENER = """
 import socket, sys, threading
-def serve(family, host):
+def listening(family, host):
     s = socket.socket(family)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind((host, int(sys.argv[1])))
     s.listen(16)
+    return s
+def serve(s):
     while True:
         s.accept()[0].close()
 for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-    threading.Thread(target=serve, args=(family, host), daemon=True).start()
+    threading.Thread(target=serve, args=(listening(family, host),), daemon=True).start()
 print("ready", flush=True)
 sys.stdin.read()
 """
