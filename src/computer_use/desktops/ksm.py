@@ -14,12 +14,13 @@ merging is on exactly when the host already runs KSM. health() says which, and w
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from computer_use.desktops.process import LIBC
 
 logger = logging.getLogger(__name__)
 
@@ -28,16 +29,14 @@ PR_SET_MEMORY_MERGE = 67
 PR_GET_MEMORY_MERGE = 68
 MIB = 1024 * 1024
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 def _merge_this_process() -> None:
     """Runs in the child between fork and exec: nothing but the system call."""
-    _libc.prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)
+    LIBC.prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)
 
 
 def kernel_supports_merge() -> bool:
-    return int(_libc.prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0)) >= 0
+    return int(LIBC.prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0)) >= 0
 
 
 def host_running() -> bool:

@@ -25,6 +25,8 @@ import errno
 import functools
 import os
 
+from computer_use.desktops.process import LIBC
+
 # The same numbers on x86_64 and aarch64 (the generic syscall table).
 SYS_CREATE_RULESET, SYS_RESTRICT_SELF = 444, 446
 CREATE_RULESET_VERSION = 1 << 0
@@ -41,15 +43,9 @@ class _RulesetAttr(ctypes.Structure):
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-
-
-@functools.cache
 def abi_version() -> int:
     """The kernel's Landlock ABI; 0 when Landlock is missing or turned off at boot."""
-    libc = _libc()
-    version = libc.syscall(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), CREATE_RULESET_VERSION)
+    version = LIBC.syscall(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), CREATE_RULESET_VERSION)
     return max(int(version), 0)
 
 
@@ -74,14 +70,13 @@ _ATTR = _RulesetAttr(0, 0, SCOPE_ABSTRACT_UNIX_SOCKET)
 def install() -> None:
     """Restrict the calling process (a preexec_fn step: runs in the forked child, as root,
     before its first exec; the domain is inherited by every fork and kept across exec)."""
-    libc = _libc()
     size = ctypes.c_size_t(ctypes.sizeof(_ATTR))
-    fd = libc.syscall(SYS_CREATE_RULESET, ctypes.byref(_ATTR), size, 0)
+    fd = LIBC.syscall(SYS_CREATE_RULESET, ctypes.byref(_ATTR), size, 0)
     if fd < 0:
         code = ctypes.get_errno()
         raise OSError(code, f"landlock_create_ruleset: {errno.errorcode.get(code, code)}")
     try:
-        if libc.syscall(SYS_RESTRICT_SELF, fd, 0) != 0:
+        if LIBC.syscall(SYS_RESTRICT_SELF, fd, 0) != 0:
             code = ctypes.get_errno()
             raise OSError(code, f"landlock_restrict_self: {errno.errorcode.get(code, code)}")
     finally:

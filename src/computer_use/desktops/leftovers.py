@@ -11,13 +11,12 @@ same uid, so anything left would be its to read.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import shutil
 from pathlib import Path
 
+from computer_use.desktops.process import LIBC
 from computer_use.desktops.shm import remove_orphaned_segments
 
 logger = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ def sweep_ipc(uid: int) -> int:
     """Remove `uid`'s System V message queues and semaphore sets; returns how many."""
     if uid in (0, os.getuid()):
         raise ValueError(f"refusing to sweep the IPC objects of uid {uid}")
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = LIBC
     removed = 0
     for row in _rows("/proc/sysvipc/msg"):
         if int(row["uid"]) == uid and libc.msgctl(int(row["msqid"]), IPC_RMID, None) == 0:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from subprocess import DEVNULL
 
 from computer_use.desktops.process import (
     HELPER_TIMEOUT,
+    LIBC,
     CommandError,
     SandboxError,
     kill_process_group,
@@ -57,11 +57,6 @@ PRIVATE_PROC_OPTIONS = "hidepid=2,nosuid,nodev,noexec"
 CLONE_NEWNS = 0x00020000
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def open_namespace(holder_pid: int) -> int:
     """A descriptor of the holder's mount namespace, for `enter` (the caller closes it)."""
     return os.open(f"/proc/{holder_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
@@ -70,7 +65,7 @@ def open_namespace(holder_pid: int) -> int:
 def enter(namespace_fd: int) -> None:
     """Move the calling process into the mount namespace (a preexec_fn step: the forked
     child is single-threaded and still root, as setns(CLONE_NEWNS) requires)."""
-    if _libc().setns(namespace_fd, CLONE_NEWNS) != 0:
+    if LIBC.setns(namespace_fd, CLONE_NEWNS) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"setns: {errno.errorcode.get(code, code)}")
 

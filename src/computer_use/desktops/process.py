@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import os
 import shutil
@@ -14,6 +15,10 @@ from subprocess import DEVNULL, PIPE
 
 from computer_use.desktop_port import CommandResult
 from computer_use.desktops.errors import DesktopError
+
+# The C library through ctypes, loaded once at import: preexec steps (ksm.py, landlock.py,
+# namespace.py) call into it in a forked child, where loading a library could deadlock.
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 HELPER_TIMEOUT = 10.0

@@ -23,6 +23,8 @@ import functools
 import platform
 import struct
 
+from computer_use.desktops.process import LIBC
+
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 SECCOMP_RET_ALLOW = 0x7FFF0000
@@ -148,7 +150,7 @@ def _prepared() -> tuple[ctypes.CDLL, _SockFprog, ctypes.Array[ctypes.c_char]] |
         program = build_filter(platform.machine())
     except KeyError:
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = LIBC
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
     return libc, fprog, buffer

@@ -9,11 +9,11 @@ processes dies and when its desktop goes away.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 from dataclasses import dataclass
+
+from computer_use.desktops.process import LIBC
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def remove_orphaned_segments(uid: int) -> int:
     ]
     if not orphans:
         return 0
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = LIBC
     removed = 0
     for segment in orphans:
         if libc.shmctl(segment.shmid, IPC_RMID, None) == 0:
