@@ -14,6 +14,7 @@ from playwright.async_api import (
     Page,
     ViewportSize,
     async_playwright,
+    expect,
 )
 
 from tests.conftest import server_env
@@ -167,3 +168,24 @@ def fake_stream() -> Iterator[Callable[..., FakeStream]]:
     yield make
     for stream in made:
         stream.close()
+
+
+async def create_in_console(page: Page, title: str, *, ask: bool = False) -> str:
+    """Create a session through the console's form (`ask`: "Ask me before each action");
+    its id once it is the selected session."""
+    await page.fill("#create-title", title)
+    await page.set_checked("#create-ask", ask)
+    await page.click("#create-button")
+    item = page.locator(".session-item.selected")
+    # Creating boots a desktop: slower while other desktops are busy too.
+    await expect(item.locator(".session-title")).to_have_text(title, timeout=30_000)
+    session_id = await item.get_attribute("data-session-id")
+    assert session_id
+    return session_id
+
+
+async def send(page: Page, prompt: str) -> None:
+    """Post `prompt` from the console's prompt box, as a person does."""
+    await page.fill("#prompt", prompt)
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".msg.user .user-text").last).to_have_text(prompt)

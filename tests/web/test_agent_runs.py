@@ -15,7 +15,14 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from computer_use.loopback import LoopbackModelServer, RecordedRequest, Turn, demo_responder
 from computer_use.loopback.demo import forecast
 from tests.helpers import ServerProcess
-from tests.web.conftest import INIT_SCRIPT, WIDE, Console, web_server_env
+from tests.web.conftest import (
+    INIT_SCRIPT,
+    WIDE,
+    Console,
+    create_in_console,
+    send,
+    web_server_env,
+)
 
 PROMPT = "Search the weather in Santiago, Chile"
 SLOW_PROMPT = "Search the weather slowly in Valparaiso"
@@ -114,23 +121,6 @@ async def open_console(browser: Browser) -> AsyncIterator[Opener]:
     yield open_
     for context in contexts:
         await context.close()
-
-
-async def create_in_console(page: Page, title: str) -> str:
-    await page.fill("#create-title", title)
-    await page.click("#create-button")
-    item = page.locator(".session-item.selected")
-    # Creating boots a desktop: slower while other desktops are busy too.
-    await expect(item.locator(".session-title")).to_have_text(title, timeout=30_000)
-    session_id = await item.get_attribute("data-session-id")
-    assert session_id
-    return session_id
-
-
-async def send(page: Page, prompt: str) -> None:
-    await page.fill("#prompt", prompt)
-    await page.keyboard.press("Enter")
-    await expect(page.locator(".msg.user .user-text").last).to_have_text(prompt)
 
 
 async def block_kinds(page: Page) -> list[str]:

@@ -15,7 +15,14 @@ from playwright.async_api import Browser, Page, expect
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import ToolUse, member, say
 from tests.helpers import ServerProcess
-from tests.web.conftest import INIT_SCRIPT, WIDE, Console, web_server_env
+from tests.web.conftest import (
+    INIT_SCRIPT,
+    WIDE,
+    Console,
+    create_in_console,
+    send,
+    web_server_env,
+)
 
 MODEL_KEY = "sk-ant-loopback-key"
 RUN_TIMEOUT_MS = 60_000
@@ -58,27 +65,10 @@ async def page(browser: Browser, person_server: ServerProcess) -> AsyncIterator[
             http.delete(f"/api/v1/sessions/{session['id']}")
 
 
-async def create(page: Page, title: str, *, ask: bool) -> str:
-    await page.fill("#create-title", title)
-    await page.set_checked("#create-ask", ask)
-    await page.click("#create-button")
-    item = page.locator(".session-item.selected")
-    await expect(item.locator(".session-title")).to_have_text(title, timeout=30_000)
-    session_id = await item.get_attribute("data-session-id")
-    assert session_id
-    return session_id
-
-
-async def send(page: Page, prompt: str) -> None:
-    await page.fill("#prompt", prompt)
-    await page.keyboard.press("Enter")
-    await expect(page.locator(".msg.user .user-text").last).to_have_text(prompt)
-
-
 async def test_approve_on_the_step_and_decline_with_the_keyboard(
     page: Page, model: LoopbackModelServer, artifacts_dir: Path
 ) -> None:
-    await create(page, "Approvals", ask=True)
+    await create_in_console(page, "Approvals", ask=True)
     await expect(page.locator("#chat-meta")).to_contain_text("asks before acting")
     model.add(say("Typing.", member("type", text="hello")), say("Typed it."))
     await send(page, "type hello")
@@ -110,7 +100,7 @@ async def test_approve_on_the_step_and_decline_with_the_keyboard(
 async def test_the_question_shows_and_the_next_message_answers_it(
     page: Page, model: LoopbackModelServer
 ) -> None:
-    await create(page, "Questions", ask=False)
+    await create_in_console(page, "Questions", ask=False)
     model.add(
         say("One thing first.", ToolUse("ask_person", {"question": "Which city?"})),
         say("Looking up Lima."),
@@ -130,7 +120,7 @@ async def test_the_question_shows_and_the_next_message_answers_it(
 async def test_take_control_holds_the_agent_and_release_hands_back(
     page: Page, model: LoopbackModelServer, person_server: ServerProcess
 ) -> None:
-    sid = await create(page, "Take over", ask=False)
+    sid = await create_in_console(page, "Take over", ask=False)
     control = page.locator("#control-button")
     await expect(control).to_be_enabled(timeout=30_000)
     await control.click()
