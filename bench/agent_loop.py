@@ -344,7 +344,7 @@ async def open_session(bench: Bench, title: str, model: str | None = None) -> st
     session = await bench.sessions.create(title=title, model=model)
     desktop = await bench.desktops.create(session.id, browser=False)
     await desktop.wait_until_settled(timeout=2)
-    await bench.sessions.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
+    await bench.sessions.transition(session.id, SessionStatus.ACTIVE)
     bench.runner.give_tools(session.id, TimedTools(desktop))
     return session.id
 

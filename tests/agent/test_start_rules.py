@@ -60,7 +60,7 @@ async def test_each_refusal_of_a_new_message_is_its_own_error_and_makes_no_clien
 ) -> None:
     sessions, runner = services
     session = await sessions.create(title="rules", model=None, owner="alice")
-    await sessions.set_status(session_id=session.id, status=SessionStatus.ACTIVE)
+    await sessions.transition(session.id, SessionStatus.ACTIVE)
 
     async def start(content: str = "hello", **kw: str | None) -> None:
         await runner.start(
@@ -85,11 +85,11 @@ async def test_each_refusal_of_a_new_message_is_its_own_error_and_makes_no_clien
         await start(owner="alice", key="sk-ant-k")
     assert not_running.value.status_code == 503 and not_running.value.status == "active"
 
-    await sessions.set_status(session_id=session.id, status=SessionStatus.PROCESSING)
+    await sessions.transition(session.id, SessionStatus.PROCESSING)
     with pytest.raises(errors.SessionBusy, match="cancel"):
         await start(owner="alice", key="sk-ant-k")
 
-    await sessions.set_status(session_id=session.id, status=SessionStatus.EXPIRED)
+    await sessions.transition(session.id, SessionStatus.EXPIRED)
     with pytest.raises(errors.SessionExpired, match="create a new session"):
         await start(owner="alice", key="sk-ant-k")
 
@@ -105,6 +105,6 @@ async def test_a_live_sessions_desktop_is_required_once_for_screenshots_and_file
     session = await sessions.create(title="desktop rule", model=None, owner=None)
     with pytest.raises(errors.DesktopNotRunning):
         await sessions.running_desktop(session_id=session.id, owner=None)
-    await sessions.set_status(session_id=session.id, status=SessionStatus.EXPIRED)
+    await sessions.transition(session.id, SessionStatus.EXPIRED)
     with pytest.raises(errors.SessionExpired, match="files"):
         await sessions.running_desktop(session_id=session.id, owner=None)

@@ -82,14 +82,17 @@ async def test_a_recorded_run_plays_with_its_markers_and_exports_its_trajectory(
     timeline = (await http.get(f"/api/v1/sessions/{sid}/recording/timeline")).json()
     assert timeline["recording"] is True and len(timeline["parts"]) == 1
     started = timeline["parts"][0]["started_at"]
-    fetched_at = time.time()
+    asked_at = time.time()
     video = await http.get(f"/api/v1/sessions/{sid}/recording")
+    answered_at = time.time()
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     path = tmp_path / "recording.mp4"
     await asyncio.to_thread(path.write_bytes, video.content)
     duration = await asyncio.to_thread(ffprobe_duration, path)
-    # Everything recorded so far: from the desktop's start to (about) the request.
-    assert abs(duration - (fetched_at - started)) < 1.0, (duration, fetched_at - started)
+    # Everything recorded so far: from the desktop's start to a moment while the request was
+    # served (a loaded host may take a while to close the part), give or take a second.
+    window = (asked_at - started, answered_at - started)
+    assert window[0] - 1.0 < duration < window[1] + 1.0, (duration, window)
 
     markers = timeline["markers"]
     assert [m["tool"] for m in markers] == ["computer", "computer"]

@@ -14,15 +14,14 @@ from typing import Any, Protocol
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from computer_use import errors
 from computer_use.agent import questions
 from computer_use.agent.approvals_gate import ApprovalGate, ApprovalStore, Decision
 from computer_use.agent.controls import Holder, SessionControls
 from computer_use.agent.tools import SessionTools
-from computer_use.agent.tools.approvals import parse_policy
+from computer_use.agent.tools.approvals import parse_policy, stored_policy
 from computer_use.config import Settings
 from computer_use.database import transaction
-from computer_use.sessions.models import Session, SessionStatus
+from computer_use.sessions.models import Session
 from computer_use.sessions.records import image_url
 from computer_use.sessions.service import SessionService
 from computer_use.streaming.bus import EventBus
@@ -127,8 +126,7 @@ class PersonControls:
 
     async def set_policy(self, session_id: str, approval: str | list[str]) -> None:
         policy = parse_policy(approval)  # the schema checked it already
-        value = None if approval == "auto" else approval
-        await self._write(session_id, approval=value)
+        await self._write(session_id, approval=stored_policy(approval))
         controls = self._controls.get(session_id)
         if controls is not None:  # a run going on follows the new policy from its next action
             controls.gate.policy = policy
@@ -183,8 +181,7 @@ class PersonControls:
 
     async def _live(self, session_id: str) -> None:
         session = await self._runner.sessions.get(session_id=session_id)
-        if session.status == SessionStatus.EXPIRED:
-            raise errors.Conflict("This session has expired; there is nothing to pause.")
+        self._runner.sessions.check_not_expired(session, "there is nothing to pause.")
 
     async def _write(self, session_id: str, **values: Any) -> None:
         async with transaction(self._runner.sessionmaker) as db:

@@ -50,14 +50,11 @@ class _Hooks:
         if type == "message_complete":
             # The session is ready again before anyone hears the run is over, so a client may
             # send its next message (or re-read the session) the moment it sees this event.
-            await self._runner.mark_active(self._session_id)
+            await self._runner.mark_active(self._session_id, first=(type, dict(data)))
+            return
         await self._runner.bus.publish(self._session_id, type, dict(data))
         if type == "tool_result":  # agent work counts as activity for the TTL
             await self._runner.sessions.touch(session_id=self._session_id)
-        elif type == "message_complete":
-            await self._runner.bus.publish(
-                self._session_id, "status", {"status": SessionStatus.ACTIVE}
-            )
 
     async def save_image(self, png: bytes) -> str:
         return await self._runner.save_image(self._session_id, png)
@@ -189,10 +186,7 @@ class AgentRunner:
             session = await self.sessions.get(session_id=session_id, owner=owner)
             run_budget = self.sessions.check_budget(session.model, budget)  # 422 if unusable
             self.sessions.check_held_here(session)
-            if session.status == SessionStatus.EXPIRED:
-                raise errors.SessionExpired(
-                    "This session has expired; create a new session to continue."
-                )
+            self.sessions.check_not_expired(session)
             if session.status == SessionStatus.PROCESSING:
                 raise errors.SessionBusy()
             self._check_provider(key)
@@ -218,11 +212,8 @@ class AgentRunner:
             controls = self.people.for_run(session, tools)
             client = self._client_for(key)
             try:
-                await self.sessions.set_status(
-                    session_id=session_id, status=SessionStatus.PROCESSING
-                )
+                await self.sessions.transition(session_id, SessionStatus.PROCESSING)
                 await self.sessions.touch(session_id=session_id)
-                await self.bus.publish(session_id, "status", {"status": SessionStatus.PROCESSING})
             except BaseException:
                 await client.close()
                 raise
@@ -313,22 +304,19 @@ class AgentRunner:
                 run.result = result
                 run.done.set()
 
-    async def mark_active(self, session_id: str) -> bool:
-        """processing -> active (False when the session is gone or was not processing)."""
-        try:
-            session = await self.sessions.get(session_id=session_id)
-        except errors.NotFound:
-            return False  # deleted during the run
-        if session.status != SessionStatus.PROCESSING:
-            return False
-        await self.sessions.set_status(session_id=session_id, status=SessionStatus.ACTIVE)
-        await self.sessions.touch(session_id=session_id)
-        return True
+    async def mark_active(
+        self, session_id: str, *, first: tuple[str, dict[str, Any]] | None = None
+    ) -> None:
+        """processing -> active, announced after `first` (nothing when the session is gone or
+        was not processing)."""
+        if await self.sessions.transition(
+            session_id, SessionStatus.ACTIVE, only_from=SessionStatus.PROCESSING, first=first
+        ):
+            await self.sessions.touch(session_id=session_id)
 
     async def _finish(self, session_id: str) -> None:
         # Normally done at message_complete already; this covers a run that died without one.
-        if await self.mark_active(session_id):
-            await self.bus.publish(session_id, "status", {"status": SessionStatus.ACTIVE})
+        await self.mark_active(session_id)
 
     async def cancel(self, *, session_id: str) -> bool:
         run = self._runs.get(session_id)

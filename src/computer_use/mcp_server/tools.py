@@ -91,10 +91,12 @@ async def create_session(
             title=title or "MCP session", model=model, approval=approval, budget=budget
         )
         session = await runtime.sessions.open(
-            title=body.title, model=body.model, owner=caller(ctx), budget=budget_caps(body.budget)
+            title=body.title,
+            model=body.model,
+            owner=caller(ctx),
+            budget=budget_caps(body.budget),
+            approval=body.approval,
         )
-        if body.approval != "auto":
-            await runtime.runner.people.set_policy(session.id, body.approval)
     created = SessionCreated(
         session_id=session.id,
         title=session.title,

@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from computer_use import errors
 from computer_use.agent import budget as budgets
 from computer_use.agent import catalogue
+from computer_use.agent.tools.approvals import stored_policy
 from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.sessions.models import UNTITLED, Message, Session, SessionStatus
@@ -115,6 +116,18 @@ class SessionRecords:
             )
             return set(rows.all())
 
+    @staticmethod
+    def check_not_expired(
+        session: Session, then: str = "create a new session to continue."
+    ) -> None:
+        """SessionExpired (409) once the session has expired: the one place of that rule.
+        Its desktop and files are gone with it, its history is kept; `then` says what to do."""
+        if session.status == SessionStatus.EXPIRED:
+            raise errors.SessionExpired(
+                f"This session has expired: its desktop and files were deleted, its history "
+                f"is kept; {then}"
+            )
+
     def ttl_remaining(self, session: Session) -> int:
         if session.status == SessionStatus.EXPIRED:
             return 0
@@ -153,6 +166,7 @@ class SessionRecords:
         model: str | None,
         owner: str | None = None,
         budget: dict[str, Any] | None = None,
+        approval: str | list[str] | None = None,
     ) -> Session:
         chosen = self.check_model(model)
         budget = self.check_budget(chosen, budget)
@@ -169,6 +183,7 @@ class SessionRecords:
             last_activity_at=moment,
             last_event_id=0,
             budget=budget,
+            approval=stored_policy(approval),
         )
         async with transaction(self._sessionmaker) as db:
             db.add(session)
@@ -190,19 +205,29 @@ class SessionRecords:
             raise errors.NotFound(f"Session {session_id} not found.")
         return updated
 
-    async def set_status(
-        self, *, session_id: str, status: SessionStatus, detail: str | None = None
-    ) -> Session:
+    async def _write_status(
+        self,
+        *,
+        session_id: str,
+        status: SessionStatus,
+        detail: str | None = None,
+        only_from: SessionStatus | None = None,
+    ) -> Session | None:
+        """The status write under SessionService.transition (which also announces it): None
+        when `only_from` is given and the session is not in that status (or is gone)."""
         # Writes are single statements (no read first): on SQLite a transaction that reads and
         # then writes cannot wait for the lock and fails with "database is locked" under load.
+        where = [Session.id == session_id]
+        if only_from is not None:
+            where.append(Session.status == only_from)
         async with transaction(self._sessionmaker) as db:
             session: Session | None = await db.scalar(
                 update(Session)
-                .where(Session.id == session_id)
+                .where(*where)
                 .values(status=status, status_detail=detail, updated_at=now())
                 .returning(Session)
             )
-        if session is None:
+        if session is None and only_from is None:
             raise errors.NotFound(f"Session {session_id} not found.")
         return session
 
@@ -230,7 +255,7 @@ class SessionRecords:
         content: list[dict[str, object]],
         usage: dict[str, object] | None = None,
     ) -> Message:
-        async with self._sessionmaker() as db:  # read apart from the write (see set_status)
+        async with self._sessionmaker() as db:  # read apart from the write (see _write_status)
             last_event_id = await db.scalar(
                 select(Session.last_event_id).where(Session.id == session_id)
             )

@@ -123,7 +123,6 @@ def _message_public(session_id: str, message: Message) -> MessagePublic:
 async def create_session(
     body: SessionCreate,
     service: SessionServiceDep,
-    runner: AgentRunnerDep,
     caller: CallerDep,
     request: Request,
 ) -> dict[str, Any]:
@@ -133,10 +132,8 @@ async def create_session(
         owner=caller,
         record=body.record,
         budget=budget_caps(body.budget),
+        approval=body.approval,
     )
-    if body.approval != "auto":
-        await runner.people.set_policy(session.id, body.approval)
-        session = await service.get(session_id=session.id)
     return to_public(service, session, request)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -58,8 +58,8 @@ class SessionService(SessionRecords):
         settings: Settings,
         desktops: DesktopFactory,
         closing: SessionClosing,
-        bus: EventBus | None = None,
-        recordings: Recordings | None = None,
+        bus: EventBus,
+        recordings: Recordings,
     ) -> None:
         super().__init__(sessionmaker=sessionmaker, settings=settings)
         # Made here: the manager reports to on_desktop_event (component died, restarted...).
@@ -87,18 +87,13 @@ class SessionService(SessionRecords):
         (unknown, or another owner's), SessionExpired (its desktop and files are gone),
         DesktopNotRunning. Counts as activity."""
         session = await self.get(session_id=session_id, owner=owner)
-        if session.status == SessionStatus.EXPIRED:
-            raise errors.SessionExpired(
-                "This session has expired: its desktop and its files were deleted with it; "
-                "create a new session."
-            )
+        self.check_not_expired(session)
         desktop = self.require_desktop(session)
         await self.touch(session_id=session.id)
         return desktop
 
     async def publish(self, session_id: str, type: str, data: dict[str, object]) -> None:
-        if self.bus is not None:
-            await self.bus.publish(session_id, type, data)
+        await self.bus.publish(session_id, type, data)
 
     async def publish_error(
         self, session_id: str, code: str, message: str, *, retryable: bool = True, **extra: str
@@ -113,11 +108,49 @@ class SessionService(SessionRecords):
         }
         await self.publish(session_id, "error", {**data, **extra})
 
-    async def _set_and_publish(
-        self, session_id: str, status: SessionStatus, detail: str | None = None
-    ) -> Session:
-        session = await self.set_status(session_id=session_id, status=status, detail=detail)
-        await self.publish(session_id, "status", {"status": status, "detail": detail})
+    @overload
+    async def transition(
+        self,
+        session_id: str,
+        status: SessionStatus,
+        detail: str | None = None,
+        *,
+        only_from: None = None,
+        first: tuple[str, dict[str, Any]] | None = None,
+    ) -> Session: ...
+
+    @overload
+    async def transition(
+        self,
+        session_id: str,
+        status: SessionStatus,
+        detail: str | None = None,
+        *,
+        only_from: SessionStatus,
+        first: tuple[str, dict[str, Any]] | None = None,
+    ) -> Session | None: ...
+
+    async def transition(
+        self,
+        session_id: str,
+        status: SessionStatus,
+        detail: str | None = None,
+        *,
+        only_from: SessionStatus | None = None,
+        first: tuple[str, dict[str, Any]] | None = None,
+    ) -> Session | None:
+        """Every change of a session's status: writes it, then publishes the `status` event.
+        `only_from`: only when the session is in that status now (else None, nothing sent).
+        `first`: an event published between the write and the `status` event, whether or not
+        the status changed (the run's `message_complete`: the session takes the next message
+        the moment a client sees it)."""
+        session = await self._write_status(
+            session_id=session_id, status=status, detail=detail, only_from=only_from
+        )
+        if first is not None:
+            await self.publish(session_id, *first)
+        if session is not None:
+            await self.publish(session_id, "status", {"status": status, "detail": detail})
         return session
 
     async def open(
@@ -128,10 +161,13 @@ class SessionService(SessionRecords):
         owner: str | None = None,
         record: bool | None = None,
         budget: dict[str, Any] | None = None,
+        approval: str | list[str] | None = None,
     ) -> Session:
         """Creates a session and its desktop; returns once the desktop is screenshot-able.
         `record` (default RECORD_SESSIONS): the screen is recorded from the start."""
-        session = await self.create(title=title, model=model, owner=owner, budget=budget)
+        session = await self.create(
+            title=title, model=model, owner=owner, budget=budget, approval=approval
+        )
         async with self.lock(session.id):
             try:
                 await self.desktops.create(session.id)
@@ -150,23 +186,22 @@ class SessionService(SessionRecords):
                 ) from exc
             if self._settings.record_sessions if record is None else record:
                 await self._start_recording(session.id)
-            return await self._set_and_publish(session.id, SessionStatus.ACTIVE)
+            return await self.transition(session.id, SessionStatus.ACTIVE)
 
     async def _start_recording(self, session_id: str) -> None:
         desktop = self.desktop(session_id)
-        if self.recordings is not None and desktop is not None:
+        if desktop is not None:
             spec = desktop.spec
             await self.recordings.start(session_id, spec.display, spec.width, spec.height)
 
     async def _release_desktop(self, session_id: str, *, expiring: bool = False) -> None:
         await self.closing(session_id)
-        if self.recordings is not None:  # kept on expiry unless RECORDINGS_ON_EXPIRY=delete
-            if expiring and self._settings.recordings_on_expiry == "keep":
-                await self.recordings.stop(session_id)
-            else:
-                await self.recordings.remove(session_id)
-        if self.bus is not None:
-            self.bus.close(session_id)
+        # The recording is kept on expiry unless RECORDINGS_ON_EXPIRY=delete.
+        if expiring and self._settings.recordings_on_expiry == "keep":
+            await self.recordings.stop(session_id)
+        else:
+            await self.recordings.remove(session_id)
+        self.bus.close(session_id)
         if self.desktops.get(session_id) is not None:
             await self.desktops.destroy(session_id, remove_files=True)
         else:  # not running (failed, or never restored): its files may still be on disk
@@ -189,7 +224,7 @@ class SessionService(SessionRecords):
                 now() - session.last_activity_at
             ).total_seconds() < self._settings.session_ttl_seconds:
                 return False  # touched since it was picked
-            await self._set_and_publish(
+            await self.transition(
                 session_id,
                 SessionStatus.EXPIRED,
                 f"expired after {self._settings.session_ttl_seconds} s without activity",
@@ -231,13 +266,13 @@ class SessionService(SessionRecords):
                 await self.desktops.restore(session_id)
             except Exception as exc:
                 logger.exception("could not restore the desktop of session %s", session_id)
-                await self._set_and_publish(
+                await self.transition(
                     session_id, SessionStatus.ERROR, f"desktop restore failed: {exc}"
                 )
                 continue
-            if self.recordings is not None and self.recordings.exists(session_id):
+            if self.recordings.exists(session_id):
                 await self._start_recording(session_id)  # a new part of the same recording
-            await self._set_and_publish(session_id, SessionStatus.ACTIVE)
+            await self.transition(session_id, SessionStatus.ACTIVE)
 
     async def _answer_unanswered_tool_uses(self, session_id: str) -> None:
         """A run killed mid-tool left a tool_use without its tool_result: store an
@@ -276,12 +311,12 @@ class SessionService(SessionRecords):
                 component=component,
             )
             if session.status == SessionStatus.ACTIVE:
-                await self._set_and_publish(
+                await self.transition(
                     session_id, SessionStatus.ERROR, f"{component} exited; restarting"
                 )
         elif kind == "restarted":
             if session.status == SessionStatus.ERROR:
-                await self._set_and_publish(session_id, SessionStatus.ACTIVE)
+                await self.transition(session_id, SessionStatus.ACTIVE)
         elif kind == "failed":
             await self.publish_error(
                 session_id,
@@ -292,6 +327,6 @@ class SessionService(SessionRecords):
                 component=component,
             )
             if session.status != SessionStatus.EXPIRED:
-                await self._set_and_publish(
+                await self.transition(
                     session_id, SessionStatus.ERROR, f"{component} failed: {detail}"
                 )

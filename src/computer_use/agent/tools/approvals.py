@@ -61,6 +61,11 @@ def parse_policy(value: str | list[str] | None) -> Policy:
     return frozenset(value)
 
 
+def stored_policy(value: str | list[str] | None) -> str | list[str] | None:
+    """How a session row keeps a policy: None is "auto" (the default)."""
+    return None if value in (None, "auto") else value
+
+
 def action_kind(name: str, params: Mapping[str, Any], toolset_name: str | None) -> str | None:
     """The kind of one call (None: it only looks, never waits)."""
     if toolset_name is not None:
