@@ -187,7 +187,7 @@ class AgentRunner:
             run_budget = self.sessions.check_budget(session.model, budget)  # 422 if unusable
             self.sessions.check_held_here(session)
             self.sessions.check_not_expired(session)
-            if session.status == SessionStatus.PROCESSING:
+            if session.processing:
                 raise errors.SessionBusy()
             self._check_provider(key)
             finishing = self._runs.get(session_id)

@@ -30,7 +30,6 @@ from computer_use.mcp_server.schemas import (
     SessionSummary,
 )
 from computer_use.sessions.controls_schemas import APPROVAL_DESCRIPTION, ApprovalPolicy
-from computer_use.sessions.models import SessionStatus
 from computer_use.sessions.schemas import (
     BUDGET_DESCRIPTION,
     BudgetSpec,
@@ -130,7 +129,7 @@ async def get_session_status(
         model=session.model,
         status=session.status,
         status_detail=session.status_detail,
-        processing=session.status == SessionStatus.PROCESSING,
+        processing=session.processing,
         ttl_remaining_seconds=runtime.sessions.ttl_remaining(session),
         vnc_url=mcp.vnc_url(session.id, http_request(ctx)),
     )
@@ -197,7 +196,7 @@ async def list_sessions(
                 title=row.title,
                 model=row.model,
                 status=row.status,
-                processing=row.status == SessionStatus.PROCESSING,
+                processing=row.processing,
                 created_at=row.created_at.isoformat(),
             )
             for row in rows

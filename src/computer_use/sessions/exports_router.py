@@ -13,10 +13,8 @@ from starlette.background import BackgroundTask
 from computer_use import errors
 from computer_use.auth import CallerDep
 from computer_use.deps import AgentRunnerDep, SessionServiceDep
-from computer_use.desktops.recorder import Recordings
 from computer_use.sessions import trajectory
 from computer_use.sessions.records import image_url
-from computer_use.sessions.service import SessionService
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["exports"])
 
@@ -46,16 +44,6 @@ async def get_trajectory(
     )
 
 
-def _recordings(service: SessionService, session_id: str) -> Recordings:
-    recordings = service.recordings
-    if recordings is None or not recordings.exists(session_id):
-        raise errors.NotFound(
-            f'Session {session_id} has no recording: create sessions with "record": true '
-            "(or set RECORD_SESSIONS=true)."
-        )
-    return recordings
-
-
 @router.get(
     "/{session_id}/recording",
     response_class=FileResponse,
@@ -66,11 +54,7 @@ async def get_recording(
     session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
 ) -> FileResponse:
     session = await service.get(session_id=str(session_id), owner=caller)
-    recordings = _recordings(service, session.id)
-    try:
-        path = await recordings.export(session.id)
-    except FileNotFoundError:
-        raise errors.Conflict("Nothing is recorded yet; try again in a moment.") from None
+    path = await service.export_recording(session.id)
 
     async def remove() -> None:
         await asyncio.to_thread(path.unlink, True)
@@ -93,7 +77,7 @@ async def get_timeline(
     session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
 ) -> dict[str, Any]:
     session = await service.get(session_id=str(session_id), with_messages=True, owner=caller)
-    recordings = _recordings(service, session.id)
+    recordings = service.recording_of(session.id)
     parts = recordings.parts(session.id)
     return {
         "recording": recordings.is_recording(session.id),

@@ -30,6 +30,15 @@ async def session_files(
     return SessionFiles(desktop.sandbox)
 
 
+def check_declared_size(declared: int | None, limit: int) -> None:
+    """An upload announced bigger than `limit` (MAX_UPLOAD_MB) is refused before a byte is
+    read; the helper holds a body of unknown length to the same limit as it writes."""
+    if declared is not None and declared > limit:
+        raise errors.PayloadTooLarge(
+            f"The upload is {declared} bytes; the limit is {limit} (MAX_UPLOAD_MB)."
+        )
+
+
 def to_domain_error(exc: FileAccessError) -> errors.DomainError:
     """A refusal of the sandboxed file helper as a domain error, saying what to change."""
     kind = _ERRORS.get(exc.code)

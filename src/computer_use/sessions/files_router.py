@@ -17,7 +17,12 @@ from computer_use import errors
 from computer_use.auth import CallerDep
 from computer_use.deps import SessionServiceDep, SettingsDep
 from computer_use.desktops.files import FileAccessError, SessionFiles, clean_path
-from computer_use.sessions.files import MIB, session_files, to_domain_error
+from computer_use.sessions.files import (
+    MIB,
+    check_declared_size,
+    session_files,
+    to_domain_error,
+)
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["files"])
 
@@ -104,11 +109,8 @@ async def put_file(
     path: str, request: Request, files: FilesDep, settings: SettingsDep
 ) -> dict[str, Any]:
     limit = settings.max_upload_mb * MIB
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise errors.PayloadTooLarge(
-            f"The upload is {declared} bytes; the limit is {limit} (MAX_UPLOAD_MB)."
-        )
+    declared = request.headers.get("content-length", "")
+    check_declared_size(int(declared) if declared.isdigit() else None, limit)
     try:
         size = await files.write(path, request.stream(), limit=limit)
     except FileAccessError as exc:

@@ -66,6 +66,11 @@ class Session(Base):
         order_by="Message.id",
     )
 
+    @property
+    def processing(self) -> bool:
+        """A run is going on (what REST and MCP say as `processing`)."""
+        return self.status == SessionStatus.PROCESSING
+
 
 class Message(Base):
     __tablename__ = "messages"

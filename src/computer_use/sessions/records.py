@@ -132,7 +132,7 @@ class SessionRecords:
         if session.status == SessionStatus.EXPIRED:
             return 0
         ttl = self._settings.session_ttl_seconds
-        if session.status == SessionStatus.PROCESSING:
+        if session.processing:
             return ttl
         idle = (now() - session.last_activity_at).total_seconds()
         return max(0, int(ttl - idle))

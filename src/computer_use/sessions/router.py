@@ -75,7 +75,7 @@ def to_public(
         "status": session.status,
         "status_detail": session.status_detail,
         "host": session.host,
-        "processing": session.status == SessionStatus.PROCESSING,
+        "processing": session.processing,
         "created_at": session.created_at,
         "updated_at": session.updated_at,
         "last_activity_at": session.last_activity_at,

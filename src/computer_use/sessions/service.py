@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import select
@@ -194,6 +195,23 @@ class SessionService(SessionRecords):
             spec = desktop.spec
             await self.recordings.start(session_id, spec.display, spec.width, spec.height)
 
+    def recording_of(self, session_id: str) -> Recordings:
+        """The recordings, once the session has one; else NotFound saying how to get one."""
+        if not self.recordings.exists(session_id):
+            raise errors.NotFound(
+                f'Session {session_id} has no recording: create sessions with "record": true '
+                "(or set RECORD_SESSIONS=true)."
+            )
+        return self.recordings
+
+    async def export_recording(self, session_id: str) -> Path:
+        """The recording so far as one MP4 file, which the caller removes: NotFound (none),
+        Conflict (not a frame recorded yet)."""
+        try:
+            return await self.recording_of(session_id).export(session_id)
+        except FileNotFoundError:
+            raise errors.Conflict("Nothing is recorded yet; try again in a moment.") from None
+
     async def _release_desktop(self, session_id: str, *, expiring: bool = False) -> None:
         await self.closing(session_id)
         # The recording is kept on expiry unless RECORDINGS_ON_EXPIRY=delete.
@@ -248,7 +266,7 @@ class SessionService(SessionRecords):
         A run the previous process was doing is over: say so in the stream."""
         for session_id in sorted(await self.get_live_ids()):
             session = await self.get(session_id=session_id)
-            if session.status == SessionStatus.PROCESSING:
+            if session.processing:
                 detail = "interrupted: the server stopped during the run"
                 await self._answer_unanswered_tool_uses(session_id)
                 await self.publish_error(
