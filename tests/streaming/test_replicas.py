@@ -222,6 +222,11 @@ async def test_requests_for_a_desktop_held_by_the_other_replica_get_409_naming_i
                 ("PUT", "files/note.txt", b"x"),
                 ("GET", "files/", None),
                 ("POST", "cancel", None),
+                # The person's controls act on the run, which lives next to the desktop.
+                ("POST", "pause", {}),
+                ("POST", "resume", None),
+                ("POST", f"approvals/{uuid.uuid4()}", {"decision": "approve"}),
+                ("PATCH", "", {"approval": "ask"}),
                 ("DELETE", "", None),
             ]:
                 url = f"/api/v1/sessions/{sid}/{path}".rstrip("/")

@@ -125,6 +125,7 @@ class PersonControls:
     # --- for REST and MCP --------------------------------------------------------------
 
     async def set_policy(self, session_id: str, approval: str | list[str]) -> None:
+        await self._held_here(session_id)
         policy = parse_policy(approval)  # the schema checked it already
         await self._write(session_id, approval=stored_policy(approval))
         controls = self._controls.get(session_id)
@@ -132,7 +133,8 @@ class PersonControls:
             controls.gate.policy = policy
 
     async def pause(self, session_id: str, by: Holder) -> dict[str, Any]:
-        await self._live(session_id)
+        session = await self._held_here(session_id)
+        self._runner.sessions.check_not_expired(session, "there is nothing to pause.")
         await self._write(session_id, paused_by=by)
         controls = self._controls.get(session_id)
         if controls is not None:
@@ -141,7 +143,7 @@ class PersonControls:
         return await self.state(session_id)
 
     async def resume(self, session_id: str) -> dict[str, Any]:
-        await self._runner.sessions.get(session_id=session_id)
+        await self._held_here(session_id)
         await self._write(session_id, paused_by=None)
         controls = self._controls.get(session_id)
         if controls is not None:
@@ -152,6 +154,7 @@ class PersonControls:
     async def answer(
         self, session_id: str, approval_id: str, decision: Decision, *, remember: bool
     ) -> None:
+        await self._held_here(session_id)
         controls = self._controls.get(session_id)
         if controls is None:  # nothing waits in this process: 404 or 409
             await self.store.refuse(session_id, approval_id)
@@ -179,9 +182,12 @@ class PersonControls:
         public = self.public(session)
         return {"status": session.status, "paused": public["paused"], "held_by": public["held_by"]}
 
-    async def _live(self, session_id: str) -> None:
+    async def _held_here(self, session_id: str) -> Session:
+        """The session, when this process holds its run: a run's controls live next to it
+        (else Conflict naming the process that does, check_held_here)."""
         session = await self._runner.sessions.get(session_id=session_id)
-        self._runner.sessions.check_not_expired(session, "there is nothing to pause.")
+        self._runner.sessions.check_held_here(session)
+        return session
 
     async def _write(self, session_id: str, **values: Any) -> None:
         async with transaction(self._runner.sessionmaker) as db:
