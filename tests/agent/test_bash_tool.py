@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
 
 from computer_use.agent.tools import SessionTools
 from computer_use.agent.tools.bash import BashSession, BashTool
 from computer_use.agent.versions import versions_for
-from tests.agent.xvfb_desktop import XvfbDesktop
+from computer_use.desktops import Desktop
+from tests.desktop_fixtures import in_session
 
 VERSIONS = versions_for("claude-opus-4-6")
 
@@ -17,8 +17,8 @@ async def run(tools: SessionTools, **params: object) -> tuple[bool, str]:
     return result.is_error, result.text
 
 
-async def test_state_persists_across_calls(tools: SessionTools, desktop: XvfbDesktop) -> None:
-    assert await run(tools, command="pwd") == (False, str(desktop.home))
+async def test_state_persists_across_calls(tools: SessionTools, desktop: Desktop) -> None:
+    assert await run(tools, command="pwd") == (False, "/home/user") == (False, desktop.spec.home)
     await run(tools, command="mkdir -p work && cd work && export GREETING=hola")
     assert await run(tools, command='echo "$GREETING from $(basename "$PWD")"') == (
         False,
@@ -37,8 +37,8 @@ async def test_commands_cannot_read_the_shells_stdin(tools: SessionTools) -> Non
     assert await run(tools, command="cat; echo after") == (False, "after")
 
 
-async def test_timeout_restarts_the_shell_and_says_so(desktop: XvfbDesktop) -> None:
-    tools = SessionTools(desktop, home=str(desktop.home), bash_timeout=0.5)
+async def test_timeout_restarts_the_shell_and_says_so(desktop: Desktop) -> None:
+    tools = SessionTools(desktop, bash_timeout=0.5)
     try:
         await run(tools, command="export MARK=1")
         async with asyncio.timeout(5):
@@ -50,18 +50,18 @@ async def test_timeout_restarts_the_shell_and_says_so(desktop: XvfbDesktop) -> N
         await tools.aclose()
 
 
-async def test_timeout_kills_the_commands_children_too(desktop: XvfbDesktop) -> None:
+async def test_timeout_kills_the_commands_children_too(desktop: Desktop) -> None:
     session = BashSession(desktop, timeout=0.5)
     try:
-        marker = desktop.home / "child-alive"
+        marker = f"{desktop.spec.home}/child-alive"
         await session.run(f"(sleep 1.5; touch {marker}) & sleep 30")
         await session.run("sleep 2")  # outlives the child's sleep, had it survived
-        assert not marker.exists()
+        assert await in_session(desktop, 'test -e "$1" || echo gone', marker) == b"gone\n"
     finally:
         await session.aclose()
 
 
-async def test_long_output_is_truncated_with_a_note(desktop: XvfbDesktop) -> None:
+async def test_long_output_is_truncated_with_a_note(desktop: Desktop) -> None:
     session = BashSession(desktop, output_limit=1000)
     try:
         result = await session.run("seq 1 100000")
@@ -90,7 +90,7 @@ async def test_missing_command_is_an_error(tools: SessionTools) -> None:
     assert error and "command is required" in text
 
 
-async def test_cancelling_a_command_stops_it(desktop: XvfbDesktop, tmp_path: Path) -> None:
+async def test_cancelling_a_command_stops_it(desktop: Desktop) -> None:
     tool = BashTool(BashSession(desktop))
     task = asyncio.create_task(tool({"command": "sleep 30"}))
     await asyncio.sleep(0)  # let it start; the assertion below has its own deadline

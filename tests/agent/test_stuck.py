@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from computer_use.agent.tools import SessionTools
+from computer_use.desktops import Desktop
 from computer_use.loopback import (
     LoopbackModelServer,
     RecordedRequest,
@@ -24,7 +25,6 @@ from computer_use.loopback import (
     say,
 )
 from tests.agent.fakes import RecordingHooks, run
-from tests.agent.xvfb_desktop import XvfbDesktop
 from tests.helpers import wait_for_async
 
 BETA_MODEL = "claude-opus-4-6"  # the beta computer tool
@@ -116,7 +116,7 @@ async def test_a_run_that_only_looks_is_never_stuck(tools: SessionTools, model: 
 
 
 @pytest.fixture
-async def xterm(desktop: XvfbDesktop) -> AsyncIterator[None]:
+async def xterm(desktop: Desktop) -> AsyncIterator[None]:
     blank = await desktop.screenshot()
     term = await desktop.spawn(["xterm", "-geometry", "60x10+0+0"])
 

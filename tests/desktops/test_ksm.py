@@ -13,7 +13,7 @@ import pytest
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.ksm import KSM_DIR, counters, kernel_supports_merge, merging_pages
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
-from tests.desktops.conftest import EventLog, desktop_manager, fs_force_cleanup
+from tests.desktop_fixtures import EventLog, desktop_manager, fs_force_cleanup
 
 
 def merge_any(pid: int) -> bool:

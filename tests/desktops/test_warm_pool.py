@@ -11,7 +11,7 @@ import pytest
 
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
-from tests.desktops.conftest import EventLog, desktop_manager, fs_force_cleanup
+from tests.desktop_fixtures import EventLog, desktop_manager, fs_force_cleanup
 
 
 def ready(manager: DesktopManager) -> int:
