@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 from computer_use.agent.tools import SessionTools
 from computer_use.agent.tools.bash import BashSession, BashTool
@@ -24,6 +25,20 @@ async def test_state_persists_across_calls(tools: SessionTools, desktop: Desktop
         False,
         "hola from work",
     )
+
+
+async def test_commands_run_in_the_sessions_sandbox(
+    tools: SessionTools, desktop: Desktop, tmp_path: Path
+) -> None:
+    """The shell is the session's: its user, its cgroup, its own /tmp (not the host's)."""
+    assert desktop.sandbox.cgroup is not None
+    command = f"id -un; cat /proc/self/cgroup; test -e {tmp_path} || echo no-host-tmp"
+    error, text = await run(tools, command=command)
+    lines = text.splitlines()
+    assert not error and lines[0] == desktop.user.name and lines[-1] == "no-host-tmp"
+    groups = {line.split(":", 2)[2] for line in lines[1:-1]}
+    for group in desktop.sandbox.cgroup.dirs:
+        assert any(g.endswith(f"/{group.parent.name}/{group.name}") for g in groups), groups
 
 
 async def test_output_merges_stderr_and_reports_the_exit_status(tools: SessionTools) -> None:

@@ -7,9 +7,7 @@ import asyncio
 import base64
 import contextlib
 import io
-import os
 import re
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +21,7 @@ from computer_use.agent.tools.scaling import Scaling
 from computer_use.desktops import Desktop
 from computer_use.loopback import LoopbackModelServer, Reply, ToolUse, computer, member, say
 from tests.agent.fakes import RecordingHooks, run
+from tests.desktop_fixtures import desktop_reap
 
 NOT_EXECUTED = "Not executed: an earlier computer action in this turn failed."
 # The 1920x1080 screen is shown to the model smaller (1429x804, scale 0.7447).
@@ -68,9 +67,7 @@ class ClickWatcher:
         return self.presses()
 
     async def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        await self.proc.wait()
+        await desktop_reap(self.proc)
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
