@@ -7,7 +7,8 @@ from pathlib import Path
 from computer_use.agent.tools import SessionTools
 from computer_use.agent.tools.bash import BashSession, BashTool
 from computer_use.agent.versions import versions_for
-from tests.agent.xvfb_desktop import XvfbDesktop
+from computer_use.desktops import Desktop
+from tests.desktop_fixtures import in_session
 
 VERSIONS = versions_for("claude-opus-4-6")
 
@@ -17,13 +18,27 @@ async def run(tools: SessionTools, **params: object) -> tuple[bool, str]:
     return result.is_error, result.text
 
 
-async def test_state_persists_across_calls(tools: SessionTools, desktop: XvfbDesktop) -> None:
-    assert await run(tools, command="pwd") == (False, str(desktop.home))
+async def test_state_persists_across_calls(tools: SessionTools, desktop: Desktop) -> None:
+    assert await run(tools, command="pwd") == (False, "/home/user") == (False, desktop.spec.home)
     await run(tools, command="mkdir -p work && cd work && export GREETING=hola")
     assert await run(tools, command='echo "$GREETING from $(basename "$PWD")"') == (
         False,
         "hola from work",
     )
+
+
+async def test_commands_run_in_the_sessions_sandbox(
+    tools: SessionTools, desktop: Desktop, tmp_path: Path
+) -> None:
+    """The shell is the session's: its user, its cgroup, its own /tmp (not the host's)."""
+    assert desktop.sandbox.cgroup is not None
+    command = f"id -un; cat /proc/self/cgroup; test -e {tmp_path} || echo no-host-tmp"
+    error, text = await run(tools, command=command)
+    lines = text.splitlines()
+    assert not error and lines[0] == desktop.user.name and lines[-1] == "no-host-tmp"
+    groups = {line.split(":", 2)[2] for line in lines[1:-1]}
+    for group in desktop.sandbox.cgroup.dirs:
+        assert any(g.endswith(f"/{group.parent.name}/{group.name}") for g in groups), groups
 
 
 async def test_output_merges_stderr_and_reports_the_exit_status(tools: SessionTools) -> None:
@@ -37,8 +52,8 @@ async def test_commands_cannot_read_the_shells_stdin(tools: SessionTools) -> Non
     assert await run(tools, command="cat; echo after") == (False, "after")
 
 
-async def test_timeout_restarts_the_shell_and_says_so(desktop: XvfbDesktop) -> None:
-    tools = SessionTools(desktop, home=str(desktop.home), bash_timeout=0.5)
+async def test_timeout_restarts_the_shell_and_says_so(desktop: Desktop) -> None:
+    tools = SessionTools(desktop, bash_timeout=0.5)
     try:
         await run(tools, command="export MARK=1")
         async with asyncio.timeout(5):
@@ -50,18 +65,18 @@ async def test_timeout_restarts_the_shell_and_says_so(desktop: XvfbDesktop) -> N
         await tools.aclose()
 
 
-async def test_timeout_kills_the_commands_children_too(desktop: XvfbDesktop) -> None:
+async def test_timeout_kills_the_commands_children_too(desktop: Desktop) -> None:
     session = BashSession(desktop, timeout=0.5)
     try:
-        marker = desktop.home / "child-alive"
+        marker = f"{desktop.spec.home}/child-alive"
         await session.run(f"(sleep 1.5; touch {marker}) & sleep 30")
         await session.run("sleep 2")  # outlives the child's sleep, had it survived
-        assert not marker.exists()
+        assert await in_session(desktop, 'test -e "$1" || echo gone', marker) == b"gone\n"
     finally:
         await session.aclose()
 
 
-async def test_long_output_is_truncated_with_a_note(desktop: XvfbDesktop) -> None:
+async def test_long_output_is_truncated_with_a_note(desktop: Desktop) -> None:
     session = BashSession(desktop, output_limit=1000)
     try:
         result = await session.run("seq 1 100000")
@@ -90,7 +105,7 @@ async def test_missing_command_is_an_error(tools: SessionTools) -> None:
     assert error and "command is required" in text
 
 
-async def test_cancelling_a_command_stops_it(desktop: XvfbDesktop, tmp_path: Path) -> None:
+async def test_cancelling_a_command_stops_it(desktop: Desktop) -> None:
     tool = BashTool(BashSession(desktop))
     task = asyncio.create_task(tool({"command": "sleep 30"}))
     await asyncio.sleep(0)  # let it start; the assertion below has its own deadline

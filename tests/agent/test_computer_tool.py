@@ -9,8 +9,8 @@ from PIL import Image
 from computer_use.agent.tools import SessionTools
 from computer_use.agent.tools.computer import ComputerTool
 from computer_use.agent.versions import versions_for
+from computer_use.desktops import Desktop
 from tests.agent.fakes import FakeDesktop
-from tests.agent.xvfb_desktop import XvfbDesktop
 
 NEW = versions_for("claude-opus-4-6")
 OLD = versions_for("claude-sonnet-4-5")
@@ -21,7 +21,7 @@ def size(png: bytes | None) -> tuple[int, int]:
     return Image.open(io.BytesIO(png)).size
 
 
-async def test_definition_advertises_the_scaled_size_and_zoom(desktop_1080: XvfbDesktop) -> None:
+async def test_definition_advertises_the_scaled_size_and_zoom(desktop_1080: Desktop) -> None:
     tool = ComputerTool(desktop_1080)
     assert tool.definition(NEW) == {
         "type": "computer_20251124",
@@ -33,12 +33,12 @@ async def test_definition_advertises_the_scaled_size_and_zoom(desktop_1080: Xvfb
     assert "enable_zoom" not in tool.definition(OLD)
 
 
-async def test_screenshot_has_the_advertised_size(desktop_1080: XvfbDesktop) -> None:
+async def test_screenshot_has_the_advertised_size(desktop_1080: Desktop) -> None:
     result = await ComputerTool(desktop_1080)({"action": "screenshot"}, NEW)
     assert size(result.image) == (1429, 804)
 
 
-async def test_click_lands_on_the_scaled_screen_point(desktop_1080: XvfbDesktop) -> None:
+async def test_click_lands_on_the_scaled_screen_point(desktop_1080: Desktop) -> None:
     tool = ComputerTool(desktop_1080, settle_timeout=0.2)
     result = await tool({"action": "left_click", "coordinate": [715, 402]}, NEW)
     assert not result.is_error and size(result.image) == (1429, 804)
@@ -47,7 +47,7 @@ async def test_click_lands_on_the_scaled_screen_point(desktop_1080: XvfbDesktop)
     assert position.output == "X=715,Y=402"
 
 
-async def test_native_size_screen_maps_one_to_one(desktop: XvfbDesktop) -> None:
+async def test_native_size_screen_maps_one_to_one(desktop: Desktop) -> None:
     tool = ComputerTool(desktop, settle_timeout=0.2)
     await tool({"action": "mouse_move", "coordinate": [100, 700]}, NEW)
     assert await desktop.cursor_position() == (100, 700)
@@ -75,7 +75,7 @@ async def test_native_size_screen_maps_one_to_one(desktop: XvfbDesktop) -> None:
         assert size(result.image) == (1280, 800)
 
 
-async def test_zoom_returns_the_region_at_full_resolution(desktop_1080: XvfbDesktop) -> None:
+async def test_zoom_returns_the_region_at_full_resolution(desktop_1080: Desktop) -> None:
     result = await ComputerTool(desktop_1080)({"action": "zoom", "region": [0, 0, 715, 402]}, NEW)
     assert size(result.image) == (960, 540)
 
@@ -99,7 +99,7 @@ async def test_zoom_returns_the_region_at_full_resolution(desktop_1080: XvfbDesk
     ],
 )
 async def test_invalid_input_becomes_an_error_result(
-    desktop_1080: XvfbDesktop, params: dict[str, Any], message: str
+    desktop_1080: Desktop, params: dict[str, Any], message: str
 ) -> None:
     tools = SessionTools(desktop_1080, settle_timeout=0.1)
     result = await tools.run("computer", params, NEW)

@@ -1,23 +1,17 @@
 from __future__ import annotations
 
-import os
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from computer_use.agent.tools import SessionTools
 from computer_use.agent.versions import versions_for
-from tests.agent.xvfb_desktop import XvfbDesktop
+from computer_use.desktops import Desktop
+from tests.desktop_fixtures import in_session, session_read, session_write
 
 VERSIONS = versions_for("claude-opus-4-6")
-
-
-def read(path: str) -> str:
-    return Path(path).read_text()
-
-
-def remove(path: str) -> None:
-    Path(path).unlink(missing_ok=True)
+HOME = "/home/user"  # the session's, in its mount namespace
 
 
 async def edit(tools: SessionTools, **params: object) -> tuple[bool, str]:
@@ -25,11 +19,13 @@ async def edit(tools: SessionTools, **params: object) -> tuple[bool, str]:
     return result.is_error, result.text
 
 
-async def test_create_view_replace_insert(tools: SessionTools, desktop: XvfbDesktop) -> None:
-    path = f"{desktop.home}/notes/todo.txt"
+async def test_create_view_replace_insert(tools: SessionTools, desktop: Desktop) -> None:
+    path = f"{HOME}/notes/todo.txt"
     error, text = await edit(tools, command="create", path=path, file_text="one\ntwo\nthree")
     assert (error, text) == (False, f"File created successfully at: {path}")
-    assert read(path) == "one\ntwo\nthree"
+    assert await session_read(desktop, path) == "one\ntwo\nthree"
+    # the session's user owns what its editor wrote, as if its own program had
+    assert await in_session(desktop, 'test -O "$1" && echo mine', path) == b"mine\n"
 
     error, text = await edit(tools, command="view", path=path)
     header = f"Here's the result of running `cat -n` on {path}:"
@@ -40,53 +36,52 @@ async def test_create_view_replace_insert(tools: SessionTools, desktop: XvfbDesk
 
     error, text = await edit(tools, command="str_replace", path=path, old_str="two", new_str="2")
     assert not error and "has been edited" in text and "     2\t2" in text
-    assert read(path) == "one\n2\nthree"
+    assert await session_read(desktop, path) == "one\n2\nthree"
 
     error, text = await edit(tools, command="insert", path=path, insert_line=1, insert_text="1.5")
     assert not error
-    assert read(path) == "one\n1.5\n2\nthree"
+    assert await session_read(desktop, path) == "one\n1.5\n2\nthree"
 
 
-async def test_str_replace_needs_exactly_one_match(
-    tools: SessionTools, desktop: XvfbDesktop
-) -> None:
-    path = desktop.home / "dup.txt"
-    path.write_text("a\nb\na\n")
-    error, text = await edit(tools, command="str_replace", path=str(path), old_str="a", new_str="c")
+async def test_str_replace_needs_exactly_one_match(tools: SessionTools, desktop: Desktop) -> None:
+    path = f"{HOME}/dup.txt"
+    await session_write(desktop, path, "a\nb\na\n")
+    error, text = await edit(tools, command="str_replace", path=path, old_str="a", new_str="c")
     assert error and "Multiple occurrences" in text and "[1, 3]" in text
-    error, text = await edit(tools, command="str_replace", path=str(path), old_str="zzz")
+    error, text = await edit(tools, command="str_replace", path=path, old_str="zzz")
     assert error and "did not appear verbatim" in text
-    assert path.read_text() == "a\nb\na\n"
+    assert await session_read(desktop, path) == "a\nb\na\n"
 
 
 async def test_view_lists_directories_two_levels_deep(
-    tools: SessionTools, desktop: XvfbDesktop
+    tools: SessionTools, desktop: Desktop
 ) -> None:
-    (desktop.home / "a" / "b" / "c").mkdir(parents=True)
-    (desktop.home / "a" / "b" / "c" / "deep.txt").write_text("x")
-    (desktop.home / "a" / "file.txt").write_text("x")
-    (desktop.home / ".hidden").write_text("x")
-    error, text = await edit(tools, command="view", path=str(desktop.home))
+    await session_write(desktop, f"{HOME}/a/b/c/deep.txt", "x")
+    await session_write(desktop, f"{HOME}/a/file.txt", "x")
+    await session_write(desktop, f"{HOME}/.hidden", "x")
+    error, text = await edit(tools, command="view", path=HOME)
     assert not error
-    assert f"{desktop.home}/a/" in text and f"{desktop.home}/a/file.txt" in text
-    assert f"{desktop.home}/a/b/" in text
+    assert f"{HOME}/a/" in text and f"{HOME}/a/file.txt" in text
+    assert f"{HOME}/a/b/" in text
     assert "deep.txt" not in text and ".hidden" not in text
 
 
-async def test_view_is_clipped_to_max_characters(desktop: XvfbDesktop) -> None:
-    tools = SessionTools(desktop, home=str(desktop.home), editor_max_characters=100)
-    (desktop.home / "big.txt").write_text("x" * 1000)
-    error, text = await edit(tools, command="view", path=f"{desktop.home}/big.txt")
+async def test_view_is_clipped_to_max_characters(desktop: Desktop) -> None:
+    tools = SessionTools(desktop, editor_max_characters=100)
+    await session_write(desktop, f"{HOME}/big.txt", "x" * 1000)
+    error, text = await edit(tools, command="view", path=f"{HOME}/big.txt")
     assert not error and "<response clipped" in text and len(text) < 250
     assert tools.editor.definition(VERSIONS)["max_characters"] == 100
 
 
-async def test_tmp_is_allowed(tools: SessionTools, tmp_path: Path) -> None:
-    target = f"/tmp/cu-edit-{os.getpid()}-{tmp_path.name}.txt"
-    try:
-        assert not (await edit(tools, command="create", path=target, file_text="t"))[0]
-    finally:
-        remove(target)
+async def test_tmp_is_allowed_and_is_the_sessions_own(
+    tools: SessionTools, desktop: Desktop, tmp_path: Path
+) -> None:
+    target = f"/tmp/cu-edit-{tmp_path.name}.txt"
+    assert not (await edit(tools, command="create", path=target, file_text="t"))[0]
+    assert await session_read(desktop, target) == "t"
+    # the session's /tmp is its own, not the host's
+    assert not await asyncio.to_thread(Path(target).exists)
 
 
 @pytest.mark.parametrize(
@@ -106,27 +101,25 @@ async def test_bad_requests_are_refused(
     assert error and message in text
 
 
-async def test_symlinks_cannot_escape_home(tools: SessionTools, desktop: XvfbDesktop) -> None:
-    (desktop.home / "etc").symlink_to("/etc")
-    error, text = await edit(tools, command="view", path=f"{desktop.home}/etc/passwd")
+async def test_symlinks_cannot_escape_home(tools: SessionTools, desktop: Desktop) -> None:
+    await in_session(desktop, 'ln -s /etc "$1"', f"{HOME}/etc")
+    error, text = await edit(tools, command="view", path=f"{HOME}/etc/passwd")
     assert error and "resolves to /etc/passwd" in text
 
 
 async def test_create_refuses_to_overwrite_and_errors_are_clear(
-    tools: SessionTools, desktop: XvfbDesktop
+    tools: SessionTools, desktop: Desktop
 ) -> None:
-    path = desktop.home / "exists.txt"
-    path.write_text("keep")
-    error, text = await edit(tools, command="create", path=str(path), file_text="new")
-    assert error and "already exists" in text and path.read_text() == "keep"
-    error, text = await edit(tools, command="view", path=f"{desktop.home}/missing.txt")
+    path = f"{HOME}/exists.txt"
+    await session_write(desktop, path, "keep")
+    error, text = await edit(tools, command="create", path=path, file_text="new")
+    assert error and "already exists" in text and await session_read(desktop, path) == "keep"
+    error, text = await edit(tools, command="view", path=f"{HOME}/missing.txt")
     assert error and "does not exist" in text
-    error, text = await edit(
-        tools, command="insert", path=str(path), insert_line=9, insert_text="x"
-    )
+    error, text = await edit(tools, command="insert", path=path, insert_line=9, insert_text="x")
     assert error and "0..1" in text
-    error, text = await edit(tools, command="view", path=str(path), view_range=[3, 4])
+    error, text = await edit(tools, command="view", path=path, view_range=[3, 4])
     assert error and "start_line" in text
-    (desktop.home / "bin.dat").write_bytes(b"\xff\xfe\x00")
-    error, text = await edit(tools, command="view", path=f"{desktop.home}/bin.dat")
+    await session_write(desktop, f"{HOME}/bin.dat", b"\xff\xfe\x00")
+    error, text = await edit(tools, command="view", path=f"{HOME}/bin.dat")
     assert error and "not a UTF-8 text file" in text

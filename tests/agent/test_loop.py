@@ -1,16 +1,18 @@
-"""The loop end to end: the real SDK against the loopback server, tools on a real Xvfb."""
+"""The loop end to end: the real SDK against the loopback server, tools on a real session
+desktop (tests/agent/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import uuid
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from computer_use.agent import history
 from computer_use.agent.tools import SessionTools
+from computer_use.desktops import Desktop
 from computer_use.loopback import (
     LoopbackModelServer,
     RecordedRequest,
@@ -21,17 +23,14 @@ from computer_use.loopback import (
     say,
 )
 from tests.agent.fakes import KEY, RecordingHooks, run
-from tests.agent.xvfb_desktop import XvfbDesktop
-
-
-def read(path: str) -> str:
-    return Path(path).read_text()
+from tests.desktop_fixtures import session_read
+from tests.helpers import wait_for_async
 
 
 async def test_scripted_task_runs_end_to_end_with_events_in_order(
-    tools: SessionTools, desktop: XvfbDesktop
+    tools: SessionTools, desktop: Desktop
 ) -> None:
-    note = f"{desktop.home}/note.txt"
+    note = f"{desktop.spec.home}/note.txt"
     script = [
         say("Let me look.", computer("screenshot"), thinking="First, look at the screen."),
         say("Clicking.", computer("left_click", coordinate=[100, 100])),
@@ -76,7 +75,7 @@ async def test_scripted_task_runs_end_to_end_with_events_in_order(
     usage = complete["usage"]
     assert complete["stop_reason"] == "end_turn" and usage["cache_read_input_tokens"] > 0
     assert usage["cache_creation_input_tokens"] > 0 and usage["output_tokens"] > 0
-    assert read(note) == "Santiago"
+    assert await session_read(desktop, note) == "Santiago"
 
     first, second = server.requests[0], server.requests[1]
     assert first.api_key == KEY and first.betas == ["computer-use-2025-11-24"]
@@ -95,7 +94,7 @@ async def test_scripted_task_runs_end_to_end_with_events_in_order(
     }
     assert first.body["thinking"] == {"type": "adaptive", "display": "summarized"}
     system = first.body["system"][0]["text"]
-    assert "Thursday, November 26, 2026" in system and str(desktop.home) in system
+    assert "Thursday, November 26, 2026" in system and "/home/user" in system
     # the thinking block goes back unchanged (the server checks its signature too)
     assert second.messages[1]["content"][0]["type"] == "thinking"
     assert [r.count_cache_breakpoints() for r in server.requests] == [2, 3, 4, 4, 4, 4]
@@ -129,39 +128,43 @@ async def test_screenshots_are_pruned_in_chunks_keeping_the_cache(tools: Session
 
 
 class Signal:
-    """A TCP listener: `echo > /dev/tcp/...` in a bash command tells the test "started"."""
+    """A marker file in the session's HOME: `touch ~/<name>` in a bash command tells the test
+    "started" (the session's programs cannot connect to this host, so no socket)."""
 
-    def __init__(self) -> None:
+    def __init__(self, desktop: Desktop) -> None:
+        name = f"started-{uuid.uuid4().hex}"
+        self.command = f"touch ~/{name}"
+        self.marker = desktop.sandbox.home / name  # the same HOME, on the host's side
         self.event = asyncio.Event()
-        self.command = ""
 
     async def __aenter__(self) -> Signal:
-        async def touched(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.event.set()
-            writer.close()
-
-        self.server = await asyncio.start_server(touched, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        self.command = f"echo > /dev/tcp/127.0.0.1/{port}"
+        self.watch = asyncio.create_task(self._watch())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-        await self.server.wait_closed()
+        self.watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.watch
+
+    async def _watch(self) -> None:
+        async def touched() -> bool:
+            return self.marker.exists()
+
+        await wait_for_async(touched, timeout=10, what="the command to start")
+        self.event.set()
 
     async def wait(self) -> None:
-        async with asyncio.timeout(10):
-            await self.event.wait()
+        await asyncio.shield(self.watch)
 
 
 async def test_cancel_mid_tool_leaves_a_valid_history(
-    tools: SessionTools, desktop: XvfbDesktop
+    tools: SessionTools, desktop: Desktop
 ) -> None:
     hooks = RecordingHooks()
-    async with Signal() as started:
+    async with Signal(desktop) as started:
         script = [say("Working.", bash(f"{started.command}; sleep 30"), computer("screenshot"))]
         async with LoopbackModelServer(script) as server:
-            # the cancel event is set exactly when the command runs
+            # the cancel event is set once the command runs
             result = await run(server, tools, hooks, cancel=started.event)
             assert result.stop_reason == "cancelled"
             assert hooks.types()[-3:] == ["tool_result", "tool_result", "message_complete"]
@@ -191,11 +194,11 @@ async def test_cancel_while_streaming_then_next_message_is_valid(tools: SessionT
 
 
 async def test_cancelling_the_task_still_answers_every_tool_use(
-    tools: SessionTools, desktop: XvfbDesktop
+    tools: SessionTools, desktop: Desktop
 ) -> None:
     hooks = RecordingHooks()
     async with (
-        Signal() as started,
+        Signal(desktop) as started,
         LoopbackModelServer([say("", bash(f"{started.command}; sleep 30"))]) as server,
     ):
         task = asyncio.create_task(run(server, tools, hooks))

@@ -1,20 +1,20 @@
-"""Stuck detection end to end: the real SDK against the loopback server, a real Xvfb screen.
+"""Stuck detection end to end: the real SDK against the loopback server, a real session
+desktop (tests/agent/conftest.py).
 
-A bare X screen ignores clicks, so every click there "changes nothing"; an xterm shows typing,
-so typing there changes the screen.
+A left click on the desktop's bare background does nothing (jwm's menu is on the right
+button), so every click there "changes nothing"; an xterm shows typing, so typing there changes
+the screen.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from computer_use.agent.tools import SessionTools
+from computer_use.desktops import Desktop
 from computer_use.loopback import (
     LoopbackModelServer,
     RecordedRequest,
@@ -24,7 +24,7 @@ from computer_use.loopback import (
     say,
 )
 from tests.agent.fakes import RecordingHooks, run
-from tests.agent.xvfb_desktop import XvfbDesktop
+from tests.desktop_fixtures import desktop_reap
 from tests.helpers import wait_for_async
 
 BETA_MODEL = "claude-opus-4-6"  # the beta computer tool
@@ -116,26 +116,24 @@ async def test_a_run_that_only_looks_is_never_stuck(tools: SessionTools, model: 
 
 
 @pytest.fixture
-async def xterm(desktop: XvfbDesktop) -> AsyncIterator[None]:
-    blank = await desktop.screenshot()
+async def xterm(desktop: Desktop) -> AsyncIterator[None]:
+    blank = await desktop.fingerprint()  # without the tray, whose clock may tick meanwhile
     term = await desktop.spawn(["xterm", "-geometry", "60x10+0+0"])
 
     async def shown() -> bool:
-        return await desktop.screenshot() != blank
+        return await desktop.fingerprint() != blank
 
     try:
         await wait_for_async(shown, timeout=15, what="the xterm on screen")
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(term.pid, signal.SIGKILL)
-        await term.wait()
+        await desktop_reap(term)
 
 
 async def test_typing_that_shows_on_screen_is_not_stuck(tools: SessionTools, xterm: None) -> None:
     def type_letter(n: int) -> Reply:
-        if n == 0:  # keyboard focus follows the pointer on a screen without a window manager
-            return say("", computer("mouse_move", coordinate=[60, 40]))
+        if n == 0:  # jwm gives the keyboard to the window clicked (FocusModel click)
+            return say("", computer("left_click", coordinate=[60, 40]))
         return say("", computer("type", text="a"))
 
     hooks = RecordingHooks()

@@ -1,5 +1,5 @@
 """The computer toolset path end to end: the real SDK against the loopback server, the SDK's
-driver on a real Xvfb, a real X client (xev) telling where the clicks landed."""
+driver on a real session desktop, a real X client (xev) telling where the clicks landed."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import asyncio
 import base64
 import contextlib
 import io
-import os
 import re
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,9 +18,10 @@ from PIL import Image
 from computer_use.agent import history
 from computer_use.agent.tools import SessionTools
 from computer_use.agent.tools.scaling import Scaling
+from computer_use.desktops import Desktop
 from computer_use.loopback import LoopbackModelServer, Reply, ToolUse, computer, member, say
 from tests.agent.fakes import RecordingHooks, run
-from tests.agent.xvfb_desktop import XvfbDesktop
+from tests.desktop_fixtures import desktop_reap
 
 NOT_EXECUTED = "Not executed: an earlier computer action in this turn failed."
 # The 1920x1080 screen is shown to the model smaller (1429x804, scale 0.7447).
@@ -68,16 +67,14 @@ class ClickWatcher:
         return self.presses()
 
     async def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        await self.proc.wait()
+        await desktop_reap(self.proc)
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
 
 
 @pytest.fixture
-async def clicks(desktop_1080: XvfbDesktop) -> AsyncIterator[ClickWatcher]:
+async def clicks(desktop_1080: Desktop) -> AsyncIterator[ClickWatcher]:
     proc = await desktop_1080.spawn(
         ["stdbuf", "-oL", "xev", "-geometry", "600x400+200+150", "-event", "button",
          "-event", "structure", "-event", "expose"]
@@ -90,10 +87,8 @@ async def clicks(desktop_1080: XvfbDesktop) -> AsyncIterator[ClickWatcher]:
 
 
 @pytest.fixture
-async def tools_1080(desktop_1080: XvfbDesktop) -> AsyncIterator[SessionTools]:
-    session_tools = SessionTools(
-        desktop_1080, home=str(desktop_1080.home), bash_timeout=5.0, settle_timeout=0.3
-    )
+async def tools_1080(desktop_1080: Desktop) -> AsyncIterator[SessionTools]:
+    session_tools = SessionTools(desktop_1080, bash_timeout=5.0, settle_timeout=0.3)
     yield session_tools
     await session_tools.aclose()
 
@@ -213,7 +208,7 @@ async def test_a_beta_tool_call_on_the_toolset_is_an_error_not_a_crash(
 
 
 async def test_the_session_approver_is_asked_before_every_member_call(
-    tools_1080: SessionTools, desktop_1080: XvfbDesktop
+    tools_1080: SessionTools, desktop_1080: Desktop
 ) -> None:
     asked: list[str] = []
 

@@ -13,7 +13,8 @@ from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.display import TRAY_HEIGHT
 from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
-from tests.desktops.conftest import DESKTOP_SIZE, desktop_image
+from tests.desktop_fixtures import DESKTOP_SIZE
+from tests.desktops.conftest import desktop_image
 from tests.helpers import wait_for_async
 
 CENTRE = (DESKTOP_SIZE[0] // 2, DESKTOP_SIZE[1] // 2 + 30)

@@ -12,7 +12,8 @@ from PIL import Image
 
 from computer_use.desktops import Desktop, DesktopInputError
 from computer_use.desktops.capture import encode_png
-from tests.desktops.conftest import DESKTOP_SIZE, desktop_image
+from tests.desktop_fixtures import DESKTOP_SIZE
+from tests.desktops.conftest import desktop_image
 from tests.helpers import wait_for_async
 
 BACKGROUND = (0x3A, 0x4A, 0x5C)  # jwmrc's desktop background

@@ -28,8 +28,8 @@ from computer_use.desktops.netrules import EgressPolicy, parse_networks
 from computer_use.desktops.slots import abstract_name
 from computer_use.desktops.sockets import listening_inodes, socket_inodes_of
 from tests import slots
+from tests.desktop_fixtures import FS_QUOTA_MB, desktop_reap, fs_force_cleanup
 
-from .conftest import FS_QUOTA_MB, desktop_reap, fs_force_cleanup
 from .netns import ECHO_PORT, PRIVATE4, PRIVATE6, PUBLIC4, PUBLIC6, connects, egress_namespace
 
 BASE = slots.display(1300)

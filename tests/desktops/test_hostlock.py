@@ -16,9 +16,8 @@ from computer_use.desktops.launcher import live_pids_of_uid
 from computer_use.desktops.netrules import FAMILY, TABLE
 from tests import slots
 from tests.conftest import server_env
+from tests.desktop_fixtures import fs_force_cleanup
 from tests.helpers import REPO, ServerProcess, free_port
-
-from .conftest import fs_force_cleanup
 
 PREFIX, BASE = "cu-hl", 1350
 

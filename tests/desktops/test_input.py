@@ -15,7 +15,8 @@ from Xlib.display import Display
 from computer_use.desktops import Desktop, DesktopInputError
 from computer_use.desktops.input import InputInjector
 from computer_use.desktops.keys import keysym_for_char, keysym_for_name, parse_combo
-from tests.desktops.conftest import DESKTOP_SIZE, desktop_reap, desktop_wait_for_pixel
+from tests.desktop_fixtures import DESKTOP_SIZE, desktop_reap
+from tests.desktops.conftest import desktop_wait_for_pixel
 
 EVENT_MASK = (
     X.ButtonPressMask

@@ -21,8 +21,7 @@ from computer_use.desktops import Desktop, DesktopManager, netrules
 from computer_use.desktops.launcher import collect, live_pids_of_uid, poll_until, run_command
 from computer_use.desktops.netrules import FAMILY, TABLE
 from tests import slots
-
-from .conftest import FS_QUOTA_MB, fs_force_cleanup
+from tests.desktop_fixtures import FS_QUOTA_MB, fs_force_cleanup
 
 BASE = slots.display(1200)
 PREFIX = slots.prefix("cu-ia")

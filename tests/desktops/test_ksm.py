@@ -13,7 +13,7 @@ import pytest
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.ksm import KSM_DIR, counters, kernel_supports_merge, merging_pages
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
-from tests.desktops.conftest import EventLog, desktop_manager, fs_force_cleanup
+from tests.desktop_fixtures import EventLog, running_desktop_manager
 
 
 def merge_any(pid: int) -> bool:
@@ -41,16 +41,10 @@ def host_ksm() -> Iterator[None]:
 async def ksm_manager(
     host_ksm: None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[DesktopManager]:
-    data_dir = tmp_path_factory.mktemp("ksm-data")
-    manager = desktop_manager(
-        data_dir, EventLog(), base=440, user_prefix="cu-dk", ksm=True, ksm_start_host=True
-    )
-    try:
-        await manager.start()
+    async with running_desktop_manager(
+        tmp_path_factory, EventLog(), base=440, user_prefix="cu-dk", ksm=True, ksm_start_host=True
+    ) as manager:
         yield manager
-    finally:
-        await manager.shutdown()
-        fs_force_cleanup(data_dir)
 
 
 async def test_with_ksm_on_the_sessions_identical_pages_are_merged(
@@ -78,14 +72,10 @@ async def test_with_ksm_on_the_sessions_identical_pages_are_merged(
 async def test_with_ksm_off_no_session_process_is_offered(
     host_ksm: None, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    data_dir = tmp_path_factory.mktemp("no-ksm-data")
-    manager = desktop_manager(data_dir, EventLog(), base=445, user_prefix="cu-dn", ksm=False)
-    try:
-        await manager.start()
+    async with running_desktop_manager(
+        tmp_path_factory, EventLog(), base=445, user_prefix="cu-dn", ksm=False
+    ) as manager:
         desktop = await manager.create("no-ksm")
         pids = live_pids_of_uid(desktop.user.uid)
         assert pids and not any(merge_any(pid) for pid in pids)
         assert manager.health()["ksm"]["enabled"] is False
-    finally:
-        await manager.shutdown()
-        fs_force_cleanup(data_dir)

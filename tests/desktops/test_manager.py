@@ -25,15 +25,14 @@ from computer_use.desktops.mounts import read_mounts
 from computer_use.desktops.shm import segments
 from computer_use.desktops.slots import SlotAllocator, display_in_use, lock_file, socket_file
 from computer_use.desktops.sockets import accepts_connections
-from tests.desktops.conftest import (
+from tests.desktop_fixtures import (
     DESKTOP_SIZE,
     EventLog,
-    desktop_image,
     desktop_manager,
     desktop_reap,
-    desktop_wait_for_pixel,
     fs_force_cleanup,
 )
+from tests.desktops.conftest import desktop_image, desktop_wait_for_pixel
 
 MAGENTA = (255, 0, 255)
 

@@ -4,14 +4,13 @@ WARM_POOL_BROWSER the pooled desktop's Firefox is up before the session exists."
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 import pytest
 
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
-from tests.desktops.conftest import EventLog, desktop_manager, fs_force_cleanup
+from tests.desktop_fixtures import EventLog, running_desktop_manager
 
 
 def ready(manager: DesktopManager) -> int:
@@ -23,24 +22,16 @@ def ready(manager: DesktopManager) -> int:
 async def pooled(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> AsyncIterator[DesktopManager]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates users, mounts homes")
-    data_dir = tmp_path_factory.mktemp("pool-data")
-    manager = desktop_manager(
-        data_dir,
+    async with running_desktop_manager(
+        tmp_path_factory,
         EventLog(),
         base=450,
         max_displays=3,
         user_prefix="cu-dw",
         warm_pool_size=1,
         warm_pool_browser=request.param,
-    )
-    try:
-        await manager.start()
+    ) as manager:
         yield manager
-    finally:
-        await manager.shutdown()
-        fs_force_cleanup(data_dir)
 
 
 def supervised_pids(desktop: Desktop) -> dict[str, int | None]:
