@@ -20,8 +20,18 @@ logger = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
+    """A refusal the caller can act on. A subclass names its HTTP status and error code in its
+    class line (`class NotFound(DomainError, status=404, code="not_found")`) or inherits them."""
+
     status_code = 400
     code = "bad_request"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init_subclass__()
+        if status is not None:
+            cls.status_code = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str, *, details: Any = None) -> None:
         super().__init__(message)
@@ -29,75 +39,47 @@ class DomainError(Exception):
         self.details = details
 
 
-class Forbidden(DomainError):
-    status_code = 403
-    code = "forbidden"
+class Unauthorized(DomainError, status=401, code="unauthorized"): ...
 
 
-class NotFound(DomainError):
-    status_code = 404
-    code = "not_found"
+class Forbidden(DomainError, status=403, code="forbidden"): ...
 
 
-class Conflict(DomainError):
-    status_code = 409
-    code = "conflict"
+class NotFound(DomainError, status=404, code="not_found"): ...
 
 
-class PayloadTooLarge(DomainError):
-    status_code = 413
-    code = "payload_too_large"
+class Conflict(DomainError, status=409, code="conflict"): ...
 
 
-class InvalidInput(DomainError):
-    status_code = 422
-    code = "invalid_input"
+class PayloadTooLarge(DomainError, status=413, code="payload_too_large"): ...
 
 
-class CapacityReached(DomainError):
-    status_code = 429
-    code = "capacity_reached"
+class InvalidInput(DomainError, status=422, code="invalid_input"): ...
 
+
+class CapacityReached(DomainError, status=429, code="capacity_reached"):
     def __init__(self, message: str, *, retry_after: int = 30, details: Any = None) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
 
 
-class RateLimited(CapacityReached):
-    code = "rate_limited"
+class RateLimited(CapacityReached, code="rate_limited"): ...
 
 
-class Unauthorized(DomainError):
-    status_code = 401
-    code = "unauthorized"
-
-
-class OriginNotAllowed(DomainError):
+class OriginNotAllowed(DomainError, status=403, code="origin_not_allowed"):
     """A browser page of a foreign origin tried to change something (hostguard.py)."""
 
-    status_code = 403
-    code = "origin_not_allowed"
 
-
-class LoopbackOnly(DomainError):
+class LoopbackOnly(DomainError, status=403, code="loopback_only"):
     """No API_TOKENS: a connection to a non-loopback address is not served (hostguard.py)."""
 
-    status_code = 403
-    code = "loopback_only"
 
-
-class HostNotAllowed(DomainError):
+class HostNotAllowed(DomainError, status=421, code="host_not_allowed"):
     """The Host header names no host this server answers to (hostguard.py)."""
 
-    status_code = 421
-    code = "host_not_allowed"
 
-
-class ServiceUnavailable(DomainError):
+class ServiceUnavailable(DomainError, status=503, code="service_unavailable"):
     """A dependency (database, desktop backend, agent) is down or missing."""
-
-    status_code = 503
-    code = "service_unavailable"
 
 
 # -- the specific refusals of the service layer: transports translate them, never re-check --

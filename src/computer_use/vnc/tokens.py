@@ -16,18 +16,14 @@ from computer_use.signing import BadSignature, ExpiringTokens, MalformedToken
 _MODES = {"i": True, "v": False}  # interactive, view-only
 
 
-class VncTokenError(errors.Unauthorized):
+class VncTokenError(errors.Unauthorized, code="invalid_vnc_token"):
     """The token does not grant access; the message says why and what to do."""
 
-    code = "invalid_vnc_token"
+
+class VncTokenExpired(VncTokenError, code="vnc_token_expired"): ...
 
 
-class VncTokenExpired(VncTokenError):
-    code = "vnc_token_expired"
-
-
-class VncTokenWrongSession(VncTokenError):
-    code = "vnc_token_wrong_session"
+class VncTokenWrongSession(VncTokenError, code="vnc_token_wrong_session"): ...
 
 
 @dataclass(frozen=True, slots=True)
