@@ -64,18 +64,7 @@ class InputInjector:
         count: int = 1,
         modifiers: Sequence[str] = (),
     ) -> None:
-        code = _button(button)
-        mods = [keysym_for_name(m) for m in modifiers]
-
-        def act(d: Display) -> None:
-            if x is not None and y is not None:
-                self._motion(d, x, y)
-            with self._held(d, mods):
-                for _ in range(max(1, count)):
-                    xtest.fake_input(d, X.ButtonPress, code)
-                    xtest.fake_input(d, X.ButtonRelease, code)
-
-        await self._call(act)
+        await self._press_button(x, y, _button(button), max(1, count), modifiers)
 
     async def button(self, button: MouseButton, *, press: bool) -> None:
         code = _button(button)
@@ -107,14 +96,20 @@ class InputInjector:
     ) -> None:
         if direction not in SCROLL_BUTTONS:
             raise DesktopInputError(f"unknown scroll direction {direction!r}")
-        code = SCROLL_BUTTONS[direction]
+        await self._press_button(x, y, SCROLL_BUTTONS[direction], max(0, amount), modifiers)
+
+    async def _press_button(
+        self, x: int | None, y: int | None, code: int, times: int, modifiers: Sequence[str]
+    ) -> None:
+        """Press and release button `code` `times` times at (x, y), or where the pointer is
+        when x/y are None, holding `modifiers` (a click, or a scroll's wheel steps)."""
         mods = [keysym_for_name(m) for m in modifiers]
 
         def act(d: Display) -> None:
             if x is not None and y is not None:
                 self._motion(d, x, y)
             with self._held(d, mods):
-                for _ in range(max(0, amount)):
+                for _ in range(times):
                     xtest.fake_input(d, X.ButtonPress, code)
                     xtest.fake_input(d, X.ButtonRelease, code)
 
