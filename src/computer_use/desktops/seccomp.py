@@ -42,54 +42,63 @@ X32_SYSCALL_BIT = 0x40000000
 CLONE_NEW_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
 CLONE_NEW_FLAGS |= 0x20000000 | 0x40000000
 
-DENIED = (
-    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
-    "fsopen", "fsconfig", "fsmount", "mount_setattr", "ptrace", "process_vm_readv",
-    "process_vm_writev", "kexec_load", "kexec_file_load", "init_module", "finit_module",
-    "delete_module", "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key",
-    "request_key", "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "open_by_handle_at", "name_to_handle_at", "iopl", "ioperm", "swapon", "swapoff",
-    "reboot", "acct", "quotactl", "syslog", "settimeofday", "clock_settime", "adjtimex",
-    "clock_adjtime", "vhangup",
-)  # fmt: skip
+# Syscall numbers on (x86_64, aarch64); None: the call does not exist on that machine.
+# `clone` is checked by its flags and `clone3` answers ENOSYS; the others are DENIED.
+_SYSCALLS: dict[str, tuple[int | None, int | None]] = {
+    "clone": (56, 220),
+    "clone3": (435, 435),
+    "unshare": (272, 97),
+    "setns": (308, 268),
+    "mount": (165, 40),
+    "umount2": (166, 39),
+    "pivot_root": (155, 41),
+    "chroot": (161, 51),
+    "move_mount": (429, 429),
+    "open_tree": (428, 428),
+    "fsopen": (430, 430),
+    "fsconfig": (431, 431),
+    "fsmount": (432, 432),
+    "mount_setattr": (442, 442),
+    "ptrace": (101, 117),
+    "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271),
+    "kexec_load": (246, 104),
+    "kexec_file_load": (320, 294),
+    "init_module": (175, 105),
+    "finit_module": (313, 273),
+    "delete_module": (176, 106),
+    "bpf": (321, 280),
+    "perf_event_open": (298, 241),
+    "userfaultfd": (323, 282),
+    "keyctl": (250, 219),
+    "add_key": (248, 217),
+    "request_key": (249, 218),
+    "io_uring_setup": (425, 425),
+    "io_uring_enter": (426, 426),
+    "io_uring_register": (427, 427),
+    "open_by_handle_at": (304, 265),
+    "name_to_handle_at": (303, 264),
+    "iopl": (172, None),
+    "ioperm": (173, None),
+    "swapon": (167, 224),
+    "swapoff": (168, 225),
+    "reboot": (169, 142),
+    "acct": (163, 89),
+    "quotactl": (179, 60),
+    "syslog": (103, 116),
+    "settimeofday": (164, 170),
+    "clock_settime": (227, 112),
+    "adjtimex": (159, 171),
+    "clock_adjtime": (305, 266),
+    "vhangup": (153, 58),
+}
+DENIED = tuple(name for name in _SYSCALLS if name not in ("clone", "clone3"))
 
-# (audit arch, syscall numbers) per machine; a name missing on an arch does not exist there.
+# (audit arch, syscall numbers) per machine, one column of _SYSCALLS each.
 _ARCHES: dict[str, tuple[int, dict[str, int]]] = {
-    "x86_64": (
-        0xC000003E,
-        {
-            "clone": 56, "clone3": 435, "unshare": 272, "setns": 308, "mount": 165, "umount2": 166,
-            "pivot_root": 155, "chroot": 161, "move_mount": 429, "open_tree": 428,
-            "fsopen": 430, "fsconfig": 431, "fsmount": 432, "mount_setattr": 442,
-            "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
-            "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
-            "finit_module": 313, "delete_module": 176, "bpf": 321, "perf_event_open": 298,
-            "userfaultfd": 323, "keyctl": 250, "add_key": 248, "request_key": 249,
-            "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-            "open_by_handle_at": 304, "name_to_handle_at": 303, "iopl": 172, "ioperm": 173,
-            "swapon": 167, "swapoff": 168, "reboot": 169, "acct": 163, "quotactl": 179,
-            "syslog": 103, "settimeofday": 164, "clock_settime": 227, "adjtimex": 159,
-            "clock_adjtime": 305, "vhangup": 153,
-        },
-    ),
-    "aarch64": (
-        0xC00000B7,
-        {
-            "clone": 220, "clone3": 435, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
-            "pivot_root": 41, "chroot": 51, "move_mount": 429, "open_tree": 428,
-            "fsopen": 430, "fsconfig": 431, "fsmount": 432, "mount_setattr": 442,
-            "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
-            "kexec_load": 104, "kexec_file_load": 294, "init_module": 105,
-            "finit_module": 273, "delete_module": 106, "bpf": 280, "perf_event_open": 241,
-            "userfaultfd": 282, "keyctl": 219, "add_key": 217, "request_key": 218,
-            "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-            "open_by_handle_at": 265, "name_to_handle_at": 264, "swapon": 224,
-            "swapoff": 225, "reboot": 142, "acct": 89, "quotactl": 60, "syslog": 116,
-            "settimeofday": 170, "clock_settime": 112, "adjtimex": 171,
-            "clock_adjtime": 266, "vhangup": 58,
-        },
-    ),
-}  # fmt: skip
+    machine: (audit_arch, {n: nr for n, nrs in _SYSCALLS.items() if (nr := nrs[i]) is not None})
+    for i, (machine, audit_arch) in enumerate((("x86_64", 0xC000003E), ("aarch64", 0xC00000B7)))
+}
 
 
 def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
