@@ -47,35 +47,31 @@ def _hints(read_only: bool, destructive: bool, idempotent: bool, open_world: boo
     )
 
 
+# The annotations the tools share.
+_LOOKS = _hints(True, False, True, False)  # reads only
+# Ends or replaces something; a repeat changes nothing more.
+_ENDS_OR_REPLACES = _hints(False, True, True, False)
+# The agent may delete files or submit forms, browses the web and calls the Anthropic API.
+_AGENT_ACTS = _hints(False, True, False, True)
+
 # name: (function, title, annotations, bound to the live desktop app)
 TOOLS: list[tuple[Callable[..., Any], str, ToolAnnotations, bool]] = [
     # Every call starts another desktop: not idempotent.
     (tools.create_session, "Create a desktop session", _hints(False, False, False, False), True),
-    # The agent may delete files or submit forms, browses the web and calls the Anthropic API.
-    (task_tools.execute_task, "Run a task with the agent", _hints(False, True, False, True), True),
-    (task_tools.wait_for_task, "Wait for a task", _hints(True, False, True, False), True),
-    (task_tools.cancel_task, "Cancel a running task", _hints(False, True, True, False), False),
+    (task_tools.execute_task, "Run a task with the agent", _AGENT_ACTS, True),
+    (task_tools.wait_for_task, "Wait for a task", _LOOKS, True),
+    (task_tools.cancel_task, "Cancel a running task", _ENDS_OR_REPLACES, False),
     # Lets the agent act (or refuses it); a second answer is refused.
-    (
-        task_tools.answer_approval,
-        "Approve or decline an action",
-        _hints(False, True, False, True),
-        True,
-    ),
-    (tools.get_session_status, "Get a session's status", _hints(True, False, True, False), False),
+    (task_tools.answer_approval, "Approve or decline an action", _AGENT_ACTS, True),
+    (tools.get_session_status, "Get a session's status", _LOOKS, False),
     # A second destroy changes nothing (it reports the unknown id).
-    (tools.destroy_session, "Destroy a session", _hints(False, True, True, False), False),
-    (tools.take_screenshot, "Screenshot the desktop", _hints(True, False, True, False), False),
+    (tools.destroy_session, "Destroy a session", _ENDS_OR_REPLACES, False),
+    (tools.take_screenshot, "Screenshot the desktop", _LOOKS, False),
     # A second upload of the same name replaces the file.
-    (
-        file_tools.upload_file,
-        "Upload a file into a session",
-        _hints(False, True, True, False),
-        False,
-    ),
-    (file_tools.list_files, "List a session's files", _hints(True, False, True, False), False),
+    (file_tools.upload_file, "Upload a file into a session", _ENDS_OR_REPLACES, False),
+    (file_tools.list_files, "List a session's files", _LOOKS, False),
 ]
-LIST_SESSIONS = (tools.list_sessions, "List your sessions", _hints(True, False, True, False), False)
+LIST_SESSIONS = (tools.list_sessions, "List your sessions", _LOOKS, False)
 
 
 def description(fn: Callable[..., Any]) -> str:
