@@ -18,7 +18,7 @@ import mss
 from mss.exception import ScreenShotError
 from PIL import Image
 
-from computer_use.desktops.errors import DesktopError, DesktopInputError
+from computer_use.desktops.errors import DesktopInputError, retried_once
 
 SETTLE_INTERVAL = 0.04  # two identical frames this far apart count as "settled"
 # Filter 0 + zlib level 1: 4 ms for a 1024x768 desktop against 11 ms for Pillow at level 1
@@ -83,19 +83,21 @@ class ScreenCapture:
     def raw(self, left: int, top: int, right: int, bottom: int) -> bytearray:
         """BGRX pixels of the box [left, right) x [top, bottom)."""
         box = {"left": left, "top": top, "width": right - left, "height": bottom - top}
+
+        def grab() -> bytearray:
+            if self._sct is None:
+                self._sct = mss.MSS(display=self.display)
+            frame: bytearray = self._sct.grab(box).raw
+            return frame
+
         with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._sct is None:
-                        self._sct = mss.MSS(display=self.display)
-                    frame: bytearray = self._sct.grab(box).raw
-                    return frame
+            return retried_once(
+                grab,
                 # mss asserts on a NULL reply when the server died under an open connection.
-                except (ScreenShotError, AssertionError) as exc:
-                    self._disconnect()
-                    if attempt == 2:
-                        raise DesktopError(f"cannot capture display {self.display}: {exc}") from exc
-        raise AssertionError("unreachable")
+                lost=(ScreenShotError, AssertionError),
+                disconnect=self._disconnect,
+                failure=f"cannot capture display {self.display}",
+            )
 
     def _disconnect(self) -> None:
         if self._sct is not None:

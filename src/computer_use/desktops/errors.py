@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class DesktopError(Exception):
     """Base class of every desktop error."""
@@ -37,3 +42,24 @@ class DesktopStartError(DesktopError):
 
 class DesktopInputError(DesktopError, ValueError):
     """Input the agent asked for cannot be performed, e.g. an unknown key name."""
+
+
+def retried_once(
+    action: Callable[[], T],
+    *,
+    lost: tuple[type[BaseException], ...],
+    disconnect: Callable[[], None],
+    failure: str,
+) -> T:
+    """`action`, run once more on a fresh connection when it fails with one of `lost` (the
+    display server restarted under an open connection); the second failure is raised as a
+    DesktopError `<failure>: <the error>`."""
+    try:
+        return action()
+    except lost:
+        disconnect()
+    try:
+        return action()
+    except lost as exc:
+        disconnect()
+        raise DesktopError(f"{failure}: {exc}") from exc

@@ -26,7 +26,7 @@ from Xlib.display import Display
 from Xlib.ext import xtest
 
 from computer_use.desktop_port import MouseButton, ScrollDirection
-from computer_use.desktops.errors import DesktopError, DesktopInputError
+from computer_use.desktops.errors import DesktopError, DesktopInputError, retried_once
 from computer_use.desktops.keys import keysym_for_char, keysym_for_name, parse_combo
 
 T = TypeVar("T")
@@ -202,18 +202,19 @@ class InputInjector:
         return await asyncio.to_thread(self._run, action)
 
     def _run(self, action: Callable[[Display], T]) -> T:
+        def once() -> T:
+            conn = self._connect()
+            result = action(conn)
+            conn.sync()  # the server has applied our input before we return
+            return result
+
         with self._lock:
-            for attempt in (1, 2):
-                try:
-                    conn = self._connect()
-                    result = action(conn)
-                    conn.sync()  # the server has applied our input before we return
-                    return result
-                except (error.ConnectionClosedError, error.DisplayError, OSError) as exc:
-                    self._disconnect()
-                    if attempt == 2:
-                        raise DesktopError(f"cannot reach display {self.display}: {exc}") from exc
-        raise AssertionError("unreachable")
+            return retried_once(
+                once,
+                lost=(error.ConnectionClosedError, error.DisplayError, OSError),
+                disconnect=self._disconnect,
+                failure=f"cannot reach display {self.display}",
+            )
 
     def _connect(self) -> Display:
         if self._conn is not None:
