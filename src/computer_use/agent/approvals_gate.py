@@ -1,8 +1,8 @@
 """Asking a person before an action runs: one gate per session, its approvals in the database.
 
     gate.policy = parse_policy("ask")
-    await gate.check(kind="type", name="type", params={"text": "hi"}, ...)  # waits for a person
-    await gate.answer(approval_id, "approve", remember=True)               # from REST or MCP
+    await gate.check(GatedCall("type", "type", {"text": "hi"}, ...))  # waits for a person
+    await gate.answer(approval_id, "approve", remember=True)           # from REST or MCP
 
 `check` stores a pending approval, publishes `approval_required` (with a screenshot of the
 screen as it is) and waits. Approve: the call runs. Decline: a ToolError the model reads as the
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from computer_use import errors
 from computer_use.agent.events import StopReason
-from computer_use.agent.tools.approvals import Policy
+from computer_use.agent.tools.approvals import GatedCall, Policy
 from computer_use.agent.tools.base import ToolError
 from computer_use.agent.tools.describe import describe_tool_use
 from computer_use.database import transaction
@@ -138,18 +138,11 @@ class ApprovalGate:
     def pending_id(self) -> str | None:
         return next(iter(self._pending), None)
 
-    async def check(
-        self,
-        *,
-        kind: str,
-        name: str,
-        params: Mapping[str, Any],
-        toolset_name: str | None,
-        tool_use_id: str | None,
-    ) -> None:
+    async def check(self, call: GatedCall) -> None:
+        kind, params, tool_use_id = call.kind, call.params, call.tool_use_id
         if kind not in self.policy or kind in self._remembered:
             return
-        description = describe_tool_use(name, dict(params), toolset_name)
+        description = describe_tool_use(call.name, dict(params), call.toolset_name)
         approval = Approval(
             id=str(uuid.uuid4()),
             session_id=self.session_id,
@@ -171,7 +164,7 @@ class ApprovalGate:
                     "approval_id": approval.id,
                     "tool_use_id": tool_use_id,
                     "action": kind,
-                    "name": name,
+                    "name": call.name,
                     "input": dict(params),
                     "description": description,
                     "image_id": image[0] if image else None,

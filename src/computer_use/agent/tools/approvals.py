@@ -15,6 +15,7 @@ refusal is a ToolError the model reads as the call's result.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from anthropic.tools import ToolError as SDKToolError
@@ -80,16 +81,19 @@ def action_kind(name: str, params: Mapping[str, Any], toolset_name: str | None) 
     return None
 
 
+@dataclass(frozen=True)
+class GatedCall:
+    """A call of a kind the gate may hold (`action_kind`), as the gate sees it."""
+
+    kind: str
+    name: str
+    params: Mapping[str, Any]
+    toolset_name: str | None
+    tool_use_id: str | None
+
+
 class Gate(Protocol):
-    async def check(
-        self,
-        *,
-        kind: str,
-        name: str,
-        params: Mapping[str, Any],
-        toolset_name: str | None,
-        tool_use_id: str | None,
-    ) -> None:
+    async def check(self, call: GatedCall) -> None:
         """Returns when the call may run; raises ToolError when it may not."""
 
 
@@ -124,10 +128,4 @@ class ActionApprover:
         kind = action_kind(name, params, toolset_name)
         if self.gate is None or kind is None:
             return
-        await self.gate.check(
-            kind=kind,
-            name=name,
-            params=params,
-            toolset_name=toolset_name,
-            tool_use_id=tool_use_id,
-        )
+        await self.gate.check(GatedCall(kind, name, params, toolset_name, tool_use_id))
