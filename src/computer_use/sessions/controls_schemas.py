@@ -19,15 +19,19 @@ APPROVAL_DESCRIPTION = (
 )
 
 
+class RequestBody(BaseModel):
+    """A request body: an unknown field is refused (422), never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def check_policy(value: ApprovalPolicy | None) -> ApprovalPolicy | None:
     if value is not None:
         parse_policy(value)  # ValueError -> 422 naming the kinds
     return value
 
 
-class PauseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PauseRequest(RequestBody):
     take_control: bool = Field(
         default=False,
         description="A person takes the desktop over (the console's Take control); the "
@@ -48,9 +52,7 @@ class ControlState(BaseModel):
     )
 
 
-class ApprovalAnswer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApprovalAnswer(RequestBody):
     decision: Literal["approve", "decline"]
     remember: bool = Field(
         default=False,

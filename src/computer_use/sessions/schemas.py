@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -17,6 +16,7 @@ from pydantic import (
 from computer_use.sessions.controls_schemas import (
     APPROVAL_DESCRIPTION,
     ApprovalPolicy,
+    RequestBody,
     check_policy,
 )
 from computer_use.sessions.models import UNTITLED, SessionStatus
@@ -34,11 +34,9 @@ def _reject_control_chars(value: str, what: str) -> str:
     return value
 
 
-class BudgetSpec(BaseModel):
+class BudgetSpec(RequestBody):
     """Caps on spending (agent/budget.py); each optional, reaching one ends the run with stop
     reason `budget`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_steps: int | None = Field(
         default=None, ge=1, le=1_000_000, strict=True, description="Model requests."
@@ -99,9 +97,7 @@ BUDGET_DESCRIPTION = (
 )
 
 
-class SessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SessionCreate(RequestBody):
     title: str = Field(
         default=UNTITLED,
         min_length=1,
@@ -137,10 +133,8 @@ class SessionCreate(BaseModel):
         return value
 
 
-class SessionUpdate(BaseModel):
+class SessionUpdate(RequestBody):
     """PATCH: only the fields present change."""
-
-    model_config = ConfigDict(extra="forbid")
 
     budget: BudgetSpec | None = Field(
         default=None,
@@ -245,9 +239,7 @@ class SessionsPublic(BaseModel):
     offset: int
 
 
-class MessageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MessageCreate(RequestBody):
     content: str = Field(
         min_length=1,
         description="The task or follow-up for the agent, sent to the model exactly as typed.",
