@@ -152,6 +152,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorBody, "description": descriptions[c]} for c in codes}
 
 
+def file_responses(media_type: str, *codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` of a route whose 200 is a file of `media_type` (not JSON), with
+    our error body for the given status codes."""
+    return {200: {"content": {media_type: {}}}, **error_responses(*codes)}
+
+
 def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["exports"])
 @router.get(
     "/{session_id}/trajectory",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}, **errors.error_responses(404, 422)},
+    responses=errors.file_responses("application/zip", 404, 422),
     summary="The run as a trajectory zip: steps.jsonl (one line per model turn) + screenshots",
 )
 async def get_trajectory(
@@ -47,7 +47,7 @@ async def get_trajectory(
 @router.get(
     "/{session_id}/recording",
     response_class=FileResponse,
-    responses={200: {"content": {"video/mp4": {}}}, **errors.error_responses(404, 409, 422)},
+    responses=errors.file_responses("video/mp4", 404, 409, 422),
     summary="The screen recording so far, as one MP4 (also while recording goes on)",
 )
 async def get_recording(

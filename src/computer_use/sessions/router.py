@@ -271,7 +271,7 @@ async def cancel(
 @router.get(
     "/{session_id}/images/{image_id}",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **errors.error_responses(404, 422)},
+    responses=errors.file_responses("image/png", 404, 422),
     summary="A screenshot the agent took (referenced from history and events)",
 )
 async def get_image(
@@ -293,7 +293,7 @@ async def get_image(
 @router.get(
     "/{session_id}/screenshot",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **errors.error_responses(404, 409, 422, 503)},
+    responses=errors.file_responses("image/png", 404, 409, 422, 503),
     summary="A PNG of the session's desktop, now",
 )
 async def screenshot(session_id: uuid.UUID, desktop: DesktopDep) -> Response:
