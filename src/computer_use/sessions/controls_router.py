@@ -19,13 +19,17 @@ from computer_use.sessions.controls_schemas import (
     PauseRequest,
 )
 
-router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+# Every route here is about one session: its id may be malformed (422) or name no session
+# of the caller's (404).
+router = APIRouter(
+    prefix="/api/v1/sessions", tags=["sessions"], responses=errors.error_responses(404, 422)
+)
 
 
 @router.post(
     "/{session_id}/pause",
     response_model=ControlState,
-    responses=errors.error_responses(400, 404, 409, 422),
+    responses=errors.error_responses(400, 409),
     summary="Pause the agent at its next step boundary (or take control of the desktop)",
 )
 async def pause(
@@ -44,7 +48,6 @@ async def pause(
 @router.post(
     "/{session_id}/resume",
     response_model=ControlState,
-    responses=errors.error_responses(404, 422),
     summary="Resume the agent (hand the desktop back)",
 )
 async def resume(
@@ -58,7 +61,7 @@ async def resume(
 @router.post(
     "/{session_id}/approvals/{approval_id}",
     response_model=ApprovalAnswered,
-    responses=errors.error_responses(400, 404, 409, 422),
+    responses=errors.error_responses(400, 409),
     summary="Approve or decline an action the agent waits to run",
 )
 async def answer_approval(

@@ -16,13 +16,17 @@ from computer_use.deps import AgentRunnerDep, SessionServiceDep
 from computer_use.sessions import trajectory
 from computer_use.sessions.records import image_url
 
-router = APIRouter(prefix="/api/v1/sessions", tags=["exports"])
+# Every route here is about one session: its id may be malformed (422) or name no session
+# of the caller's (404).
+router = APIRouter(
+    prefix="/api/v1/sessions", tags=["exports"], responses=errors.error_responses(404, 422)
+)
 
 
 @router.get(
     "/{session_id}/trajectory",
     response_class=StreamingResponse,
-    responses=errors.file_responses("application/zip", 404, 422),
+    responses=errors.file_responses("application/zip"),
     summary="The run as a trajectory zip: steps.jsonl (one line per model turn) + screenshots",
 )
 async def get_trajectory(
@@ -47,7 +51,7 @@ async def get_trajectory(
 @router.get(
     "/{session_id}/recording",
     response_class=FileResponse,
-    responses=errors.file_responses("video/mp4", 404, 409, 422),
+    responses=errors.file_responses("video/mp4", 409),
     summary="The screen recording so far, as one MP4 (also while recording goes on)",
 )
 async def get_recording(
@@ -70,7 +74,6 @@ async def get_recording(
 
 @router.get(
     "/{session_id}/recording/timeline",
-    responses=errors.error_responses(404, 422),
     summary="Where each tool call falls in the recording, with its step's text and screenshot",
 )
 async def get_timeline(
