@@ -654,13 +654,7 @@ async def bench_http_fanout(
     session = await bench.sessions.create(title="http fan-out", model=None)
     app = create_app(bench.settings)
     runtime = Runtime(
-        settings=bench.settings,
-        engine=bench.engine,
-        sessionmaker=bench.sessionmaker,
-        sessions=bench.sessions,
-        bus=bench.bus,
-        runner=bench.runner,
-        desktops=bench.desktops,
+        settings=bench.settings, engine=bench.engine, sessions=bench.sessions, runner=bench.runner
     )
     install_runtime(app, runtime)
     bus = bench.bus

@@ -48,8 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await runtime.bus.start()
         await runtime.desktops.start(keep=await runtime.sessions.get_live_ids())
         startup.announce(runtime.desktops.health())
-        if runtime.recordings is not None:
-            await runtime.recordings.reconcile(await runtime.sessions.get_all_ids())
+        await runtime.recordings.reconcile(await runtime.sessions.get_all_ids())
         await runtime.runner.people.interrupt_pending()  # approvals do not outlive a run
         await runtime.sessions.restore_all()
         runtime.tasks.append(asyncio.create_task(_cleanup_loop(runtime), name="session-cleanup"))
@@ -64,7 +63,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.runner.shutdown()
         if isinstance(runtime.bus, PostgresEventBus):
             await runtime.bus.stop()
-        if runtime.recordings is not None:
-            await runtime.recordings.stop_all()  # before their displays go
+        await runtime.recordings.stop_all()  # before their displays go
         await runtime.desktops.shutdown()
         await runtime.engine.dispose()

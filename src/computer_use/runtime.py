@@ -23,15 +23,30 @@ from computer_use.streaming.store import DatabaseEventStore
 
 @dataclass
 class Runtime:
+    """The long-lived objects. The session service holds the database, the bus, the desktops
+    and the recordings; the runtime names them once more for its readers."""
+
     settings: Settings
     engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
     sessions: SessionService
-    bus: EventBus
     runner: AgentRunner
-    desktops: DesktopManager
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    recordings: Recordings | None = None
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        return self.sessions.sessionmaker
+
+    @property
+    def bus(self) -> EventBus:
+        return self.sessions.bus
+
+    @property
+    def desktops(self) -> DesktopManager:
+        return self.sessions.desktops
+
+    @property
+    def recordings(self) -> Recordings:
+        return self.sessions.recordings
 
 
 def install_runtime(app: Any, runtime: Runtime) -> None:
@@ -76,24 +91,8 @@ def build_runtime(
         bus=bus,
         recordings=recordings,
     )
-    runner = parts.runner(
-        settings=settings,
-        sessions=sessions,
-        closing=closing,
-        bus=bus,
-        sessionmaker=sessionmaker,
-        base_url=model_base_url,
-    )
-    return Runtime(
-        settings=settings,
-        engine=engine,
-        sessionmaker=sessionmaker,
-        sessions=sessions,
-        bus=bus,
-        runner=runner,
-        desktops=sessions.desktops,
-        recordings=recordings,
-    )
+    runner = parts.runner(settings=settings, sessions=sessions, base_url=model_base_url)
+    return Runtime(settings=settings, engine=engine, sessions=sessions, runner=runner)
 
 
 def desktop_manager(settings: Settings, **overrides: Any) -> DesktopManager:

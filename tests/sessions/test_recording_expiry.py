@@ -40,7 +40,6 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
-        assert runtime.recordings is not None
         await runtime.recordings.stop_all()
         await runtime.desktops.shutdown()
         await runtime.engine.dispose()
@@ -48,7 +47,6 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
 async def test_expiry_keeps_or_deletes_the_recording(runtime: Runtime, settings: Settings) -> None:
     recordings = runtime.recordings
-    assert recordings is not None
     session = await runtime.sessions.open(title="expiring", model=None, record=True)
     directory = recordings.dir(session.id)
     assert recordings.is_recording(session.id) and ffmpeg_pids_writing(directory)

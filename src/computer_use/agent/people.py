@@ -124,16 +124,18 @@ class PersonControls:
 
     # --- for REST and MCP --------------------------------------------------------------
 
-    async def set_policy(self, session_id: str, approval: str | list[str]) -> None:
-        await self._held_here(session_id)
+    async def set_policy(
+        self, session_id: str, approval: str | list[str], *, owner: str | None = None
+    ) -> None:
+        await self._held_here(session_id, owner)
         policy = parse_policy(approval)  # the schema checked it already
         await self._write(session_id, approval=stored_policy(approval))
         controls = self._controls.get(session_id)
         if controls is not None:  # a run going on follows the new policy from its next action
             controls.gate.policy = policy
 
-    async def pause(self, session_id: str, by: Holder) -> dict[str, Any]:
-        session = await self._held_here(session_id)
+    async def pause(self, session_id: str, by: Holder, *, owner: str | None) -> dict[str, Any]:
+        session = await self._held_here(session_id, owner)
         self._runner.sessions.check_not_expired(session, "there is nothing to pause.")
         await self._write(session_id, paused_by=by)
         controls = self._controls.get(session_id)
@@ -142,8 +144,8 @@ class PersonControls:
         await self._runner.bus.publish(session_id, "status", await self._status(session_id))
         return await self.state(session_id)
 
-    async def resume(self, session_id: str) -> dict[str, Any]:
-        await self._held_here(session_id)
+    async def resume(self, session_id: str, *, owner: str | None) -> dict[str, Any]:
+        await self._held_here(session_id, owner)
         await self._write(session_id, paused_by=None)
         controls = self._controls.get(session_id)
         if controls is not None:
@@ -152,9 +154,15 @@ class PersonControls:
         return await self.state(session_id)
 
     async def answer(
-        self, session_id: str, approval_id: str, decision: Decision, *, remember: bool
+        self,
+        session_id: str,
+        approval_id: str,
+        decision: Decision,
+        *,
+        remember: bool,
+        owner: str | None,
     ) -> None:
-        await self._held_here(session_id)
+        await self._held_here(session_id, owner)
         controls = self._controls.get(session_id)
         if controls is None:  # nothing waits in this process: 404 or 409
             await self.store.refuse(session_id, approval_id)
@@ -182,10 +190,11 @@ class PersonControls:
         public = self.public(session)
         return {"status": session.status, "paused": public["paused"], "held_by": public["held_by"]}
 
-    async def _held_here(self, session_id: str) -> Session:
-        """The session, when this process holds its run: a run's controls live next to it
-        (else Conflict naming the process that does, check_held_here)."""
-        session = await self._runner.sessions.get(session_id=session_id)
+    async def _held_here(self, session_id: str, owner: str | None) -> Session:
+        """The caller's session (NotFound: unknown, or another `owner`'s), when this process
+        holds its run: a run's controls live next to it (else Conflict naming the process
+        that does, check_held_here)."""
+        session = await self._runner.sessions.get(session_id=session_id, owner=owner)
         self._runner.sessions.check_held_here(session)
         return session
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from computer_use import errors
 from computer_use.agent import history, providers
 from computer_use.agent.budget import Budget, BudgetMeter, Totals
-from computer_use.agent.controls import SessionControls
 from computer_use.agent.loop import RunResult, run_agent
 from computer_use.agent.people import PersonControls
 from computer_use.agent.providers import ModelClient
@@ -30,8 +30,7 @@ from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.sessions.models import Image, Message, Session, SessionStatus
 from computer_use.sessions.records import image_url, now
-from computer_use.sessions.service import SessionClosing, SessionService
-from computer_use.streaming.bus import EventBus
+from computer_use.sessions.service import SessionService
 
 logger = logging.getLogger(__name__)
 
@@ -87,22 +86,22 @@ class AgentRunner:
         *,
         settings: Settings,
         sessions: SessionService,
-        closing: SessionClosing,
-        bus: EventBus,
-        sessionmaker: async_sessionmaker[AsyncSession],
         base_url: str | None = None,
         max_retries: int = 2,
     ) -> None:
+        """Uses the session service's database and bus; listens to its `closing`."""
         self.settings = settings
         self.sessions = sessions
-        self.bus = bus
-        self._sessionmaker = self.sessionmaker = sessionmaker
+        self.bus = sessions.bus
+        self._sessionmaker = self.sessionmaker = sessions.sessionmaker
         self._base_url = base_url
         self._max_retries = max_retries
         self._runs: dict[str, _Run] = {}
         self._tools: dict[str, SessionTools] = {}
         self.people = PersonControls(self)  # approvals, pause / hand back, questions
-        closing.listen(self.forget)  # a session's run and tools stop before its desktop goes
+        sessions.closing.listen(
+            self.forget
+        )  # a session's run and tools stop before its desktop goes
 
     # --- images -------------------------------------------------------------------------
 
@@ -156,11 +155,24 @@ class AgentRunner:
         async with transaction(self._sessionmaker) as db:
             await db.execute(update(Session).where(Session.id == session_id).values(spent=spent))
 
-    def apply_budget(self, *, session_id: str, budget: dict[str, Any] | None) -> None:
-        """A changed session budget holds for the run in progress too, from its next step."""
+    async def update(
+        self,
+        *,
+        session_id: str,
+        owner: str | None,
+        approval: str | list[str] | None = None,
+        **changes: Any,
+    ) -> Session:
+        """PATCH: the session's fields (`budget`) and its approval policy; a run in progress
+        follows both from its next step."""
+        session = await self.sessions.update(session_id=session_id, owner=owner, **changes)
         run = self._runs.get(session_id)
         if run is not None:
-            run.meter.session_budget = Budget.from_dict(budget)
+            run.meter.session_budget = Budget.from_dict(session.budget)
+        if approval is None:
+            return session
+        await self.people.set_policy(session_id, approval, owner=owner)
+        return await self.sessions.get(session_id=session_id, owner=owner)
 
     async def start(
         self,
@@ -232,10 +244,20 @@ class AgentRunner:
                 run_budget=Budget.from_dict(run_budget),
                 session_spent=Totals.from_dict(session.spent),
             )
+            # The run's inputs but the history, whose images _run loads in the task.
+            agent = functools.partial(
+                run_agent,
+                client=client,
+                tools=tools,
+                hooks=_Hooks(self, session_id),
+                config=config,
+                prompt=prompt,
+                cancel=cancel,
+                controls=controls,
+                meter=meter,
+            )
             task = asyncio.create_task(
-                self._run(
-                    session_id, client, tools, config, stored, prompt, cancel, controls, meter
-                ),
+                self._run(session_id, client, config, stored, agent),
                 name=f"agent-run-{session_id}",
             )
             self._runs[session_id] = _Run(task=task, cancel=cancel, meter=meter)
@@ -252,13 +274,9 @@ class AgentRunner:
         self,
         session_id: str,
         client: ModelClient,
-        tools: SessionTools,
         config: RunConfig,
         stored: list[dict[str, Any]],
-        prompt: str | list[dict[str, Any]],
-        cancel: asyncio.Event,
-        controls: SessionControls,
-        meter: BudgetMeter,
+        agent: Callable[..., Awaitable[RunResult]],
     ) -> RunResult | None:
         run = self._runs.get(session_id)
         result: RunResult | None = None
@@ -270,17 +288,7 @@ class AgentRunner:
             api_history = await history.to_api(
                 stored, load, keep_images=config.images_to_keep, chunk=config.image_chunk
             )
-            result = await run_agent(
-                client=client,
-                tools=tools,
-                hooks=_Hooks(self, session_id),
-                config=config,
-                history=api_history,
-                prompt=prompt,
-                cancel=cancel,
-                controls=controls,
-                meter=meter,
-            )
+            result = await agent(history=api_history)
             return result
         except Exception:
             logger.exception("agent run of session %s failed", session_id)

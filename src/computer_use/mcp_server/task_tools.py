@@ -129,7 +129,9 @@ async def answer_approval(
     with tool_errors(session_id):
         await runtime.sessions.get(session_id=session_id, owner=caller(ctx))
     try:
-        await runtime.runner.people.answer(session_id, approval_id, decision, remember=remember)
+        await runtime.runner.people.answer(
+            session_id, approval_id, decision, remember=remember, owner=caller(ctx)
+        )
     except errors.DomainError as exc:
         raise ToolError(exc.message) from None
     with tool_errors(session_id):

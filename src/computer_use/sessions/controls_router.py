@@ -11,7 +11,7 @@ from fastapi import APIRouter
 
 from computer_use import errors
 from computer_use.auth import CallerDep
-from computer_use.deps import AgentRunnerDep, SessionServiceDep
+from computer_use.deps import AgentRunnerDep
 from computer_use.sessions.controls_schemas import (
     ApprovalAnswer,
     ApprovalAnswered,
@@ -34,15 +34,12 @@ router = APIRouter(
 )
 async def pause(
     session_id: uuid.UUID,
-    service: SessionServiceDep,
     runner: AgentRunnerDep,
     caller: CallerDep,
     body: PauseRequest | None = None,
 ) -> dict[str, Any]:
-    sid = str(session_id)
-    await service.get(session_id=sid, owner=caller)
     take = body is not None and body.take_control
-    return await runner.people.pause(sid, "person" if take else "api")
+    return await runner.people.pause(str(session_id), "person" if take else "api", owner=caller)
 
 
 @router.post(
@@ -51,11 +48,9 @@ async def pause(
     summary="Resume the agent (hand the desktop back)",
 )
 async def resume(
-    session_id: uuid.UUID, service: SessionServiceDep, runner: AgentRunnerDep, caller: CallerDep
+    session_id: uuid.UUID, runner: AgentRunnerDep, caller: CallerDep
 ) -> dict[str, Any]:
-    sid = str(session_id)
-    await service.get(session_id=sid, owner=caller)
-    return await runner.people.resume(sid)
+    return await runner.people.resume(str(session_id), owner=caller)
 
 
 @router.post(
@@ -68,13 +63,11 @@ async def answer_approval(
     session_id: uuid.UUID,
     approval_id: uuid.UUID,
     body: ApprovalAnswer,
-    service: SessionServiceDep,
     runner: AgentRunnerDep,
     caller: CallerDep,
 ) -> dict[str, Any]:
     sid, aid = str(session_id), str(approval_id)
-    await service.get(session_id=sid, owner=caller)
-    await runner.people.answer(sid, aid, body.decision, remember=body.remember)
+    await runner.people.answer(sid, aid, body.decision, remember=body.remember, owner=caller)
     return {
         "session_id": sid,
         "approval_id": aid,

@@ -47,7 +47,7 @@ class SessionRecords:
     def __init__(
         self, *, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._sessionmaker = self.sessionmaker = sessionmaker
         self._settings = settings
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -205,32 +205,6 @@ class SessionRecords:
             raise errors.NotFound(f"Session {session_id} not found.")
         return updated
 
-    async def _write_status(
-        self,
-        *,
-        session_id: str,
-        status: SessionStatus,
-        detail: str | None = None,
-        only_from: SessionStatus | None = None,
-    ) -> Session | None:
-        """The status write under SessionService.transition (which also announces it): None
-        when `only_from` is given and the session is not in that status (or is gone)."""
-        # Writes are single statements (no read first): on SQLite a transaction that reads and
-        # then writes cannot wait for the lock and fails with "database is locked" under load.
-        where = [Session.id == session_id]
-        if only_from is not None:
-            where.append(Session.status == only_from)
-        async with transaction(self._sessionmaker) as db:
-            session: Session | None = await db.scalar(
-                update(Session)
-                .where(*where)
-                .values(status=status, status_detail=detail, updated_at=now())
-                .returning(Session)
-            )
-        if session is None and only_from is None:
-            raise errors.NotFound(f"Session {session_id} not found.")
-        return session
-
     async def touch(self, *, session_id: str) -> None:
         """Records activity: the TTL counts from the last one."""
         async with transaction(self._sessionmaker) as db:
@@ -255,7 +229,7 @@ class SessionRecords:
         content: list[dict[str, object]],
         usage: dict[str, object] | None = None,
     ) -> Message:
-        async with self._sessionmaker() as db:  # read apart from the write (see _write_status)
+        async with self._sessionmaker() as db:  # read apart from the write (see transition)
             last_event_id = await db.scalar(
                 select(Session.last_event_id).where(Session.id == session_id)
             )

@@ -86,7 +86,7 @@ def to_public(
         "vnc_url": vnc_url,
         "vnc_interactive_url": vnc_interactive_url,
         "stream_url": stream_url(request, session.id, session.owner),
-        "recording": service.recordings is not None and service.recordings.exists(session.id),
+        "recording": service.recordings.exists(session.id),
         "budget": session.budget,
         "spent": session.spent or {},
         **_person_fields(request, session),
@@ -199,11 +199,7 @@ async def update_session(
     changes: dict[str, Any] = {}
     if "budget" in body.model_fields_set:
         changes["budget"] = budget_caps(body.budget)
-    session = await service.update(session_id=sid, owner=caller, **changes)
-    runner.apply_budget(session_id=sid, budget=session.budget)
-    if body.approval is not None:
-        await runner.people.set_policy(sid, body.approval)
-        session = await service.get(session_id=sid, owner=caller)
+    session = await runner.update(session_id=sid, owner=caller, approval=body.approval, **changes)
     return to_public(service, session, request)
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from computer_use import errors
 from computer_use.agent import history
 from computer_use.config import Settings
+from computer_use.database import transaction
 from computer_use.desktops import DesktopCapacityError
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.records import SessionRecords, now
@@ -109,28 +110,6 @@ class SessionService(SessionRecords):
         }
         await self.publish(session_id, "error", {**data, **extra})
 
-    @overload
-    async def transition(
-        self,
-        session_id: str,
-        status: SessionStatus,
-        detail: str | None = None,
-        *,
-        only_from: None = None,
-        first: tuple[str, dict[str, Any]] | None = None,
-    ) -> Session: ...
-
-    @overload
-    async def transition(
-        self,
-        session_id: str,
-        status: SessionStatus,
-        detail: str | None = None,
-        *,
-        only_from: SessionStatus,
-        first: tuple[str, dict[str, Any]] | None = None,
-    ) -> Session | None: ...
-
     async def transition(
         self,
         session_id: str,
@@ -140,14 +119,26 @@ class SessionService(SessionRecords):
         only_from: SessionStatus | None = None,
         first: tuple[str, dict[str, Any]] | None = None,
     ) -> Session | None:
-        """Every change of a session's status: writes it, then publishes the `status` event.
-        `only_from`: only when the session is in that status now (else None, nothing sent).
+        """Every change of a session's status: writes it, then publishes the `status` event;
+        returns the changed row. `only_from`: only when the session is in that status now
+        (else None and no `status` event); without it an unknown session is NotFound.
         `first`: an event published between the write and the `status` event, whether or not
         the status changed (the run's `message_complete`: the session takes the next message
         the moment a client sees it)."""
-        session = await self._write_status(
-            session_id=session_id, status=status, detail=detail, only_from=only_from
-        )
+        where = [Session.id == session_id]
+        if only_from is not None:
+            where.append(Session.status == only_from)
+        # One statement (no read first): on SQLite a transaction that reads and then writes
+        # cannot wait for the lock and fails with "database is locked" under load.
+        async with transaction(self._sessionmaker) as db:
+            session: Session | None = await db.scalar(
+                update(Session)
+                .where(*where)
+                .values(status=status, status_detail=detail, updated_at=now())
+                .returning(Session)
+            )
+        if session is None and only_from is None:
+            raise errors.NotFound(f"Session {session_id} not found.")
         if first is not None:
             await self.publish(session_id, *first)
         if session is not None:
@@ -187,7 +178,8 @@ class SessionService(SessionRecords):
                 ) from exc
             if self._settings.record_sessions if record is None else record:
                 await self._start_recording(session.id)
-            return await self.transition(session.id, SessionStatus.ACTIVE)
+            await self.transition(session.id, SessionStatus.ACTIVE)
+        return await self.get(session_id=session.id)
 
     async def _start_recording(self, session_id: str) -> None:
         desktop = self.desktop(session_id)
