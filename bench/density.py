@@ -16,7 +16,16 @@ Firefox startup cache in the base home, desktops/startup_cache.py) and each N (d
   then the model's first screenshot, a click, a second screenshot. "First step" is the time
   from the message to the first screenshot in hand;
 - after the run (browser up on a blank page): PSS again; per session, total, and how many
-  such sessions fit in 24 GiB (24 GiB / per-session PSS, nothing else counted).
+  such sessions fit in 24 GiB (24 GiB / per-session PSS, nothing else counted);
+- "new session": N more sessions arrive (5 at a time) and each posts its message as soon as
+  its create returns, as an API client does: the eager baseline's Firefox is then still
+  starting (create never waited for it, before or since the lazy browser), so both modes'
+  first steps include Firefox's start on the host. Time from create's return to the first
+  screenshot in hand, and on how many first screenshots a Firefox window was mapped (checked
+  right after the screenshot: eager's first look may be at an empty desktop), and the time
+  from create's return until a Firefox window is mapped (polled every 0.25 s). The "idle"
+  figures above wait for eager's windows before the message, so their eager first step never
+  includes Firefox's start.
 
 PSS divides a shared page among every process that maps it, on the whole host: other users'
 Firefox processes (e.g. other test suites) lower these figures somewhat. The machine's CPU may
@@ -40,10 +49,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from computer_use.desktops import Desktop, DesktopManager, firefox_prefs
+from computer_use.desktops import Desktop, DesktopManager, firefox_prefs, ksm
 from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from computer_use.desktops.mounts import read_mounts
+from computer_use.desktops.process import LIBC
 
 WIDTH, HEIGHT = 1024, 768
 MIB = 1024 * 1024
@@ -71,22 +81,29 @@ def session_processes(desktop: Desktop) -> int:
     return len(live_pids_of_uid(desktop.user.uid))
 
 
+KSM_COUNTERS = ("pages_shared", "pages_sharing", "ksm_zero_pages", "full_scans")
+
+
 def ksm_counters() -> dict[str, int]:
     root = Path("/sys/kernel/mm/ksm")
-    return {n: int((root / n).read_text()) for n in ("pages_shared", "pages_sharing")}
+    return {n: int((root / n).read_text()) for n in KSM_COUNTERS if (root / n).exists()}
 
 
-async def ksm_converged(within: float) -> None:
-    """Until ksmd's savings stop growing (two readings 10 s apart within 2%) or `within`."""
+async def ksm_converged(within: float) -> int:
+    """Until ksmd has scanned everything at least twice since now (a page merges only once it
+    is unchanged across two scans) and its savings stop growing (two readings 10 s apart
+    within 2%), or `within`. Returns the full scans done meanwhile."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
+    scans = ksm_counters()["full_scans"]
     last = -1
     while loop.time() < deadline:
-        now = ksm_counters()["pages_sharing"]
-        if last > 0 and now <= last * 1.02:
-            return
-        last = now
+        now = ksm_counters()
+        if now["full_scans"] >= scans + 2 and last > 0 and now["pages_sharing"] <= last * 1.02:
+            break
+        last = now["pages_sharing"]
         await asyncio.sleep(10)
+    return ksm_counters()["full_scans"] - scans
 
 
 class Row:
@@ -95,7 +112,11 @@ class Row:
         self.idle = self.after = 0.0  # MiB per session
         self.first_step: list[float] = []
         self.ksm_saved = 0.0  # MiB, pages_sharing * 4 KiB after the run
+        self.ksm_scans = 0  # ksmd's full scans between the run's end and the figure
         self.processes = 0.0  # per session, after the run
+        self.new_first: list[float] = []  # new sessions: create's return -> first screenshot
+        self.new_shown = 0  # new sessions whose first screenshot had Firefox's window mapped
+        self.new_browser: list[float] = []  # new sessions: create's return -> Firefox mapped
 
 
 async def settle(desktops: list[Desktop], seconds: float) -> None:
@@ -104,17 +125,19 @@ async def settle(desktops: list[Desktop], seconds: float) -> None:
     await asyncio.gather(*(d.wait_until_settled(timeout=5) for d in desktops))
 
 
-async def scripted_run(desktop: Desktop, model_latency: float) -> float:
-    """One short run: returns the first step's time (message -> first screenshot)."""
+async def scripted_run(desktop: Desktop, model_latency: float) -> tuple[float, bool]:
+    """One short run: the first step's time (message -> first screenshot) and whether a
+    Firefox window was mapped once that screenshot was in hand."""
     started = time.perf_counter()
     desktop.request_browser()  # what AgentRunner.start does when the message is posted
     await asyncio.sleep(model_latency)  # the model's first call, in parallel with it
     await desktop.screenshot()
     first = time.perf_counter() - started
+    shown = await desktop.browser.window_shown()
     await desktop.click(WIDTH // 2, HEIGHT // 2)
     await desktop.wait_until_settled(timeout=2)
     await desktop.screenshot()
-    return first
+    return first, shown
 
 
 async def wait_browser_up(desktop: Desktop, within: float = 120) -> None:
@@ -125,15 +148,20 @@ async def wait_browser_up(desktop: Desktop, within: float = 120) -> None:
             await asyncio.sleep(0.2)
 
 
+async def pool_filled(manager: DesktopManager, n: int) -> None:
+    """With a warm pool: until it holds `n` desktops with their browsers up."""
+    if manager.pool.size:
+        await poll_until(lambda: manager.pool.health()["ready"] >= n, timeout=300,
+                         what="the pool to fill")  # fmt: skip
+        pooled = [d for s, d in manager._desktops.items() if s.startswith("warm-")]
+        await asyncio.gather(*(wait_browser_up(d, within=300) for d in pooled))
+
+
 async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -> None:
     ids = [f"{row.mode.replace('+', '-')}-{row.n}-{i}" for i in range(row.n)]
     desktops: list[Desktop] = []
     try:
-        if manager.pool.size:  # every session takes a pooled desktop, its browser up
-            await poll_until(lambda: manager.pool.health()["ready"] >= row.n, timeout=300,
-                             what="the pool to fill")  # fmt: skip
-            pooled = [d for s, d in manager._desktops.items() if s.startswith("warm-")]
-            await asyncio.gather(*(wait_browser_up(d, within=300) for d in pooled))
+        await pool_filled(manager, row.n)  # every session takes a pooled desktop, browser up
         for start in range(0, row.n, 5):  # a few at a time, as sessions arrive
             desktops += await asyncio.gather(*(manager.create(s) for s in ids[start : start + 5]))
         if manager.eager_browser or manager.pool.browser:
@@ -144,19 +172,77 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
             for desktop in desktops:
                 desktop.request_browser()
             await asyncio.sleep(args.viewer_lead)
-        row.first_step = list(
-            await asyncio.gather(*(scripted_run(d, args.model_latency) for d in desktops))
-        )
+        runs = await asyncio.gather(*(scripted_run(d, args.model_latency) for d in desktops))
+        row.first_step = [first for first, _ in runs]
         await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
         if row.mode.endswith("ksm"):
-            await ksm_converged(args.ksm_wait)
+            row.ksm_scans = await ksm_converged(args.ksm_wait)
         row.after = sum(session_pss(d) for d in desktops) / row.n / MIB
         row.processes = sum(session_processes(d) for d in desktops) / row.n
         if row.mode.endswith("ksm"):
             row.ksm_saved = ksm_counters()["pages_sharing"] * 4096 / MIB
     finally:
         await asyncio.gather(*(manager.destroy(d.session_id) for d in desktops))
+
+
+async def measure_new(manager: DesktopManager, row: Row, args: argparse.Namespace) -> None:
+    """N new sessions arrive, 5 at a time, each posting its message as soon as its create
+    returns (lazy+viewer: its viewer connects on create, the message --viewer-lead later)."""
+    desktops: list[Desktop] = []
+
+    async def browser_mapped(desktop: Desktop, started: float) -> float:
+        while True:
+            if await desktop.browser.window_shown():
+                return time.perf_counter() - started
+            await asyncio.sleep(0.25)
+
+    async def arrive(session_id: str, created: asyncio.Event) -> tuple[float, bool, float]:
+        try:
+            desktop = await manager.create(session_id)
+            desktops.append(desktop)
+        finally:
+            created.set()
+        mapped = asyncio.create_task(browser_mapped(desktop, time.perf_counter()))
+        try:
+            if row.mode == "lazy+viewer":
+                desktop.request_browser()
+                await asyncio.sleep(args.viewer_lead)
+            first, shown = await scripted_run(desktop, args.model_latency)
+            async with asyncio.timeout(120):
+                return first, shown, await mapped
+        finally:
+            mapped.cancel()
+
+    ids = [f"new-{row.mode.replace('+', '-')}-{row.n}-{i}" for i in range(row.n)]
+    runs: list[asyncio.Task[tuple[float, bool, float]]] = []
+    try:
+        await pool_filled(manager, row.n)
+        for start in range(0, row.n, 5):  # the next five arrive once these five are created
+            batch = {s: asyncio.Event() for s in ids[start : start + 5]}
+            runs += [asyncio.create_task(arrive(s, e)) for s, e in batch.items()]
+            await asyncio.gather(*(e.wait() for e in batch.values()))
+        results = await asyncio.gather(*runs)
+        row.new_first = [first for first, _, _ in results]
+        row.new_shown = sum(shown for _, shown, _ in results)
+        row.new_browser = [mapped for _, _, mapped in results]
+    finally:
+        await asyncio.gather(*runs, return_exceptions=True)
+        await asyncio.gather(*(manager.destroy(d.session_id) for d in desktops))
+
+
+def print_new(row: Row, baseline: Row | None) -> None:
+    p50 = statistics.median(row.new_first)
+    ratio = ""
+    if baseline is not None:
+        ratio = f"  x{p50 / statistics.median(baseline.new_first):.2f} of {baseline.mode}"
+    print(
+        f"  {row.mode:<9} N={row.n:<3} new session, message at once: first step p50 "
+        f"{p50:5.2f} s max {max(row.new_first):5.2f} s, Firefox on the first screenshot "
+        f"{row.new_shown}/{row.n}; Firefox mapped after p50 "
+        f"{statistics.median(row.new_browser):5.2f} s max {max(row.new_browser):5.2f} s{ratio}",
+        flush=True,
+    )
 
 
 def print_row(row: Row, baseline: Row | None) -> None:
@@ -169,7 +255,11 @@ def print_row(row: Row, baseline: Row | None) -> None:
             f"memory x{row.after / baseline.after:.2f}"
         )
     fits = int(HOST // (row.after * MIB))
-    ksm = f", KSM saves {row.ksm_saved:.0f} MiB in all" if row.ksm_saved else ""
+    ksm = (
+        f", KSM saves {row.ksm_saved:.0f} MiB in all after {row.ksm_scans} full scans"
+        if row.ksm_saved
+        else ""
+    )
     print(
         f"  {row.mode:<9} N={row.n:<3} idle {row.idle:6.1f} MiB/session "
         f"(total {row.idle * row.n:7.0f}, fit {int(HOST // (row.idle * MIB)):5d})  "
@@ -207,6 +297,29 @@ def manager_for(
         cleanup_data_dir(data_dir)
 
 
+@contextmanager
+def experiment(mode: str) -> Iterator[None]:
+    """Variants measured before they are the service's: `+noaslr`: the merged sessions'
+    programs run without address-space randomisation (their heaps then hold the same pointers);
+    `+zero`: ksmd merges empty pages into the kernel's zero page (use_zero_pages)."""
+    patched, zero = ksm._merge_this_process, Path("/sys/kernel/mm/ksm/use_zero_pages")
+    saved = zero.read_text()
+    if "+noaslr" in mode:
+
+        def merge_without_aslr() -> None:
+            patched()
+            LIBC.personality(0x0040000)  # ADDR_NO_RANDOMIZE
+
+        ksm._merge_this_process = merge_without_aslr
+    if "+zero" in mode:
+        zero.write_text("1")
+    try:
+        yield
+    finally:
+        ksm._merge_this_process = patched
+        zero.write_text(saved)
+
+
 async def run_modes(args: argparse.Namespace) -> None:
     sizes = [int(n) for n in args.sessions.split(",")]
     modes = ["eager", "lazy"] + (["lazy+ksm"] if args.ksm else [])
@@ -221,20 +334,26 @@ async def run_modes(args: argparse.Namespace) -> None:
 async def _run_sizes(sizes: list[int], modes: list[str], args: argparse.Namespace) -> None:
     for n in sizes:
         baseline: Row | None = None
+        rows: list[Row] = []
         for mode in modes:
             pool = n if mode == "pool+browser" else 0  # N pooled desktops, no refills beyond
             capacity = n if pool else max(sizes)
-            with manager_for(mode, capacity, warm_pool_size=pool) as (manager, _):
+            with experiment(mode), manager_for(mode, capacity, warm_pool_size=pool) as (manager, _):
                 await manager.start()
                 if mode == "lazy+cold":  # every session's Firefox makes its own startup cache
                     shutil.rmtree(manager.homes.base_dir / SHARED_STARTUP_CACHE)
                 try:
                     row = Row(mode, n)
                     await measure(manager, row, args)
+                    if args.new_sessions:
+                        await measure_new(manager, row, args)
                 finally:
                     await manager.shutdown()
             print_row(row, baseline)
             baseline = baseline or row
+            rows.append(row)
+        for row in rows if args.new_sessions else []:
+            print_new(row, None if row is baseline else baseline)
 
 
 # Firefox preferences measured one by one against the profile as it is (--prefs).
@@ -372,6 +491,7 @@ def main() -> None:
     parser.add_argument("--ksm", action="store_true", help="also lazy+ksm (switches KSM on)")
     parser.add_argument("--ksm-wait", type=float, default=240.0,
                         help="most seconds ksmd gets to converge (after-run figure)")  # fmt: skip
+    parser.add_argument("--ksm-tune", help="ksmd tunables for the run: name=value,...")
     parser.add_argument("--pool", action="store_true", help="measure create() with a warm pool")
     parser.add_argument("--pool-creates", type=int, default=8)
     parser.add_argument("--viewer-lead", type=float, default=0.0,
@@ -379,6 +499,8 @@ def main() -> None:
                         "many seconds before the message")  # fmt: skip
     parser.add_argument("--cold", action="store_true",
                         help="also lazy+cold: no recorded Firefox startup cache")  # fmt: skip
+    parser.add_argument("--no-new-sessions", dest="new_sessions", action="store_false",
+                        help="skip the new sessions (create, then message at once)")  # fmt: skip
     parser.add_argument("--modes", help="comma-separated modes instead (the first: baseline)")
     parser.add_argument("--pool-browser", action="store_true",
                         help="also pool+browser: sessions take pooled desktops with Firefox up "
@@ -410,13 +532,21 @@ def main() -> None:
         # ksmd's default pace (100 pages / 20 ms) needs minutes for 20 sessions; the bench
         # wants the converged figure sooner. Put back afterwards.
         (ksm_dir / "pages_to_scan").write_text("4000")
+    for tunable in filter(None, (args.ksm_tune or "").split(",")):
+        name, value = tunable.split("=")
+        saved = (
+            saved
+            if saved is None or name in saved
+            else {**saved, name: (ksm_dir / name).read_text()}
+        )
+        (ksm_dir / name).write_text(value)
     try:
         if args.pool:
             asyncio.run(run_pool(args))
         else:
             asyncio.run(run_prefs(args) if args.prefs else run_modes(args))
     finally:
-        if saved is not None and args.ksm:
+        if saved is not None and (args.ksm or args.ksm_tune):
             for name, value in saved.items():  # the host's KSM as it was before the bench
                 (ksm_dir / name).write_text(value)
 
