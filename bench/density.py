@@ -6,8 +6,10 @@ For each mode (`eager`: Firefox starts with the desktop, the old behaviour and t
 each session takes one of N pooled desktops whose Firefox is up, WARM_POOL_BROWSER;
 `lazy+viewer` with --viewer-lead S: a VNC viewer connects S seconds before the message, as the
 console's does on create while the person types; `lazy+cold` with --cold: without the recorded
-Firefox startup cache in the base home, desktops/startup_cache.py) and each N (default 1, 10,
-20):
+Firefox startup cache in the base home, desktops/startup_cache.py; `lazy+noaslr+ksm` with
+--ksm-no-aslr: KSM with the merged programs run without ASLR, KSM_DISABLE_ASLR; through
+--modes, `+zero` in a KSM mode's name: ksmd's use_zero_pages for that mode) and each N
+(default 1, 10, 20):
 
 - create N desktops; "idle": PSS summed over each session user's processes (smaps_rollup),
   eager sessions once their Firefox window is up (that is what an idle session costs today);
@@ -49,11 +51,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from computer_use.desktops import Desktop, DesktopManager, firefox_prefs, ksm
+from computer_use.desktops import Desktop, DesktopManager, firefox_prefs
 from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from computer_use.desktops.mounts import read_mounts
-from computer_use.desktops.process import LIBC
 
 WIDTH, HEIGHT = 1024, 768
 MIB = 1024 * 1024
@@ -288,6 +289,7 @@ def manager_for(
         eager_browser=mode == "eager",
         ksm=mode.endswith("ksm"),
         ksm_start_host=mode.endswith("ksm"),  # --ksm: the bench switches the host's KSM on
+        ksm_disable_aslr="+noaslr" in mode,
         warm_pool_size=warm_pool_size,
         warm_pool_browser=mode == "pool+browser",
     )
@@ -299,24 +301,15 @@ def manager_for(
 
 @contextmanager
 def experiment(mode: str) -> Iterator[None]:
-    """Variants measured before they are the service's: `+noaslr`: the merged sessions'
-    programs run without address-space randomisation (their heaps then hold the same pointers);
-    `+zero`: ksmd merges empty pages into the kernel's zero page (use_zero_pages)."""
-    patched, zero = ksm._merge_this_process, Path("/sys/kernel/mm/ksm/use_zero_pages")
+    """A variant measured before it is the service's: `+zero`: ksmd merges empty pages into
+    the kernel's zero page (use_zero_pages), for that mode only."""
+    zero = Path("/sys/kernel/mm/ksm/use_zero_pages")
     saved = zero.read_text()
-    if "+noaslr" in mode:
-
-        def merge_without_aslr() -> None:
-            patched()
-            LIBC.personality(0x0040000)  # ADDR_NO_RANDOMIZE
-
-        ksm._merge_this_process = merge_without_aslr
     if "+zero" in mode:
         zero.write_text("1")
     try:
         yield
     finally:
-        ksm._merge_this_process = patched
         zero.write_text(saved)
 
 
@@ -326,6 +319,7 @@ async def run_modes(args: argparse.Namespace) -> None:
     modes += ["pool+browser"] if args.pool_browser else []
     modes += ["lazy+viewer"] if args.viewer_lead else []
     modes += ["lazy+cold"] if args.cold else []
+    modes += ["lazy+noaslr+ksm"] if args.ksm_no_aslr else []
     if args.modes:
         modes = args.modes.split(",")
     await _run_sizes(sizes, modes, args)
@@ -370,6 +364,10 @@ PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
         "dom.ipc.forkserver.enable": True,
     },
     "no media utility process": {"media.utility-process.enabled": False},
+    "JS validator utility process back": {
+        "browser.opaqueResponseBlocking.javascriptValidator": True,
+    },
+    "no preloaded new tab": {"browser.newtab.preload": False},
     "small JS nursery, no empty GC chunks kept": {
         "javascript.options.mem.nursery.max_kb": 4096,
         "javascript.options.mem.gc_min_empty_chunk_count": 0,
@@ -491,6 +489,8 @@ def main() -> None:
     parser.add_argument("--ksm", action="store_true", help="also lazy+ksm (switches KSM on)")
     parser.add_argument("--ksm-wait", type=float, default=240.0,
                         help="most seconds ksmd gets to converge (after-run figure)")  # fmt: skip
+    parser.add_argument("--ksm-no-aslr", action="store_true",
+                        help="also lazy+noaslr+ksm: KSM_DISABLE_ASLR (implies --ksm)")  # fmt: skip
     parser.add_argument("--ksm-tune", help="ksmd tunables for the run: name=value,...")
     parser.add_argument("--pool", action="store_true", help="measure create() with a warm pool")
     parser.add_argument("--pool-creates", type=int, default=8)
@@ -520,6 +520,7 @@ def main() -> None:
         help="with --prefs: the chosen candidates at once against none",
     )
     args = parser.parse_args()
+    args.ksm = args.ksm or args.ksm_no_aslr
     if os.geteuid() != 0:
         raise SystemExit("run as root: desktops need their users and mounts")
     print(f"{os.cpu_count()} cores; model latency {args.model_latency:.1f} s (simulated); "

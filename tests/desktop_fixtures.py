@@ -96,6 +96,7 @@ def desktop_manager(
     restart_limit: int = 5,
     ksm: bool = False,
     ksm_start_host: bool = False,
+    ksm_disable_aslr: bool = False,
     warm_pool_size: int = 0,
     warm_pool_browser: bool = False,
 ) -> DesktopManager:
@@ -114,6 +115,7 @@ def desktop_manager(
         restart_limit=restart_limit,
         ksm=ksm,
         ksm_start_host=ksm_start_host,
+        ksm_disable_aslr=ksm_disable_aslr,
         warm_pool_size=warm_pool_size,
         warm_pool_browser=warm_pool_browser,
     )

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # runs KSM; KSM_START_HOST=true lets the service switch the host's KSM on (host-wide).
     ksm_merge: bool = True
     ksm_start_host: bool = False
+    # Merged session programs run without ASLR: more identical pages, a weaker exploit
+    # mitigation (desktops/ksm.py).
+    ksm_disable_aslr: bool = False
     # Desktops prepared ahead (desktops/warm_pool.py); they hold slots of MAX_DISPLAYS.
     warm_pool_size: int = Field(default=0, ge=0, le=50)
     # Pooled desktops with Firefox already up: the first step of a pooled session does not

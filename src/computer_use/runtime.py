@@ -117,6 +117,7 @@ def desktop_manager(settings: Settings, **overrides: Any) -> DesktopManager:
         "eager_browser": settings.browser_eager,
         "ksm": settings.ksm_merge,
         "ksm_start_host": settings.ksm_start_host,
+        "ksm_disable_aslr": settings.ksm_disable_aslr,
         "warm_pool_size": min(settings.warm_pool_size, settings.max_displays),
         "warm_pool_browser": settings.warm_pool_browser,
     }

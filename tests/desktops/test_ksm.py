@@ -1,17 +1,26 @@
 """KSM: with KSM_MERGE on and the host's KSM running, the sessions' processes are mergeable and
-the kernel merges their identical pages (counted in /sys/kernel/mm/ksm); off, they are not."""
+the kernel merges their identical pages (counted in /sys/kernel/mm/ksm); off, they are not.
+KSM_DISABLE_ASLR: the merged programs run without address-space randomisation, only then."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from computer_use.desktops import Desktop, DesktopManager
-from computer_use.desktops.ksm import KSM_DIR, counters, kernel_supports_merge, merging_pages
+from computer_use.desktops.ksm import (
+    ADDR_NO_RANDOMIZE,
+    KSM_DIR,
+    SessionKsm,
+    counters,
+    kernel_supports_merge,
+    merging_pages,
+)
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from tests.desktop_fixtures import EventLog, running_desktop_manager
 
@@ -19,6 +28,10 @@ from tests.desktop_fixtures import EventLog, running_desktop_manager
 def merge_any(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/ksm_stat").read_text()
     return "ksm_merge_any: yes" in stat
+
+
+def randomised(pid: int) -> bool:
+    return not int(Path(f"/proc/{pid}/personality").read_text(), 16) & ADDR_NO_RANDOMIZE
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +55,13 @@ async def ksm_manager(
     host_ksm: None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[DesktopManager]:
     async with running_desktop_manager(
-        tmp_path_factory, EventLog(), base=440, user_prefix="cu-dk", ksm=True, ksm_start_host=True
+        tmp_path_factory,
+        EventLog(),
+        base=440,
+        user_prefix="cu-dk",
+        ksm=True,
+        ksm_start_host=True,
+        ksm_disable_aslr=True,
     ) as manager:
         yield manager
 
@@ -57,6 +76,8 @@ async def test_with_ksm_on_the_sessions_identical_pages_are_merged(
     )
     pids = [pid for d in desktops for pid in live_pids_of_uid(d.user.uid)]
     assert pids and all(merge_any(pid) for pid in pids)  # every session program opted in
+    assert not any(map(randomised, pids))  # KSM_DISABLE_ASLR
+    assert ksm_manager.health()["ksm"]["aslr_disabled"] is True
 
     # Two desktops showing the same background: their framebuffers alone are identical.
     await poll_until(
@@ -66,6 +87,7 @@ async def test_with_ksm_on_the_sessions_identical_pages_are_merged(
     )
     health = ksm_manager.health()["ksm"]
     assert health["pages_sharing"] > 0 and health["saved_mib"] > 0
+    assert health["pages_to_scan"] == 5000  # ksmd's pace as the host_ksm fixture set it
     await asyncio.gather(*(ksm_manager.destroy(d.session_id) for d in desktops))
 
 
@@ -73,9 +95,29 @@ async def test_with_ksm_off_no_session_process_is_offered(
     host_ksm: None, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     async with running_desktop_manager(
-        tmp_path_factory, EventLog(), base=445, user_prefix="cu-dn", ksm=False
+        tmp_path_factory,
+        EventLog(),
+        base=445,
+        user_prefix="cu-dn",
+        ksm=False,
+        ksm_disable_aslr=True,
     ) as manager:
         desktop = await manager.create("no-ksm")
         pids = live_pids_of_uid(desktop.user.uid)
         assert pids and not any(merge_any(pid) for pid in pids)
-        assert manager.health()["ksm"]["enabled"] is False
+        assert all(map(randomised, pids))  # KSM_DISABLE_ASLR applies to merged programs only
+        health = manager.health()["ksm"]
+        assert health["enabled"] is False and health["aslr_disabled"] is False
+
+
+@pytest.mark.parametrize("fixed_layout", [False, True])
+def test_merged_programs_keep_aslr_unless_told(host_ksm: None, fixed_layout: bool) -> None:
+    ksm = SessionKsm(enabled=True, start_host=True, fixed_layout=fixed_layout)
+    ksm.setup()
+    proc = subprocess.Popen(["sleep", "30"], preexec_fn=ksm.preexec())
+    try:
+        assert merge_any(proc.pid)
+        assert randomised(proc.pid) is not fixed_layout
+    finally:
+        proc.kill()
+        proc.wait()

@@ -10,6 +10,14 @@ across fork and exec (6.7+), so setting it in each session program's child befor
 the host says so (`/sys/kernel/mm/ksm/run` = 1): a host-wide setting that costs some CPU for
 scanning, so the service switches it on only when told to (KSM_START_HOST); otherwise
 merging is on exactly when the host already runs KSM. health() says which, and what it saves.
+
+Most of a session's memory with its browser up is Firefox's heap, and the heaps of twenty
+Firefoxes differ mostly in the pointers they hold, because each process is laid out at random
+addresses (ASLR). With `fixed_layout` (KSM_DISABLE_ASLR) the merged programs also run without
+address-space randomisation (`personality(ADDR_NO_RANDOMIZE)`, inherited by their children),
+so more of their pages come out identical (bench/density.py: -25 MiB per session at 10). The
+price is an exploit mitigation: a browser bug is easier to exploit when addresses are known,
+and every session has the same ones. Off unless asked for; health() says when it is on.
 """
 
 from __future__ import annotations
@@ -27,12 +35,23 @@ logger = logging.getLogger(__name__)
 KSM_DIR = Path("/sys/kernel/mm/ksm")
 PR_SET_MEMORY_MERGE = 67
 PR_GET_MEMORY_MERGE = 68
+ADDR_NO_RANDOMIZE = 0x0040000
+PERSONALITY_QUERY = 0xFFFFFFFF
 MIB = 1024 * 1024
+# What health() reports: the savings, and ksmd's pace (a page merges only once it is unchanged
+# over two full scans, so the savings lag the browsers' start by a few scans).
+COUNTERS = ("pages_shared", "pages_sharing", "full_scans", "pages_to_scan", "sleep_millisecs")
 
 
 def _merge_this_process() -> None:
     """Runs in the child between fork and exec: nothing but the system call."""
     LIBC.prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)
+
+
+def _merge_this_process_fixed_layout() -> None:
+    """Like _merge_this_process, and the program exec'd next runs without ASLR."""
+    LIBC.prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)
+    LIBC.personality(LIBC.personality(PERSONALITY_QUERY) | ADDR_NO_RANDOMIZE)
 
 
 def kernel_supports_merge() -> bool:
@@ -48,7 +67,7 @@ def host_running() -> bool:
 
 def counters() -> dict[str, int]:
     out: dict[str, int] = {}
-    for name in ("pages_shared", "pages_sharing", "general_profit"):
+    for name in (*COUNTERS, "general_profit"):
         try:
             out[name] = int((KSM_DIR / name).read_text())
         except (OSError, ValueError):
@@ -65,9 +84,12 @@ def merging_pages(pid: int) -> int:
 
 
 class SessionKsm:
-    def __init__(self, *, enabled: bool, start_host: bool = False) -> None:
+    def __init__(
+        self, *, enabled: bool, start_host: bool = False, fixed_layout: bool = False
+    ) -> None:
         self.requested = enabled
         self.start_host = start_host
+        self.fixed_layout = fixed_layout
         self.reason: str | None = "not set up yet"  # None when merging is on
 
     def setup(self) -> None:
@@ -76,6 +98,8 @@ class SessionKsm:
         self.reason = self._why_not()
         if self.reason is None:
             logger.info("KSM: session processes are marked mergeable")
+            if self.fixed_layout:
+                logger.warning("KSM: session programs run without ASLR (KSM_DISABLE_ASLR)")
         elif self.requested:
             logger.info("KSM: not merging: %s", self.reason)
 
@@ -104,8 +128,11 @@ class SessionKsm:
         return self.reason is None
 
     def preexec(self) -> Callable[[], None] | None:
-        """For SessionSandbox.spawn: marks each session program mergeable, or None."""
-        return _merge_this_process if self.active else None
+        """For SessionSandbox.spawn: marks each session program mergeable (and, with
+        `fixed_layout`, switches its ASLR off), or None."""
+        if not self.active:
+            return None
+        return _merge_this_process_fixed_layout if self.fixed_layout else _merge_this_process
 
     def health(self) -> dict[str, Any]:
         stats = counters()
@@ -113,8 +140,8 @@ class SessionKsm:
         return {
             "enabled": self.active,
             "reason": self.reason,
+            "aslr_disabled": self.active and self.fixed_layout,
             # pages_sharing: pages that point at a shared copy instead of their own
             "saved_mib": round(stats.get("pages_sharing", 0) * page / MIB, 1),
-            "pages_shared": stats.get("pages_shared", 0),
-            "pages_sharing": stats.get("pages_sharing", 0),
+            **{name: stats.get(name, 0) for name in COUNTERS},
         }

@@ -67,6 +67,7 @@ class DesktopManager:
         eager_browser: bool = False,
         ksm: bool = False,
         ksm_start_host: bool = False,
+        ksm_disable_aslr: bool = False,
         warm_pool_size: int = 0,
         warm_pool_browser: bool = False,
         cpu_limit: float = 1.0,
@@ -105,7 +106,7 @@ class DesktopManager:
             name=user_prefix,
         )
         self.network = NetworkRules(name=user_prefix, egress=egress or EgressPolicy())
-        self.ksm = SessionKsm(enabled=ksm, start_host=ksm_start_host)
+        self.ksm = SessionKsm(enabled=ksm, start_host=ksm_start_host, fixed_layout=ksm_disable_aslr)
         self._proc_hidden_reason: str | None = "not probed yet"
         self._run_hidden_reason: str | None = "not probed yet"
         self.eager_browser = eager_browser  # else each browser starts on first use

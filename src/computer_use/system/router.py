@@ -111,6 +111,7 @@ async def config(settings: SettingsDep) -> dict[str, Any]:
         "browser_eager": settings.browser_eager,
         "ksm_merge": settings.ksm_merge,
         "ksm_start_host": settings.ksm_start_host,
+        "ksm_disable_aslr": settings.ksm_disable_aslr,
         "warm_pool_size": settings.warm_pool_size,
         "warm_pool_browser": settings.warm_pool_browser,
         "session_cpu_limit": settings.session_cpu_limit,

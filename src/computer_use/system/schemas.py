@@ -82,6 +82,10 @@ class ConfigPublic(BaseModel):
     ksm_start_host: bool = Field(
         description="Whether the service switches the host's KSM on at startup (host-wide)."
     )
+    ksm_disable_aslr: bool = Field(
+        description="Whether merged session programs run without address-space "
+        "randomisation (more pages merge; a weaker exploit mitigation)."
+    )
     warm_pool_size: int = Field(
         description="Desktops kept prepared ahead for new sessions (they count against "
         "max_displays)."
