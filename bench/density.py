@@ -51,7 +51,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from computer_use.desktops import Desktop, DesktopManager, firefox_prefs
+from computer_use.desktops import Desktop, DesktopManager, display, firefox_prefs
 from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from computer_use.desktops.mounts import read_mounts
@@ -301,16 +301,20 @@ def manager_for(
 
 @contextmanager
 def experiment(mode: str) -> Iterator[None]:
-    """A variant measured before it is the service's: `+zero`: ksmd merges empty pages into
-    the kernel's zero page (use_zero_pages), for that mode only."""
+    """Variants measured before they are the service's, for that mode only: `+zero`: ksmd
+    merges empty pages into the kernel's zero page (use_zero_pages); `+jemr`: Firefox's
+    allocator places small allocations in order, not at random (MALLOC_OPTIONS=r)."""
     zero = Path("/sys/kernel/mm/ksm/use_zero_pages")
     saved = zero.read_text()
     if "+zero" in mode:
         zero.write_text("1")
+    if "+jemr" in mode:
+        display.FIREFOX_ENV["MALLOC_OPTIONS"] = "r"
     try:
         yield
     finally:
         zero.write_text(saved)
+        display.FIREFOX_ENV.pop("MALLOC_OPTIONS", None)
 
 
 async def run_modes(args: argparse.Namespace) -> None:
