@@ -22,8 +22,9 @@ Firefox startup cache in the base home, desktops/startup_cache.py; `lazy+noaslr+
 - "new session": N more sessions arrive (5 at a time) and each posts its message as soon as
   its create returns, as an API client does: the eager baseline's Firefox is then still
   starting (create never waited for it, before or since the lazy browser), so both modes'
-  first steps include Firefox's start on the host. Time from create's return to the first
-  screenshot in hand, and on how many first screenshots a Firefox window was mapped (checked
+  first steps include Firefox's start on the host (lazy+viewer: its viewer connects at create's
+  return, the message --viewer-lead later). Time from the message to the first screenshot in
+  hand, and on how many first screenshots a Firefox window was mapped (checked
   right after the screenshot: eager's first look may be at an empty desktop), and the time
   from create's return until a Firefox window is mapped (polled every 0.25 s). The "idle"
   figures above wait for eager's windows before the message, so their eager first step never
@@ -115,7 +116,7 @@ class Row:
         self.ksm_saved = 0.0  # MiB, pages_sharing * 4 KiB after the run
         self.ksm_scans = 0  # ksmd's full scans between the run's end and the figure
         self.processes = 0.0  # per session, after the run
-        self.new_first: list[float] = []  # new sessions: create's return -> first screenshot
+        self.new_first: list[float] = []  # new sessions: the message -> first screenshot
         self.new_shown = 0  # new sessions whose first screenshot had Firefox's window mapped
         self.new_browser: list[float] = []  # new sessions: create's return -> Firefox mapped
 
@@ -232,13 +233,14 @@ async def measure_new(manager: DesktopManager, row: Row, args: argparse.Namespac
         await asyncio.gather(*(manager.destroy(d.session_id) for d in desktops))
 
 
-def print_new(row: Row, baseline: Row | None) -> None:
+def print_new(row: Row, baseline: Row | None, viewer_lead: float) -> None:
     p50 = statistics.median(row.new_first)
+    when = f"{viewer_lead:.0f} s after create" if row.mode == "lazy+viewer" else "at once"
     ratio = ""
     if baseline is not None:
         ratio = f"  x{p50 / statistics.median(baseline.new_first):.2f} of {baseline.mode}"
     print(
-        f"  {row.mode:<9} N={row.n:<3} new session, message at once: first step p50 "
+        f"  {row.mode:<9} N={row.n:<3} new session, message {when}: first step p50 "
         f"{p50:5.2f} s max {max(row.new_first):5.2f} s, Firefox on the first screenshot "
         f"{row.new_shown}/{row.n}; Firefox mapped after p50 "
         f"{statistics.median(row.new_browser):5.2f} s max {max(row.new_browser):5.2f} s{ratio}",
@@ -351,7 +353,7 @@ async def _run_sizes(sizes: list[int], modes: list[str], args: argparse.Namespac
             baseline = baseline or row
             rows.append(row)
         for row in rows if args.new_sessions else []:
-            print_new(row, None if row is baseline else baseline)
+            print_new(row, None if row is baseline else baseline, args.viewer_lead)
 
 
 # Firefox preferences measured one by one against the profile as it is (--prefs).
