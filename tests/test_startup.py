@@ -86,6 +86,11 @@ def test_a_render_like_host_gets_one_warning_per_measure_that_is_off() -> None:
     for key in ("process_view", "network", "resource_limits", "abstract_sockets"):
         healthy[key] = {"enabled": True, "reason": None}
     assert isolation_warnings(healthy) == []
+    # KSM merging is no isolation measure, but the layout it may fix is one.
+    merged = {**healthy, "ksm": {"enabled": True, "aslr_disabled": False}}
+    assert isolation_warnings(merged) == []
+    [fixed] = isolation_warnings({**merged, "ksm": {"enabled": True, "aslr_disabled": True}})
+    assert "KSM_DISABLE_ASLR" in fixed
 
 
 def test_isolation_that_is_off_is_said_at_start_and_in_health(tmp_path: Path) -> None:

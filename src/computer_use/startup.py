@@ -90,6 +90,12 @@ def isolation_warnings(report: dict[str, Any] | None) -> list[str]:
         measure = report.get(key)
         if isinstance(measure, dict) and measure.get("enabled") is False:
             warnings.append(f"{what} is off: {measure.get('reason')}.")
+    ksm = report.get("ksm")
+    if isinstance(ksm, dict) and ksm.get("aslr_disabled"):
+        warnings.append(
+            "Session programs run without address-space randomisation (KSM_DISABLE_ASLR): "
+            "a browser exploit is easier, and every session has the same addresses."
+        )
     return warnings
 
 
