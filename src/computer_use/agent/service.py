@@ -99,9 +99,8 @@ class AgentRunner:
         self._runs: dict[str, _Run] = {}
         self._tools: dict[str, SessionTools] = {}
         self.people = PersonControls(self)  # approvals, pause / hand back, questions
-        sessions.closing.listen(
-            self.forget
-        )  # a session's run and tools stop before its desktop goes
+        # A session's run and tools stop before its desktop goes.
+        sessions.closing.listen(self.forget)
 
     # --- images -------------------------------------------------------------------------
 
