@@ -19,9 +19,10 @@ from computer_use.agent.tools import SessionTools
 from computer_use.desktops import Desktop
 from tests.desktop_fixtures import EventLog, in_session, running_desktop_manager
 
-# (screen size, display base, user prefix): ranges of their own, see tests/desktop_fixtures.py
-SCREEN_800 = ((1280, 800), 700, "cu-an")
-SCREEN_1080 = ((1920, 1080), 710, "cu-af")
+# (screen size, display base, user prefix): ranges no other test uses (these desktops live for
+# the whole run, next to every other module's servers and managers)
+SCREEN_800 = ((1280, 800), 1100, "cu-an")
+SCREEN_1080 = ((1920, 1080), 1110, "cu-af")
 
 # Every entry directly in HOME and /tmp, NUL-separated.
 LIST_ENTRIES = 'find "$HOME" /tmp -mindepth 1 -maxdepth 1 -print0'
