@@ -1,6 +1,6 @@
-"""A real Ray cluster on this machine for the tests: a head and desktop hosts, each a
-`ray start --block` in its own process group, ended by that group (never `ray stop`, which
-ends every Ray process of the machine, other checkouts' included)."""
+"""A real Ray cluster on this machine for the tests and bench/cluster.py: a head and desktop
+hosts, each a `ray start --block` in its own process group, ended by that group (never `ray
+stop`, which ends every Ray process of the machine, other checkouts' included)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from tests import slots
-from tests.helpers import free_port
+from tests.helpers import StopWaiting, free_port, wait_for
 
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's default is 30% of the machine's memory
@@ -60,6 +60,8 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.temp_dir = f"/tmp/cu{slots.SLOT}-ray"  # short: Ray's unix sockets live under it
         self.processes: list[RayProcess] = []
+        self.desktops = 0  # the `desktop` units of all hosts added
+        self.connected = False
 
     def start_head(self) -> None:
         # The head hosts no desktops: no `desktop` resource, one CPU for Ray's own tasks.
@@ -94,14 +96,57 @@ class RayCluster:
                 self.workdir / f"ray-{name}.log",
             )
         )
+        self.desktops += desktops
+
+    def connect(self, namespace: str, *, timeout: float = 120) -> None:
+        """Connects this process as a driver (`ray.init`) once the head answers, then waits
+        until every desktop host added has joined; a `ray start` that exits ends the wait."""
+        import ray  # the cluster extra: importing this module must not need it
+
+        def head_answers() -> bool:
+            for process in self.processes:
+                if process.proc.poll() is not None:
+                    raise StopWaiting(f"ray start exited:\n{self.logs()}")
+            ray.init(address=self.address, namespace=namespace, log_to_driver=False)
+            return True
+
+        wait_for(
+            head_answers, timeout=timeout, interval=0.5, what=f"the Ray head at {self.address}"
+        )
+        self.connected = True
+        wait_for(
+            lambda: _desktops(ray.cluster_resources) == self.desktops,
+            timeout=timeout,
+            interval=0.5,
+            what=f"{self.desktops} desktop slots to join",
+        )
+
+    def wait_until_desktops_free(self, *, timeout: float = 60) -> None:
+        """Until every `desktop` unit is free again (Ray frees an actor's after `ray.kill`)."""
+        import ray
+
+        wait_for(
+            lambda: _desktops(ray.available_resources) == self.desktops,
+            timeout=timeout,
+            what="the desktop slots to be freed",
+        )
 
     def stop(self) -> None:
+        if self.connected:
+            import ray
+
+            ray.shutdown()
+            self.connected = False
         for process in reversed(self.processes):
             process.stop()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def logs(self) -> str:
         return "\n".join(p.log_path.read_text(errors="replace")[-2000:] for p in self.processes)
+
+
+def _desktops(resources: Callable[[], dict[str, float]]) -> float:
+    return resources().get("desktop", 0)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Session actors on a real Ray cluster (a head and one desktop host with 2 slots on this
 machine): Ray places them on the host, each starts its session's desktop there on its own slot
-with the host's own settings, a screenshot comes back through each, a third waits while the
-host is full, and the slots are freed when they end."""
+with the host's own settings, a screenshot comes back through each and a click lands where it
+was sent, a third waits while the host is full, and the slots are freed when they end."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 
 from tests import slots
 from tests.cluster.ray_cluster import RayCluster, ray_cluster
-from tests.helpers import wait_for
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
 
@@ -42,32 +41,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
                 "SESSION_TTL_SECONDS": "3600",
             },
         )
-        wait_for(
-            lambda: _connect(cluster),
-            timeout=120,
-            interval=0.5,
-            what=f"the Ray head at {cluster.address}",
-        )
         try:
-            wait_for(
-                lambda: ray.cluster_resources().get("desktop") == DESKTOPS,
-                timeout=120,
-                interval=0.5,
-                what="the desktop host to join",
-            )
+            cluster.connect(NAMESPACE)
             yield cluster
         except BaseException:
             print(cluster.logs())
             raise
-        finally:
-            ray.shutdown()
-
-
-def _connect(cluster: RayCluster) -> bool:
-    for process in cluster.processes:
-        assert process.proc.poll() is None, f"ray start exited:\n{cluster.logs()}"
-    ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
-    return True
 
 
 def _desktop_host_id() -> str:
@@ -97,6 +76,8 @@ def test_session_actors_take_the_slots_of_a_host_and_screenshot_through_it(
             png = ray.get(session_actor(session_id).screenshot.remote(), timeout=60)
             assert png.startswith(b"\x89PNG\r\n\x1a\n")
             assert struct.unpack(">II", png[16:24]) == (1024, 768)  # the IHDR chunk
+        ray.get(actors[0].click.remote(321, 234), timeout=60)
+        assert ray.get(actors[0].cursor_position.remote(), timeout=60) == (321, 234)
 
         # The host is full: Ray holds the next session until a slot frees.
         waiting = create_session_actor(ids[DESKTOPS])
@@ -107,11 +88,7 @@ def test_session_actors_take_the_slots_of_a_host_and_screenshot_through_it(
         for actor in actors:
             ray.get(actor.stop.remote(), timeout=60)  # its desktop, mounts and slot
             ray.kill(actor)
-    wait_for(
-        lambda: ray.available_resources().get("desktop") == DESKTOPS,
-        timeout=30,
-        what="the slots to be freed",
-    )
+    cluster.wait_until_desktops_free(timeout=30)
     for session_id in ids:
         with pytest.raises(ValueError):
             session_actor(session_id)

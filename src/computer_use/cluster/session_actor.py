@@ -22,7 +22,7 @@ from typing import Any
 import ray
 
 from computer_use.config import Settings
-from computer_use.desktops import DesktopManager
+from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.hostlock import InstanceLockError
 from computer_use.runtime import desktop_manager
 
@@ -74,10 +74,20 @@ class SessionActor:
 
     async def screenshot(self) -> bytes:
         """A PNG of the desktop now."""
+        return await self._desktop().screenshot()
+
+    async def click(self, x: int, y: int) -> None:
+        """A left click at (x, y), in screen pixels."""
+        await self._desktop().click(x, y)
+
+    async def cursor_position(self) -> tuple[int, int]:
+        return await self._desktop().cursor_position()
+
+    def _desktop(self) -> Desktop:
         desktop = self.manager.get(self.session_id) if self.manager else None
         if desktop is None:
             raise RuntimeError(f"session {self.session_id} has no desktop on this actor")
-        return await desktop.screenshot()
+        return desktop
 
     async def stop(self, *, remove_files: bool = True) -> None:
         """Ends the desktop and frees the slot (the actor itself is ended by ray.kill)."""
