@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> None:
         migrate(settings, args.revision)
         return
     _refuse_unsafe_start(settings, args.host or settings.host)
-    if not getattr(args, "reload", False):
-        _lock_instance(settings)
+    if not getattr(args, "reload", False) and not settings.ray_address:
+        _lock_instance(settings)  # with RAY_ADDRESS the desktops are the hosts' (cluster/)
     if args.command == "demo":
         demo(settings, args.host or settings.host, args.port or settings.port)
         return

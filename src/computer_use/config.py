@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # How events reach the SSE streams: `local` within this process; `postgres` across every
     # process on the same PostgreSQL database (LISTEN/NOTIFY, streaming/pgbus.py).
     event_bus: Literal["local", "postgres"] = "local"
+    # A Ray cluster's head (host:port): sessions live in session actors on its desktop hosts
+    # (cluster/); unset: this process runs the desktops (docs/SCALING.md).
+    ray_address: str = Field(default="", max_length=255)
     session_ttl_seconds: int = Field(default=3600, gt=0)
     cleanup_interval_seconds: int = Field(default=300, gt=0)
     mcp_enabled: bool = True
@@ -226,6 +229,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "EVENT_BUS=postgres needs DATABASE_URL=postgresql://... (every process on the"
                 " same PostgreSQL database); with SQLite use EVENT_BUS=local"
+            )
+        if self.ray_address and self.event_bus != "postgres":
+            raise ValueError(
+                "RAY_ADDRESS needs EVENT_BUS=postgres and DATABASE_URL=postgresql://...: the"
+                " session actors on the desktop hosts publish the events every API replica"
+                " streams"
             )
         return self
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from computer_use import errors
 from computer_use.agent.service import AgentRunner
-from computer_use.auth import CallerDep
 from computer_use.config import Settings
-from computer_use.desktops import Desktop
 from computer_use.runtime import Runtime, installed_runtime
 from computer_use.sessions.service import SessionService
 
@@ -41,13 +38,3 @@ def get_agent_runner(runtime: RuntimeDep) -> AgentRunner:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]
 AgentRunnerDep = Annotated[AgentRunner, Depends(get_agent_runner)]
-
-
-async def get_desktop(
-    session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
-) -> Desktop:
-    """The running desktop of a session (SessionService.running_desktop's rules)."""
-    return await service.running_desktop(session_id=str(session_id), owner=caller)
-
-
-DesktopDep = Annotated[Desktop, Depends(get_desktop)]

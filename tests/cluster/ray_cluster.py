@@ -60,6 +60,8 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.temp_dir = f"/tmp/cu{slots.SLOT}-ray"  # short: Ray's unix sockets live under it
         self.processes: list[RayProcess] = []
+        self.hosts: dict[str, RayProcess] = {}
+        self.host_desktops: dict[str, int] = {}
         self.desktops = 0  # the `desktop` units of all hosts added
         self.connected = False
 
@@ -83,20 +85,27 @@ class RayCluster:
 
     def add_desktop_host(self, name: str, desktops: int, env: Mapping[str, str]) -> None:
         """A node offering `desktops` sessions; `env` is its desktop settings."""
-        self.processes.append(
-            RayProcess(
-                [
-                    f"--address={self.address}",
-                    "--node-ip-address=127.0.0.1",
-                    "--num-cpus=1",
-                    f"--object-store-memory={OBJECT_STORE_BYTES}",
-                    f"--resources={json.dumps({'desktop': desktops})}",
-                ],
-                slots.env({**env, "MAX_DISPLAYS": str(desktops)}),
-                self.workdir / f"ray-{name}.log",
-            )
+        self.hosts[name] = RayProcess(
+            [
+                f"--address={self.address}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=1",
+                f"--object-store-memory={OBJECT_STORE_BYTES}",
+                f"--resources={json.dumps({'desktop': desktops})}",
+            ],
+            slots.env({**env, "MAX_DISPLAYS": str(desktops)}),
+            self.workdir / f"ray-{name}.log",
         )
+        self.processes.append(self.hosts[name])
+        self.host_desktops[name] = desktops
         self.desktops += desktops
+
+    def kill_host(self, name: str) -> None:
+        """The host dies at once: SIGKILL to its raylet, its workers and their actors."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.hosts[name].proc.pid, signal.SIGKILL)
+        self.hosts[name].proc.wait(timeout=30)
+        self.desktops -= self.host_desktops.pop(name)
 
     def connect(self, namespace: str, *, timeout: float = 120) -> None:
         """Connects this process as a driver (`ray.init`) once the head answers, then waits
@@ -114,12 +123,19 @@ class RayCluster:
             head_answers, timeout=timeout, interval=0.5, what=f"the Ray head at {self.address}"
         )
         self.connected = True
-        wait_for(
-            lambda: _desktops(ray.cluster_resources) == self.desktops,
-            timeout=timeout,
-            interval=0.5,
-            what=f"{self.desktops} desktop slots to join",
-        )
+        self.wait_for_desktops(timeout=timeout)
+
+    def wait_for_desktops(self, *, timeout: float = 120) -> None:
+        """Until every desktop host added has joined; a `ray start` that exits ends the wait."""
+        import ray
+
+        def joined() -> bool:
+            for process in self.processes:
+                if process.proc.poll() is not None:
+                    raise StopWaiting(f"ray start exited:\n{self.logs()}")
+            return bool(_desktops(ray.cluster_resources) == self.desktops)
+
+        wait_for(joined, timeout=timeout, interval=0.5, what=f"{self.desktops} desktop slots")
 
     def wait_until_desktops_free(self, *, timeout: float = 60) -> None:
         """Until every `desktop` unit is free again (Ray frees an actor's after `ray.kill`)."""

@@ -130,6 +130,12 @@ class AgentRunner:
     def is_running(self, session_id: str) -> bool:
         return session_id in self._runs
 
+    def check_length(self, content: str) -> None:
+        """MessageTooLong past MAX_MESSAGE_CHARS."""
+        limit = self.settings.max_message_chars
+        if len(content) > limit:
+            raise errors.MessageTooLong(len(content), limit)
+
     def _api_key(self, api_key: str | None) -> str | None:
         server_key = self.settings.anthropic_api_key
         return api_key or (server_key.get_secret_value() if server_key else None)
@@ -189,9 +195,7 @@ class AgentRunner:
         to, SessionExpired, SessionBusy, MissingApiKey or ProviderMisconfigured,
         ServiceUnavailable (DesktopNotRunning, or the previous run still shutting down). The
         model client is made only once every check has passed."""
-        limit = self.settings.max_message_chars
-        if len(content) > limit:
-            raise errors.MessageTooLong(len(content), limit)
+        self.check_length(content)
         key = self._api_key(api_key)
         async with self.sessions.lock(session_id):
             session = await self.sessions.get(session_id=session_id, owner=owner)

@@ -1,4 +1,5 @@
-"""A session as a detached, named Ray actor owning its desktop on the node Ray placed it on.
+"""A session as a detached, named Ray actor owning its desktop and its agent runs on the node
+Ray placed it on.
 
 Desktop hosts are Ray nodes started with `--resources='{"desktop": N}'`; each session actor
 asks for `desktop: 1` and no CPU (Ray would otherwise reserve a CPU per actor for its whole
@@ -6,12 +7,17 @@ life), so Ray puts at most N sessions on a host and places them where capacity i
 actor is detached (it outlives the process that created it) and named
 `session-<id>` in the `computer-use` namespace, so any API process finds it by session id.
 
-The actor reads its desktop settings (DESKTOP_USER_PREFIX, DESKTOP_DISPLAY_BASE, MAX_DISPLAYS,
-DATA_DIR, limits) from its host's environment, i.e. the environment `ray start` ran in, so
-two hosts can share a machine. The actors of one host share that range: each takes the first
-free slot k < MAX_DISPLAYS by starting a one-desktop DesktopManager on user prefix
-`<prefix><k>-`, display `BASE + k + 1` and `DATA_DIR/slots/<k>`; the manager's host-wide instance
-lock refuses a slot another live actor holds, and the kernel drops it when an actor dies.
+The actor reads its settings (DESKTOP_USER_PREFIX, DESKTOP_DISPLAY_BASE, MAX_DISPLAYS,
+DATA_DIR, limits, and for runs DATABASE_URL, EVENT_BUS, the model's settings) from its host's
+environment, i.e. the environment `ray start` ran in, so two hosts can share a machine. The
+actors of one host share that range: each takes the first free slot k < MAX_DISPLAYS with a
+runtime of its own (`build_runtime`) on user prefix `<prefix><k>-`, display `BASE + k + 1`
+and `DATA_DIR/slots/<k>`; the desktop manager's host-wide instance lock refuses a slot another
+live actor holds, and the kernel drops it when an actor dies. The actor's runtime serves its
+one session only: the agent loop runs here, next to the desktop (screenshots never cross the
+network), storing messages and publishing events in the shared database, from which every API
+replica's event bus fans them out. `host` (the session's column) is the node's INSTANCE_NAME,
+by default `<machine>:<DESKTOP_USER_PREFIX>`, unique per host.
 """
 
 from __future__ import annotations
@@ -22,14 +28,19 @@ from typing import Any
 import ray
 
 from computer_use.config import Settings
-from computer_use.desktops import Desktop, DesktopManager
+from computer_use.desktop_port import DesktopPort
 from computer_use.desktops.hostlock import InstanceLockError
-from computer_use.runtime import desktop_manager
+from computer_use.runtime import Runtime, build_runtime
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "computer-use"
 DESKTOP_RESOURCE = "desktop"
+# What an API replica may call on the desktop through `desktop_call` (DesktopPort's methods
+# whose arguments and results are plain values; `spawn` hands back a local process).
+REMOTE_DESKTOP_CALLS = frozenset(
+    {"screenshot", "fingerprint", "zoom", "cursor_position", "move_mouse", "click", "key"}
+)
 
 
 def actor_name(session_id: str) -> str:
@@ -45,32 +56,64 @@ class SessionActor:
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        self.settings = Settings()
-        self.manager: DesktopManager | None = None
+        # The host's own environment; RAY_ADDRESS, if Ray set it there, is not for the actor.
+        self.settings = Settings(ray_address="")
+        self.runtime: Runtime | None = None
         self.slot: int | None = None
 
     async def start(self) -> dict[str, Any]:
         """Takes a desktop slot of this host and starts the session's desktop on it."""
         for slot in range(self.settings.max_displays):
-            manager = _slot_manager(self.settings, slot)
+            runtime = build_runtime(slot_settings(self.settings, slot))
             try:
-                await manager.start(keep=[self.session_id])
+                await runtime.desktops.start(keep=[self.session_id])
             except InstanceLockError:
+                await runtime.engine.dispose()
                 continue  # another live actor of this host holds it
-            self.manager, self.slot = manager, slot
+            self.runtime, self.slot = runtime, slot
             break
         else:
             raise NoFreeSlot(
                 f"all {self.settings.max_displays} desktop slots of this host are taken"
                 " (MAX_DISPLAYS of the host should equal its `desktop` resource)"
             )
-        desktop = await self.manager.create(self.session_id)
+        desktop = await runtime.desktops.create(self.session_id)
         return {
             "session_id": self.session_id,
-            "host": ray.get_runtime_context().get_node_id(),
+            "host": self.settings.instance,
+            "node_id": ray.get_runtime_context().get_node_id(),
             "slot": slot,
             "display": desktop.display,
         }
+
+    async def ping(self) -> str:
+        """The host's name: the actor is alive (API replicas check, docs/SCALING.md)."""
+        return self.settings.instance
+
+    async def run(
+        self, content: str, api_key: str | None, owner: str | None, budget: dict[str, Any] | None
+    ) -> None:
+        """Starts the agent on `content` here, with the rules of a new message (the API
+        replica passes the key it resolved; it is held in memory for the run only)."""
+        await self._runtime().runner.start(
+            session_id=self.session_id,
+            content=content,
+            api_key=api_key,
+            owner=owner,
+            budget=budget,
+        )
+
+    async def cancel(self) -> bool:
+        return await self._runtime().runner.cancel(session_id=self.session_id)
+
+    async def is_running(self) -> bool:
+        return self._runtime().runner.is_running(self.session_id)
+
+    async def desktop_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One of REMOTE_DESKTOP_CALLS on the session's desktop."""
+        if method not in REMOTE_DESKTOP_CALLS:
+            raise ValueError(f"{method} cannot be called on a desktop through its actor")
+        return await getattr(self._desktop(), method)(*args, **kwargs)
 
     async def screenshot(self) -> bytes:
         """A PNG of the desktop now."""
@@ -83,43 +126,58 @@ class SessionActor:
     async def cursor_position(self) -> tuple[int, int]:
         return await self._desktop().cursor_position()
 
-    def _desktop(self) -> Desktop:
-        desktop = self.manager.get(self.session_id) if self.manager else None
+    def _runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise RuntimeError(f"session {self.session_id}'s actor has not started")
+        return self.runtime
+
+    def _desktop(self) -> DesktopPort:
+        desktop = self._runtime().sessions.desktop(self.session_id)
         if desktop is None:
             raise RuntimeError(f"session {self.session_id} has no desktop on this actor")
         return desktop
 
     async def stop(self, *, remove_files: bool = True) -> None:
-        """Ends the desktop and frees the slot (the actor itself is ended by ray.kill)."""
-        if self.manager is None:
+        """Ends the run, the desktop and its files, and frees the slot (the actor itself is
+        ended by ray.kill)."""
+        runtime, self.runtime, self.slot = self.runtime, None, None
+        if runtime is None:
             return
-        if self.manager.get(self.session_id) is not None:
-            await self.manager.destroy(self.session_id, remove_files=remove_files)
-        await self.manager.shutdown()
-        self.manager, self.slot = None, None
+        try:
+            await runtime.sessions.closing(self.session_id)  # the run stops first
+            await runtime.runner.shutdown()
+            if runtime.desktops.get(self.session_id) is not None:
+                await runtime.desktops.destroy(self.session_id, remove_files=remove_files)
+            await runtime.desktops.shutdown()
+        finally:
+            await runtime.engine.dispose()
 
 
-def _slot_manager(settings: Settings, slot: int) -> DesktopManager:
-    """A one-desktop manager on the host's slot `slot`, from this node's settings."""
-    return desktop_manager(
-        settings,
-        data_dir=settings.data_dir / "slots" / str(slot),
-        max_displays=1,
-        display_base=settings.desktop_display_base + slot,
-        user_prefix=f"{settings.desktop_user_prefix}{slot}-",
-        warm_pool_size=0,
+def slot_settings(settings: Settings, slot: int) -> Settings:
+    """The host's settings narrowed to its slot `slot`: one desktop on its own users, display
+    and data directory; `instance` stays the host's name."""
+    return settings.model_copy(
+        update={
+            "data_dir": settings.data_dir / "slots" / str(slot),
+            "max_displays": 1,
+            "desktop_display_base": settings.desktop_display_base + slot,
+            "desktop_user_prefix": f"{settings.desktop_user_prefix}{slot}-",
+            "warm_pool_size": 0,
+            "instance_name": settings.instance,
+        }
     )
 
 
 def create_session_actor(session_id: str) -> Any:
-    """The session's detached actor, placed by Ray on a host with a free `desktop` slot.
-    Call `start` on it next (`ray.get(actor.start.remote())`)."""
+    """The session's detached actor, placed by Ray (spread over the hosts) on one with a free
+    `desktop` slot. Call `start` on it next (`ray.get(actor.start.remote())`)."""
     remote = ray.remote(SessionActor).options(
         name=actor_name(session_id),
         namespace=NAMESPACE,
         lifetime="detached",
         num_cpus=0,
         resources={DESKTOP_RESOURCE: 1},
+        scheduling_strategy="SPREAD",
     )
     return remote.remote(session_id)
 

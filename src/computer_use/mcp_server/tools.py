@@ -157,10 +157,9 @@ async def take_screenshot(
     """Capture the session's desktop as it is right now (a PNG image, 1024x768 by default).
     Works while a task is running too. Counts as activity (resets the expiry countdown)."""
     runtime = deps(ctx).runtime
-    with tool_errors(session_id):
-        desktop = await runtime.sessions.running_desktop(session_id=session_id, owner=caller(ctx))
     try:
-        png = await desktop.screenshot()
+        with tool_errors(session_id):
+            png = await runtime.sessions.screenshot(session_id=session_id, owner=caller(ctx))
     except DesktopError as exc:
         raise ToolError(f"Could not capture the desktop: {exc}") from None
     with PILImage.open(io.BytesIO(png)) as image:

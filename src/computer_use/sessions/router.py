@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from computer_use import errors
 from computer_use.agent import catalogue
 from computer_use.auth import CallerDep, stream_tokens_of
-from computer_use.deps import AgentRunnerDep, DesktopDep, SessionServiceDep
+from computer_use.deps import AgentRunnerDep, SessionServiceDep
 from computer_use.runtime import installed_runtime
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.records import image_url
@@ -292,7 +292,8 @@ async def get_image(
     responses=errors.file_responses("image/png", 404, 409, 422, 503),
     summary="A PNG of the session's desktop, now",
 )
-async def screenshot(session_id: uuid.UUID, desktop: DesktopDep) -> Response:
-    return Response(
-        await desktop.screenshot(), media_type="image/png", headers={"Cache-Control": "no-store"}
-    )
+async def screenshot(
+    session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
+) -> Response:
+    png = await service.screenshot(session_id=str(session_id), owner=caller)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})

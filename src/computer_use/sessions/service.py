@@ -9,7 +9,7 @@ inactivity (desktop and files released, history kept).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,32 @@ class SessionService(SessionRecords):
         desktop = self.require_desktop(session)
         await self.touch(session_id=session.id)
         return desktop
+
+    async def screenshot(self, *, session_id: str, owner: str | None) -> bytes:
+        """A PNG of the caller's live session's desktop now (running_desktop's rules)."""
+        desktop = await self.running_desktop(session_id=session_id, owner=owner)
+        return await desktop.screenshot()
+
+    # --- the desktops of this process, for the lifespan and health ------------------------
+
+    async def start_desktops(self) -> dict[str, Any]:
+        """Takes the desktop range (keeping the files of the live sessions held here);
+        returns the health report."""
+        await self.desktops.start(keep=await self.get_live_ids())
+        return self.desktops.health()
+
+    def desktops_health(self) -> dict[str, Any]:
+        return self.desktops.health()
+
+    def desktops_readiness(self) -> str:
+        return self.desktops.readiness()
+
+    async def stop_desktops(self) -> None:
+        await self.desktops.shutdown()
+
+    def background_jobs(self) -> list[Coroutine[Any, Any, None]]:
+        """Work to run for the life of the process besides the idle-expiry pass."""
+        return []
 
     async def publish(self, session_id: str, type: str, data: dict[str, object]) -> None:
         await self.bus.publish(session_id, type, data)
@@ -259,18 +285,11 @@ class SessionService(SessionRecords):
         for session_id in sorted(await self.get_live_ids()):
             session = await self.get(session_id=session_id)
             if session.processing:
-                detail = "interrupted: the server stopped during the run"
-                await self._answer_unanswered_tool_uses(session_id)
-                await self.publish_error(
+                await self.end_lost_run(
                     session_id,
-                    "interrupted",
+                    "interrupted: the server stopped during the run",
                     "The agent run was interrupted by a server restart; send the message "
                     "again to continue.",
-                )
-                await self.publish(
-                    session_id,
-                    "message_complete",
-                    {"stop_reason": "error", "steps": 0, "usage": None, "detail": detail},
                 )
             try:
                 await self.desktops.restore(session_id)
@@ -284,7 +303,18 @@ class SessionService(SessionRecords):
                 await self._start_recording(session_id)  # a new part of the same recording
             await self.transition(session_id, SessionStatus.ACTIVE)
 
-    async def _answer_unanswered_tool_uses(self, session_id: str) -> None:
+    async def end_lost_run(self, session_id: str, detail: str, message: str) -> None:
+        """A run whose process is gone: its history made valid again, an `interrupted` error
+        saying `message`, and its `message_complete` (stop reason `error`, `detail`)."""
+        await self._answer_unanswered_tool_uses(session_id, detail)
+        await self.publish_error(session_id, "interrupted", message)
+        await self.publish(
+            session_id,
+            "message_complete",
+            {"stop_reason": "error", "steps": 0, "usage": None, "detail": detail},
+        )
+
+    async def _answer_unanswered_tool_uses(self, session_id: str, reason: str) -> None:
         """A run killed mid-tool left a tool_use without its tool_result: store an
         "interrupted" one, so the stored history (REST, UI, next request) stays valid."""
         async with self._sessionmaker() as db:
@@ -298,7 +328,6 @@ class SessionService(SessionRecords):
             return
         ids = history.tool_use_ids({"role": last.role, "content": last.content})
         if ids:
-            reason = "interrupted: the server stopped during the run"
             await self.add_message(
                 session_id=session_id,
                 role="user",

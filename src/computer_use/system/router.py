@@ -30,7 +30,7 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
     auth_required = ApiTokens.from_settings(runtime.settings).enabled
     if not _may_see_details(request, auth_required):
         return {"status": "ok", "auth_required": auth_required}
-    report = runtime.desktops.health()
+    report = runtime.sessions.desktops_health()
     return {
         "status": "ok",
         "version": __version__,
@@ -66,7 +66,7 @@ async def ready(runtime: RuntimeDep) -> Any:
         checks["database"] = "ok"
     except Exception as exc:  # any driver error means "not ready"; the reason is reported
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    checks["desktops"] = runtime.desktops.readiness()
+    checks["desktops"] = runtime.sessions.desktops_readiness()
     if isinstance(runtime.bus, PostgresEventBus):  # EVENT_BUS=postgres
         checks["event_bus"] = "ok" if runtime.bus.listening else "unavailable: not listening"
     if any(v.startswith("unavailable") for v in checks.values()):

@@ -1,0 +1,291 @@
+"""An API replica on a Ray cluster (RAY_ADDRESS set): it holds no desktops and no runs.
+
+Each session lives in its session actor (session_actor.py) on a desktop host, which runs its
+desktop and its agent loop and writes the session's messages and events to the shared
+PostgreSQL database; the replica's event bus (EVENT_BUS=postgres) streams them. So any
+replica serves any session: what needs the desktop or the run (a new message, cancel, a
+screenshot, delete, expiry) is a call to the session's actor, found by name. A session whose
+actor is gone (its host died or was cut off) becomes `error`, within HOST_CHECK_SECONDS plus
+Ray's own detection, with a valid history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, cast
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from sqlalchemy import ColumnElement, select, true
+
+from computer_use import errors
+from computer_use.agent.service import AgentRunner
+from computer_use.cluster.session_actor import (
+    DESKTOP_RESOURCE,
+    NAMESPACE,
+    create_session_actor,
+    session_actor,
+)
+from computer_use.runtime import RuntimeParts
+from computer_use.sessions.models import Session, SessionStatus
+from computer_use.sessions.records import LIVE_STATUSES
+from computer_use.sessions.service import SessionService
+
+logger = logging.getLogger(__name__)
+
+HOST_CHECK_SECONDS = 5.0
+START_TIMEOUT = 180.0  # a desktop host under load starts a desktop in seconds, not minutes
+CALL_TIMEOUT = 60.0
+PING_TIMEOUT = 10.0
+
+
+async def call(ref: Any, *, timeout: float = CALL_TIMEOUT) -> Any:
+    """Awaits an actor call: the service's own refusals come back as they were raised on the
+    host; a dead or unreachable actor is a 503 saying so."""
+    try:
+        return await asyncio.wait_for(ref, timeout)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, errors.DomainError):
+            raise exc.cause from None
+        raise
+    except RayActorError as exc:
+        raise errors.ServiceUnavailable(
+            f"The session's desktop host cannot be reached ({type(exc).__name__}); "
+            "its status will say whether it was lost."
+        ) from None
+    except TimeoutError:
+        raise errors.ServiceUnavailable(
+            f"The session's desktop host did not answer within {timeout:.0f} s."
+        ) from None
+
+
+def free_desktops() -> float:
+    """The cluster's free session slots now (Ray's view; a start may still take the last)."""
+    return float(ray.available_resources().get(DESKTOP_RESOURCE, 0))  # type: ignore[no-untyped-call]
+
+
+def actor_of(session_id: str) -> Any:
+    """The session's actor; DesktopNotRunning when it has none (ended, or its host lost)."""
+    try:
+        return session_actor(session_id)
+    except ValueError:  # Ray: no actor by that name
+        raise errors.DesktopNotRunning(SessionStatus.ERROR) from None
+
+
+class RaySessionService(SessionService):
+    """Sessions in session actors: create, screenshot, delete and expiry through them."""
+
+    def __init__(self, **parts: Any) -> None:
+        super().__init__(**parts)
+        self._hosts_seen: dict[str, dict[str, Any]] = {}  # node id -> the host, once seen
+
+    # --- the cluster instead of this process's desktops ----------------------------------
+
+    async def start_desktops(self) -> dict[str, Any]:
+        address = self._settings.ray_address
+        await asyncio.to_thread(ray.init, address=address, namespace=NAMESPACE, log_to_driver=False)
+        logger.info("sessions run on the Ray cluster at %s", address)
+        return self.desktops_health()
+
+    def desktops_health(self) -> dict[str, Any]:
+        """Per desktop host: capacity, alive or lost (Ray's view), and the free slots."""
+        if not ray.is_initialized():
+            return {"backend": "ray", "connected": False}
+        hosts = self._desktop_hosts()
+        live = [h for h in hosts if h["alive"]]
+        return {
+            "backend": "ray",
+            "connected": True,
+            "capacity": sum(h["capacity"] for h in live),
+            "free": int(free_desktops()),
+            "hosts": hosts,
+            "lost_hosts": len(hosts) - len(live),
+        }
+
+    def _desktop_hosts(self) -> list[dict[str, Any]]:
+        """The desktop hosts this replica has seen: Ray lists a dead node without its
+        resources, so a host that died is remembered from when it was alive."""
+        seen = self._hosts_seen
+        alive = set()
+        for node in cast(list[dict[str, Any]], ray.nodes()):  # type: ignore[no-untyped-call]
+            capacity = node["Resources"].get(DESKTOP_RESOURCE, 0)
+            if node["Alive"] and capacity:
+                alive.add(node["NodeID"])
+                seen[node["NodeID"]] = {
+                    "node_id": node["NodeID"],
+                    "address": node["NodeManagerAddress"],
+                    "capacity": int(capacity),
+                }
+        return [{**host, "alive": node_id in alive} for node_id, host in seen.items()]
+
+    def desktops_readiness(self) -> str:
+        return "ok" if ray.is_initialized() else "unavailable: not connected to Ray"
+
+    async def stop_desktops(self) -> None:
+        # The actors are detached: sessions and their runs outlive this replica.
+        await asyncio.to_thread(ray.shutdown)
+
+    def background_jobs(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._watch_hosts()]
+
+    # --- any replica reaches any session ---------------------------------------------------
+
+    def check_held_here(self, session: Session) -> None:
+        return None
+
+    def _held_here(self) -> ColumnElement[bool]:
+        return true()
+
+    async def restore_all(self) -> None:
+        """Nothing to bring back: the actors outlive the replicas. Lost ones are found by the
+        host check."""
+        await self.check_hosts()
+
+    async def open(
+        self,
+        *,
+        title: str,
+        model: str | None,
+        owner: str | None = None,
+        record: bool | None = None,
+        budget: dict[str, Any] | None = None,
+        approval: str | list[str] | None = None,
+    ) -> Session:
+        if record:
+            raise errors.InvalidInput(
+                "Recording is not available with RAY_ADDRESS yet; create the session without"
+                ' "record".'
+            )
+        if free_desktops() < 1:
+            raise errors.CapacityReached(
+                "Every desktop host of the cluster is full; delete a session or try again later."
+            )
+        session = await self.create(
+            title=title, model=model, owner=owner, budget=budget, approval=approval
+        )
+        async with self.lock(session.id):
+            actor = create_session_actor(session.id)
+            try:
+                started = await call(actor.start.remote(), timeout=START_TIMEOUT)
+            except BaseException as exc:
+                logger.exception("desktop of session %s failed to start", session.id)
+                ray.kill(actor)
+                await self.delete(session_id=session.id)
+                if isinstance(exc, errors.DomainError):
+                    raise
+                raise errors.ServiceUnavailable(
+                    f"The session's desktop failed to start: {exc}"
+                ) from exc
+            await self.update(session_id=session.id, host=started["host"])
+            await self.transition(session.id, SessionStatus.ACTIVE)
+        return await self.get(session_id=session.id)
+
+    async def screenshot(self, *, session_id: str, owner: str | None) -> bytes:
+        session = await self.get(session_id=session_id, owner=owner)
+        self.check_not_expired(session)
+        png = cast(bytes, await call(actor_of(session_id).screenshot.remote()))
+        await self.touch(session_id=session_id)
+        return png
+
+    async def running_desktop(self, *, session_id: str, owner: str | None) -> Any:
+        raise errors.ServiceUnavailable(
+            "The files of a session are not reachable through RAY_ADDRESS yet."
+        )
+
+    async def _release_desktop(self, session_id: str, *, expiring: bool = False) -> None:
+        await self.closing(session_id)
+        self.bus.close(session_id)
+        try:
+            actor = session_actor(session_id)
+        except ValueError:
+            return  # gone with its host
+        try:
+            await call(actor.stop.remote())
+        except errors.ServiceUnavailable:
+            logger.warning("session %s: its actor did not stop cleanly", session_id)
+        ray.kill(actor)
+
+    # --- lost hosts ----------------------------------------------------------------------
+
+    async def _watch_hosts(self) -> None:
+        while True:
+            await asyncio.sleep(HOST_CHECK_SECONDS)
+            try:
+                await asyncio.to_thread(self._desktop_hosts)  # learns hosts while they live
+                await self.check_hosts()
+            except Exception:
+                logger.exception("checking the desktop hosts failed; retrying")
+
+    async def check_hosts(self) -> list[str]:
+        """Every live session whose actor is gone becomes `error`; returns their ids."""
+        async with self._sessionmaker() as db:
+            rows = await db.execute(
+                select(Session.id, Session.host).where(
+                    Session.status.in_(LIVE_STATUSES), Session.status != SessionStatus.STARTING
+                )
+            )
+            live = list(rows.all())
+        results = await asyncio.gather(*(_alive(sid) for sid, _ in live))
+        lost = [(sid, host) for (sid, host), alive in zip(live, results, strict=True) if not alive]
+        for session_id, host in lost:
+            await self._lost(session_id, host)
+        return [sid for sid, _ in lost]
+
+    async def _lost(self, session_id: str, host: str | None) -> None:
+        detail = f"its desktop host {host} was lost"
+        async with self.lock(session_id):
+            session = await self.get(session_id=session_id)
+            if session.status not in (SessionStatus.ACTIVE, SessionStatus.PROCESSING):
+                return
+            if session.processing:
+                await self.end_lost_run(
+                    session_id,
+                    f"interrupted: {detail}",
+                    f"The agent run was interrupted: {detail}. Create a new session to continue.",
+                )
+            await self.transition(session_id, SessionStatus.ERROR, detail)
+        logger.warning("session %s: %s", session_id, detail)
+
+
+async def _alive(session_id: str) -> bool:
+    """False when the session's actor is gone for good; True when it answers, or may still
+    (a slow host is not a lost one)."""
+    try:
+        actor = session_actor(session_id)
+        await asyncio.wait_for(actor.ping.remote(), PING_TIMEOUT)
+    except (ValueError, RayActorError):
+        return False
+    except (TimeoutError, GetTimeoutError):
+        return True
+    return True
+
+
+class RayAgentRunner(AgentRunner):
+    """Runs happen in the session actors; the replica hands over the message and cancel."""
+
+    async def start(
+        self,
+        *,
+        session_id: str,
+        content: str,
+        api_key: str | None,
+        owner: str | None = None,
+        budget: dict[str, Any] | None = None,
+    ) -> Session:
+        self.check_length(content)
+        key = self._api_key(api_key)
+        session = await self.sessions.get(session_id=session_id, owner=owner)
+        self.sessions.check_not_expired(session)
+        self._check_provider(key)
+        await call(actor_of(session_id).run.remote(content, key, owner, budget))
+        return session
+
+    async def cancel(self, *, session_id: str) -> bool:
+        return cast(bool, await call(actor_of(session_id).cancel.remote()))
+
+
+def replica_parts() -> RuntimeParts:
+    """The runtime of an API replica on the cluster (build_runtime's `parts`)."""
+    return RuntimeParts(sessions=RaySessionService, runner=RayAgentRunner)

@@ -1,0 +1,239 @@
+"""The API on the package's Ray cluster: two API replicas (RAY_ADDRESS, one PostgreSQL
+database, EVENT_BUS=postgres) own no desktops; sessions created through A land on both
+desktop hosts, the agent runs in the session actor next to its desktop (the bash tool reports
+the host slot's own user), a run started through A streams on B, and a screenshot, cancel and
+delete through B reach the actor. Then host B is killed: its session becomes `error` within
+30 s with a valid history while host A's session keeps working, and new sessions go to A.
+
+Last in the package: it kills host B."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import struct
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from computer_use.loopback import LoopbackModelServer
+from computer_use.loopback.script import RecordedRequest, Turn, bash, say
+from tests import slots
+from tests.cluster.conftest import HOSTS, ClusterSetup, host_instance
+from tests.conftest import server_env
+from tests.helpers import ServerProcess, wait_for_async
+from tests.streaming.test_replicas import KEY, SECRET, read_events
+
+ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
+
+from computer_use.cluster.session_actor import session_actor  # noqa: E402
+
+HOLD = "sleep 60; echo never"
+
+
+@pytest.fixture(scope="module")
+async def model(ray_setup: ClusterSetup) -> AsyncIterator[LoopbackModelServer]:
+    async with LoopbackModelServer([], chunk_size=64, port=ray_setup.model_port) as server:
+        yield server
+
+
+def _replica(data_dir: Path, setup: ClusterSetup, n: int) -> ServerProcess:
+    env = server_env(
+        data_dir,
+        DATABASE_URL=setup.database_url,
+        EVENT_BUS="postgres",
+        SECRET_KEY=SECRET,
+        RAY_ADDRESS=setup.cluster.address,
+        # Their own ranges, never used: with RAY_ADDRESS a replica takes no desktop lock.
+        DESKTOP_DISPLAY_BASE=str(slots.display(1920)),
+        DESKTOP_USER_PREFIX=slots.prefix("cu-rx"),
+    )
+    return ServerProcess(env, data_dir / "server.log")
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    ray_setup: ClusterSetup, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    a, b = (
+        _replica(tmp_path_factory.mktemp(f"ray-replica-{n}"), ray_setup, i)
+        for i, n in enumerate("ab")
+    )
+    try:
+        with ThreadPoolExecutor(2) as starting:  # both at once, on the same prefix and range
+            for started in [starting.submit(a.start), starting.submit(b.start)]:
+                started.result()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def _post(http: httpx.AsyncClient, session_id: str, content: str) -> None:
+    posted = await http.post(
+        f"/api/v1/sessions/{session_id}/messages",
+        json={"content": content},
+        headers={"X-Anthropic-API-Key": KEY},
+    )
+    assert posted.status_code == 202, posted.text
+
+
+async def _create(http: httpx.AsyncClient, title: str) -> dict[str, Any]:
+    created = await http.post("/api/v1/sessions", json={"title": title})
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    assert body["status"] == "active"
+    return body
+
+
+async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
+    replicas: tuple[ServerProcess, ServerProcess], model: LoopbackModelServer
+) -> None:
+    a, b = replicas
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
+    ):
+        health = (await on_b.get("/api/v1/health")).json()["desktops"]
+        assert health["backend"] == "ray" and health["capacity"] == 3, health
+        assert len(health["hosts"]) == 2 and health["lost_hosts"] == 0
+
+        first, second = [await _create(on_a, f"spread {n}") for n in (1, 2)]
+        hosts = {first["host"], second["host"]}
+        assert hosts == {host_instance("host-a"), host_instance("host-b")}, "spread over both"
+        assert (await on_b.get(f"/api/v1/sessions/{first['id']}")).json()["host"] == first["host"]
+        assert (await on_b.get("/api/v1/health")).json()["desktops"]["free"] == 1
+
+        # A run started through A, in the actor: the bash tool runs as the host slot's user.
+        model.add(say("Who am I?", bash("id -un")), say("Done."))
+        sid = first["id"]
+        started = asyncio.Event()
+        watching = asyncio.create_task(
+            read_events(on_b, sid, until="message_complete", started=started, timeout=120)
+        )
+        await asyncio.wait_for(started.wait(), 30)
+        await _post(on_a, sid, "who are you")
+        events = await watching
+        ids = [i for i, _, _ in events]
+        assert ids == list(range(ids[0], ids[0] + len(ids))), "in order, none missing"
+        assert events[-1][2]["stop_reason"] == "end_turn"
+        host_name = next(n for n in HOSTS if host_instance(n) == first["host"])
+        user = f"{slots.prefix(HOSTS[host_name][0])}0-01"  # slot 0 of that host
+        result = next(d for _, t, d in events if t == "tool_result")
+        assert user in str(result), result
+
+        # Screenshot, cancel and delete through B reach the actor on its host.
+        png = (await on_b.get(f"/api/v1/sessions/{sid}/screenshot")).content
+        assert png.startswith(b"\x89PNG") and struct.unpack(">II", png[16:24]) == (1024, 768)
+        model.add(say("Holding.", bash(HOLD)))  # the run never asks for more
+        await _post(on_a, sid, "hold")
+        held = await read_events(on_b, sid, until="tool_use", last_event_id=ids[-1])
+        cancelled = await on_b.post(f"/api/v1/sessions/{sid}/cancel")
+        assert cancelled.json() == {"session_id": sid, "cancelled": True}
+        ended = await read_events(on_a, sid, until="message_complete", last_event_id=held[-1][0])
+        assert ended[-1][2]["stop_reason"] == "cancelled"
+        assert (await on_b.delete(f"/api/v1/sessions/{sid}")).status_code == 204
+        with pytest.raises(ValueError):
+            session_actor(sid)
+        await wait_for_async(
+            lambda: _free(on_a, 2), timeout=30, what="the deleted session's slot to be free"
+        )
+        assert (await on_a.delete(f"/api/v1/sessions/{second['id']}")).status_code == 204
+
+
+async def _free(http: httpx.AsyncClient, n: int) -> bool:
+    return bool((await http.get("/api/v1/health")).json()["desktops"]["free"] == n)
+
+
+async def test_a_run_outlives_the_replica_that_started_it_and_resumes_on_the_other(
+    replicas: tuple[ServerProcess, ServerProcess], model: LoopbackModelServer
+) -> None:
+    """Replica A is killed mid-run (the model's next answer is held until then): the run goes
+    on in its actor, and B's client resumes with Last-Event-ID, missing nothing."""
+    a, b = replicas
+    release = asyncio.Event()
+
+    async def held(request: RecordedRequest) -> Turn:
+        await release.wait()
+        return say("Released, done.")
+
+    model.add(say("Step one.", bash("echo one")), held)
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
+    ):
+        sid = (await _create(on_a, "replica loss"))["id"]
+        await _post(on_a, sid, "go on without A")
+        before = await read_events(on_b, sid, until="tool_result")
+        a.stop(signal.SIGKILL)
+        release.set()
+        after = await read_events(on_b, sid, until="message_complete", last_event_id=before[-1][0])
+        a.start()  # back for the next test, on the same database and cluster
+        everything = await read_events(on_a, sid, until="message_complete")
+        assert (await on_a.delete(f"/api/v1/sessions/{sid}")).status_code == 204
+    ids = [i for i, _, _ in before + after]
+    assert ids == list(range(1, len(ids) + 1)), "every event exactly once, in order"
+    assert before + after == everything
+    assert after[-1][2]["stop_reason"] == "end_turn"
+    assert any(t == "text" and d.get("text") == "Released, done." for _, t, d in after), after
+
+
+async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_survivor(
+    replicas: tuple[ServerProcess, ServerProcess],
+    model: LoopbackModelServer,
+    ray_setup: ClusterSetup,
+) -> None:
+    a, b = replicas
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
+    ):
+        made = [await _create(on_a, f"loss {n}") for n in (1, 2)]
+        by_host = {s["host"]: s["id"] for s in made}
+        doomed, survivor = by_host[host_instance("host-b")], by_host[host_instance("host-a")]
+        model.add(say("Holding.", bash(HOLD)))  # the run never asks for more
+        await _post(on_a, doomed, "hold")
+        held = await read_events(on_b, doomed, until="tool_use")
+
+        ray_setup.cluster.kill_host("host-b")
+        killed = time.monotonic()
+
+        async def is_error() -> bool:
+            got = (await on_b.get(f"/api/v1/sessions/{doomed}")).json()
+            return bool(got["status"] == "error")
+
+        await wait_for_async(is_error, timeout=30, interval=0.5, what="the lost session's error")
+        assert time.monotonic() - killed < 30
+        lost = (await on_a.get(f"/api/v1/sessions/{doomed}")).json()
+        assert "was lost" in lost["status_detail"], lost
+        # Its history stays valid: the tool_use in flight has its (interrupted) result.
+        last_two = lost["messages"][-2:]
+        assert last_two[0]["role"] == "assistant" and last_two[1]["role"] == "user"
+        assert "interrupted" in str(last_two[1]["content"])
+        ending = await read_events(
+            on_b, doomed, until="message_complete", last_event_id=held[-1][0]
+        )
+        assert ending[-1][2]["stop_reason"] == "error"
+        assert any(t == "error" for _, t, _ in ending)
+
+        # Host A's session is untouched; new sessions go to A, the only live host.
+        assert (await on_b.get(f"/api/v1/sessions/{survivor}")).json()["status"] == "active"
+        png = (await on_b.get(f"/api/v1/sessions/{survivor}/screenshot")).content
+        assert png.startswith(b"\x89PNG")
+
+        async def host_lost() -> bool:  # Ray declares the node dead after its actors
+            health = (await on_a.get("/api/v1/health")).json()["desktops"]
+            return bool(health["lost_hosts"] == 1 and health["capacity"] == 2)
+
+        await wait_for_async(host_lost, timeout=60, interval=0.5, what="host B reported lost")
+        fresh = await _create(on_b, "after the loss")
+        assert fresh["host"] == host_instance("host-a")
+        full = await on_a.post("/api/v1/sessions", json={"title": "one too many"})
+        assert full.status_code == 429, full.text
+        for sid in (survivor, fresh["id"], doomed):
+            assert (await on_a.delete(f"/api/v1/sessions/{sid}")).status_code == 204
