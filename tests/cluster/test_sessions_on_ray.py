@@ -183,6 +183,42 @@ async def test_a_run_outlives_the_replica_that_started_it_and_resumes_on_the_oth
     assert any(t == "text" and d.get("text") == "Released, done." for _, t, d in after), after
 
 
+async def test_the_persons_controls_reach_the_run_from_any_replica(
+    replicas: tuple[ServerProcess, ServerProcess], model: LoopbackModelServer
+) -> None:
+    """Pause, resume, the approval policy and an approval's answer, through either replica,
+    act on the run in the actor, with the one-process rules."""
+    a, b = replicas
+    model.add(say("Running it.", bash("echo approved-run")), say("Done."))
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
+    ):
+        created = await on_a.post("/api/v1/sessions", json={"title": "person", "approval": "ask"})
+        assert created.status_code == 201, created.text
+        sid = created.json()["id"]
+        url = f"/api/v1/sessions/{sid}"
+        patched = await on_b.patch(url, json={"approval": ["bash"]})
+        assert patched.status_code == 200 and patched.json()["approval"] == ["bash"]
+        paused = await on_b.post(f"{url}/pause", json={"take_control": True})
+        assert paused.status_code == 200 and paused.json()["held_by"] == "person", paused.text
+        resumed = await on_a.post(f"{url}/resume")
+        assert resumed.status_code == 200 and resumed.json()["paused"] is False, resumed.text
+
+        await _post(on_a, sid, "run it")
+        asked = await read_events(on_b, sid, until="approval_required")
+        approval_id = asked[-1][2]["approval_id"]
+        assert asked[-1][2]["action"] == "bash"
+        answered = await on_b.post(f"{url}/approvals/{approval_id}", json={"decision": "approve"})
+        assert answered.status_code == 200, answered.text
+        done = await read_events(on_a, sid, until="message_complete", last_event_id=asked[-1][0])
+        assert done[-1][2]["stop_reason"] == "end_turn"
+        assert "approved-run" in str(next(d for _, t, d in done if t == "tool_result"))
+        again = await on_a.post(f"{url}/approvals/{approval_id}", json={"decision": "decline"})
+        assert again.status_code == 409 and "already approved" in again.text
+        assert (await on_b.delete(url)).status_code == 204
+
+
 async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_survivor(
     replicas: tuple[ServerProcess, ServerProcess],
     model: LoopbackModelServer,

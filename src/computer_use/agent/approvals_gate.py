@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -90,12 +90,13 @@ class ApprovalStore:
             raise errors.Conflict("No run is waiting for this approval any more.")
         raise errors.Conflict(f"This approval was already {current}; nothing was changed.")
 
-    async def interrupt_pending(self) -> list[tuple[str, str]]:
-        """After a restart: every pending approval is `interrupted`; (session_id, id) of each."""
+    async def interrupt_pending(self, session_ids: Collection[str]) -> list[tuple[str, str]]:
+        """After a restart: every pending approval of those sessions is `interrupted`;
+        (session_id, id) of each."""
         async with transaction(self._sessionmaker) as db:
             rows = await db.execute(
                 update(Approval)
-                .where(Approval.state == "pending")
+                .where(Approval.state == "pending", Approval.session_id.in_(session_ids))
                 .values(state="interrupted", resolved_at=now())
                 .returning(Approval.session_id, Approval.id)
             )

@@ -114,8 +114,10 @@ class PersonControls:
         self._controls.pop(session_id, None)
 
     async def interrupt_pending(self) -> None:
-        """At start-up: approvals the previous process left waiting can no longer be answered."""
-        for session_id, approval_id in await self.store.interrupt_pending():
+        """At start-up: approvals the previous process left waiting can no longer be answered
+        (those of the sessions held here: another replica's runs wait for theirs)."""
+        held = await self._runner.sessions.get_live_ids()
+        for session_id, approval_id in await self.store.interrupt_pending(held):
             await self._runner.bus.publish(
                 session_id,
                 "approval_resolved",

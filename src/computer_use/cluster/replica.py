@@ -17,11 +17,13 @@ from collections.abc import Coroutine
 from typing import Any, cast
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import GetTimeoutError, RayActorError
 from sqlalchemy import ColumnElement, select, true
 
 from computer_use import errors
 from computer_use.agent.service import AgentRunner
+from computer_use.cluster.calls import call
+from computer_use.cluster.remote_people import RayPersonControls
 from computer_use.cluster.session_actor import (
     DESKTOP_RESOURCE,
     NAMESPACE,
@@ -37,28 +39,7 @@ logger = logging.getLogger(__name__)
 
 HOST_CHECK_SECONDS = 5.0
 START_TIMEOUT = 180.0  # a desktop host under load starts a desktop in seconds, not minutes
-CALL_TIMEOUT = 60.0
 PING_TIMEOUT = 10.0
-
-
-async def call(ref: Any, *, timeout: float = CALL_TIMEOUT) -> Any:
-    """Awaits an actor call: the service's own refusals come back as they were raised on the
-    host; a dead or unreachable actor is a 503 saying so."""
-    try:
-        return await asyncio.wait_for(ref, timeout)
-    except RayTaskError as exc:
-        if isinstance(exc.cause, errors.DomainError):
-            raise exc.cause from None
-        raise
-    except RayActorError as exc:
-        raise errors.ServiceUnavailable(
-            f"The session's desktop host cannot be reached ({type(exc).__name__}); "
-            "its status will say whether it was lost."
-        ) from None
-    except TimeoutError:
-        raise errors.ServiceUnavailable(
-            f"The session's desktop host did not answer within {timeout:.0f} s."
-        ) from None
 
 
 def free_desktops() -> float:
@@ -263,7 +244,12 @@ async def _alive(session_id: str) -> bool:
 
 
 class RayAgentRunner(AgentRunner):
-    """Runs happen in the session actors; the replica hands over the message and cancel."""
+    """Runs happen in the session actors; the replica hands over the message, cancel and the
+    person's controls."""
+
+    def __init__(self, **parts: Any) -> None:
+        super().__init__(**parts)
+        self.people = RayPersonControls(self)
 
     async def start(
         self,

@@ -42,6 +42,8 @@ REMOTE_DESKTOP_CALLS = frozenset(
     {"screenshot", "fingerprint", "zoom", "cursor_position", "move_mouse", "click", "key"}
 )
 
+PERSON_ACTIONS = frozenset({"set_policy", "pause", "resume", "answer"})
+
 
 def actor_name(session_id: str) -> str:
     return f"session-{session_id}"
@@ -108,6 +110,14 @@ class SessionActor:
 
     async def is_running(self) -> bool:
         return self._runtime().runner.is_running(self.session_id)
+
+    async def person(self, action: str, *args: Any, **kwargs: Any) -> Any:
+        """One of the person's controls (PersonControls: set_policy, pause, resume, answer)
+        on this session, whose run is here."""
+        if action not in PERSON_ACTIONS:
+            raise ValueError(f"{action} is not one of the person's controls")
+        people = self._runtime().runner.people
+        return await getattr(people, action)(self.session_id, *args, **kwargs)
 
     async def desktop_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """One of REMOTE_DESKTOP_CALLS on the session's desktop."""

@@ -1,0 +1,68 @@
+"""The person's controls on an API replica with RAY_ADDRESS: the run they act on is in the
+session's actor, so the approval policy, pause / take control, resume and the answer to an
+approval are carried out there (by the same PersonControls, with the same rules and errors).
+A session without an actor (expired, its host lost) gets the one-process answers: the policy
+is stored, a pause of an expired session is refused, an approval no run waits for is 404/409.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from computer_use.agent.approvals_gate import Decision
+from computer_use.agent.controls import Holder
+from computer_use.agent.people import PersonControls
+from computer_use.cluster.calls import call
+from computer_use.cluster.session_actor import session_actor
+
+_NO_ACTOR = object()
+
+
+class RayPersonControls(PersonControls):
+    async def set_policy(
+        self, session_id: str, approval: str | list[str], *, owner: str | None = None
+    ) -> None:
+        await self._runner.sessions.get(session_id=session_id, owner=owner)
+        if await self._on_host(session_id, "set_policy", approval, owner=owner) is _NO_ACTOR:
+            await super().set_policy(session_id, approval, owner=owner)
+
+    async def pause(self, session_id: str, by: Holder, *, owner: str | None) -> dict[str, Any]:
+        await self._runner.sessions.get(session_id=session_id, owner=owner)
+        state = await self._on_host(session_id, "pause", by, owner=owner)
+        if state is _NO_ACTOR:
+            return await super().pause(session_id, by, owner=owner)
+        return dict(state)
+
+    async def resume(self, session_id: str, *, owner: str | None) -> dict[str, Any]:
+        await self._runner.sessions.get(session_id=session_id, owner=owner)
+        state = await self._on_host(session_id, "resume", owner=owner)
+        if state is _NO_ACTOR:
+            return await super().resume(session_id, owner=owner)
+        return dict(state)
+
+    async def answer(
+        self,
+        session_id: str,
+        approval_id: str,
+        decision: Decision,
+        *,
+        remember: bool,
+        owner: str | None,
+    ) -> None:
+        await self._runner.sessions.get(session_id=session_id, owner=owner)
+        done = await self._on_host(
+            session_id, "answer", approval_id, decision, remember=remember, owner=owner
+        )
+        if done is _NO_ACTOR:
+            await super().answer(session_id, approval_id, decision, remember=remember, owner=owner)
+
+    async def interrupt_pending(self) -> None:
+        """Nothing: the runs, and the approvals they wait for, live in the actors."""
+
+    @staticmethod
+    async def _on_host(session_id: str, action: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            actor = session_actor(session_id)
+        except ValueError:  # no actor by that name
+            return _NO_ACTOR
+        return await call(actor.person.remote(action, *args, **kwargs))
