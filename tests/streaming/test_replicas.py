@@ -212,7 +212,9 @@ async def test_requests_for_a_desktop_held_by_the_other_replica_get_409_naming_i
         httpx.AsyncClient(base_url=a.base_url, timeout=30) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=30) as on_b,
     ):
-        created = await on_a.post("/api/v1/sessions", json={"title": "held by A"})
+        created = await on_a.post(
+            "/api/v1/sessions", json={"title": "held by A", "budget": {"max_steps": 50}}
+        )
         assert created.status_code == 201, created.text
         sid, host = created.json()["id"], created.json()["host"]
         try:
@@ -227,6 +229,9 @@ async def test_requests_for_a_desktop_held_by_the_other_replica_get_409_naming_i
                 ("POST", "resume", None),
                 ("POST", f"approvals/{uuid.uuid4()}", {"decision": "approve"}),
                 ("PATCH", "", {"approval": "ask"}),
+                # The budget too: the run that keeps to it is on A.
+                ("PATCH", "", {"budget": {"max_steps": 3}}),
+                ("PATCH", "", {"budget": {"max_steps": 3}, "approval": "ask"}),
                 ("DELETE", "", None),
             ]:
                 url = f"/api/v1/sessions/{sid}/{path}".rstrip("/")
@@ -239,6 +244,8 @@ async def test_requests_for_a_desktop_held_by_the_other_replica_get_409_naming_i
                 assert answer.status_code == 409, (method, path, answer.text)
                 error = answer.json()["error"]
                 assert host in error["message"] and error["details"] == {"host": host}
+            unchanged = (await on_b.get(f"/api/v1/sessions/{sid}")).json()
+            assert unchanged["budget"] == {"max_steps": 50} and unchanged["approval"] == "auto"
             assert (await on_a.get(f"/api/v1/sessions/{sid}/screenshot")).status_code == 200
 
             # A third process on the database restores and expires only what it holds.

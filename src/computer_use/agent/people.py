@@ -18,7 +18,7 @@ from computer_use.agent import questions
 from computer_use.agent.approvals_gate import ApprovalGate, ApprovalStore, Decision
 from computer_use.agent.controls import Holder, SessionControls
 from computer_use.agent.tools import SessionTools
-from computer_use.agent.tools.approvals import parse_policy, stored_policy
+from computer_use.agent.tools.approvals import parse_policy
 from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.sessions.models import Session
@@ -62,6 +62,13 @@ class PersonControls:
         controls.gate.reset(parse_policy(session.approval))
         tools.approver.gate = controls.gate
         return controls
+
+    def follow_policy(self, session_id: str, approval: str | list[str]) -> None:
+        """The session's approval policy is now `approval` (AgentRunner.update stored it): a run
+        going on follows it from its next action."""
+        controls = self._controls.get(session_id)
+        if controls is not None:
+            controls.gate.policy = parse_policy(approval)  # the schema checked it already
 
     def _make(self, session: Session, tools: SessionTools) -> SessionControls:
         runner, sid = self._runner, session.id
@@ -125,16 +132,6 @@ class PersonControls:
             )
 
     # --- for REST and MCP --------------------------------------------------------------
-
-    async def set_policy(
-        self, session_id: str, approval: str | list[str], *, owner: str | None = None
-    ) -> None:
-        await self._held_here(session_id, owner)
-        policy = parse_policy(approval)  # the schema checked it already
-        await self._write(session_id, approval=stored_policy(approval))
-        controls = self._controls.get(session_id)
-        if controls is not None:  # a run going on follows the new policy from its next action
-            controls.gate.policy = policy
 
     async def pause(self, session_id: str, by: Holder, *, owner: str | None) -> dict[str, Any]:
         session = await self._held_here(session_id, owner)

@@ -168,16 +168,18 @@ class AgentRunner:
         approval: str | list[str] | None = None,
         **changes: Any,
     ) -> Session:
-        """PATCH: the session's fields (`budget`) and its approval policy; a run in progress
-        follows both from its next step."""
-        session = await self.sessions.update(session_id=session_id, owner=owner, **changes)
+        """PATCH: the session's fields (`budget`) and its approval policy, stored together
+        (SessionRecords.update: nothing is written for a session another process holds); a
+        run in progress follows both from its next step."""
+        session = await self.sessions.update(
+            session_id=session_id, owner=owner, approval=approval, **changes
+        )
         run = self._runs.get(session_id)
         if run is not None:
             run.meter.session_budget = Budget.from_dict(session.budget)
-        if approval is None:
-            return session
-        await self.people.set_policy(session_id, approval, owner=owner)
-        return await self.sessions.get(session_id=session_id, owner=owner)
+        if approval is not None:
+            self.people.follow_policy(session_id, approval)
+        return session
 
     async def start(
         self,

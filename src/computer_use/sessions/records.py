@@ -104,7 +104,7 @@ class SessionRecords:
         if session.host is not None and session.host != here:
             raise errors.Conflict(
                 f"Session {session.id} runs on {session.host}, not on this server ({here}):"
-                " send requests for its desktop, messages, files, cancel and delete there.",
+                " send requests that use its desktop or change it there (reads work anywhere).",
                 details={"host": session.host},
             )
 
@@ -189,11 +189,23 @@ class SessionRecords:
             db.add(session)
         return session
 
-    async def update(self, *, session_id: str, owner: str | None = None, **changes: Any) -> Session:
-        """PATCH: sets the given fields (`budget`)."""
+    async def update(
+        self,
+        *,
+        session_id: str,
+        owner: str | None = None,
+        approval: str | list[str] | None = None,
+        **changes: Any,
+    ) -> Session:
+        """PATCH: sets the given fields (`budget`) and the approval policy, in one write; the
+        session as it is then. NotFound, a 422 for an unusable budget, then Conflict when
+        another API process holds the session (its run follows both: check_held_here)."""
         session = await self.get(session_id=session_id, owner=owner)
         if "budget" in changes:
             changes["budget"] = self.check_budget(session.model, changes["budget"])
+        self.check_held_here(session)  # before any write: the run to follow it is there
+        if approval is not None:
+            changes["approval"] = stored_policy(approval)
         async with transaction(self._sessionmaker) as db:
             updated: Session | None = await db.scalar(
                 update(Session)
