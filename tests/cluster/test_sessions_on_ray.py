@@ -22,11 +22,12 @@ import httpx
 import pytest
 
 from computer_use.loopback import LoopbackModelServer
-from computer_use.loopback.script import RecordedRequest, Turn, bash, say
+from computer_use.loopback.script import RecordedRequest, Turn, bash, member, say
 from tests import slots
 from tests.cluster.conftest import HOSTS, ClusterSetup, host_instance
 from tests.conftest import server_env
 from tests.helpers import ServerProcess, wait_for_async
+from tests.mcp_server.conftest import mcp_client, png_size, text_of
 from tests.streaming.test_replicas import KEY, SECRET, read_events
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
@@ -217,6 +218,31 @@ async def test_the_persons_controls_reach_the_run_from_any_replica(
         again = await on_a.post(f"{url}/approvals/{approval_id}", json={"decision": "decline"})
         assert again.status_code == 409 and "already approved" in again.text
         assert (await on_b.delete(url)).status_code == 204
+
+
+async def test_mcp_tools_on_a_replica_drive_the_session_on_its_host(
+    replicas: tuple[ServerProcess, ServerProcess], model: LoopbackModelServer
+) -> None:
+    """An MCP client on replica B: create_session lands on a desktop host, execute_task runs
+    there and returns the answer and a screenshot, take_screenshot and destroy_session work."""
+    _, b = replicas
+    model.add(say("Looking.", member("screenshot")), say("An empty desktop."))
+    async with mcp_client(b, key=KEY) as client:
+        made = await client.call_tool("create_session", {"title": "mcp on ray"})
+        assert not made.is_error, text_of(made)
+        session = made.structured_content
+        assert session is not None
+        sid = session["session_id"]
+        done = await client.call_tool("execute_task", {"session_id": sid, "task": "look"})
+        assert not done.is_error, text_of(done)
+        assert text_of(done) == "An empty desktop."
+        assert png_size(done.content[1]) == (1024, 768)
+        shot = await client.call_tool("take_screenshot", {"session_id": sid})
+        assert not shot.is_error and png_size(shot.content[0]) == (1024, 768)
+        gone = await client.call_tool("destroy_session", {"session_id": sid})
+        assert not gone.is_error, text_of(gone)
+    with pytest.raises(ValueError):
+        session_actor(sid)
 
 
 async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_survivor(

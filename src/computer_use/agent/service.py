@@ -174,12 +174,16 @@ class AgentRunner:
         session = await self.sessions.update(
             session_id=session_id, owner=owner, approval=approval, **changes
         )
-        run = self._runs.get(session_id)
+        self.follow(session)
+        return session
+
+    def follow(self, session: Session) -> None:
+        """A run going on here follows the session's budget and approval policy as stored,
+        from its next step."""
+        run = self._runs.get(session.id)
         if run is not None:
             run.meter.session_budget = Budget.from_dict(session.budget)
-        if approval is not None:
-            self.people.follow_policy(session_id, approval)
-        return session
+        self.people.follow_policy(session.id, session.approval or "auto")
 
     async def start(
         self,

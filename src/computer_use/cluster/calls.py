@@ -8,17 +8,18 @@ from typing import Any
 from ray.exceptions import RayActorError, RayTaskError
 
 from computer_use import errors
+from computer_use.desktops.errors import DesktopError
 
 CALL_TIMEOUT = 60.0
 
 
 async def call(ref: Any, *, timeout: float = CALL_TIMEOUT) -> Any:
-    """Awaits an actor call: the service's own refusals come back as they were raised on the
-    host; a dead or unreachable actor is a 503 saying so."""
+    """Awaits an actor call: the service's own refusals and the desktop's errors come back as
+    they were raised on the host; a dead or unreachable actor is a 503 saying so."""
     try:
         return await asyncio.wait_for(ref, timeout)
     except RayTaskError as exc:
-        if isinstance(exc.cause, errors.DomainError):
+        if isinstance(exc.cause, errors.DomainError | DesktopError):
             raise exc.cause from None
         raise
     except RayActorError as exc:

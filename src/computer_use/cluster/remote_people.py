@@ -1,8 +1,9 @@
 """The person's controls on an API replica with RAY_ADDRESS: the run they act on is in the
-session's actor, so the approval policy, pause / take control, resume and the answer to an
-approval are carried out there (by the same PersonControls, with the same rules and errors).
-A session without an actor (expired, its host lost) gets the one-process answers: the policy
-is stored, a pause of an expired session is refused, an approval no run waits for is 404/409.
+session's actor, so pause / take control, resume and the answer to an approval are carried
+out there (by the same PersonControls, with the same rules and errors). A session without an
+actor (expired, its host lost) gets the one-process answers: a pause of an expired session
+is refused, an approval no run waits for is 404/409. (A new approval policy is stored by the
+replica and followed by the actor's run: RayAgentRunner.update.)
 """
 
 from __future__ import annotations
@@ -19,13 +20,6 @@ _NO_ACTOR = object()
 
 
 class RayPersonControls(PersonControls):
-    async def set_policy(
-        self, session_id: str, approval: str | list[str], *, owner: str | None = None
-    ) -> None:
-        await self._runner.sessions.get(session_id=session_id, owner=owner)
-        if await self._on_host(session_id, "set_policy", approval, owner=owner) is _NO_ACTOR:
-            await super().set_policy(session_id, approval, owner=owner)
-
     async def pause(self, session_id: str, by: Holder, *, owner: str | None) -> dict[str, Any]:
         await self._runner.sessions.get(session_id=session_id, owner=owner)
         state = await self._on_host(session_id, "pause", by, owner=owner)

@@ -12,6 +12,7 @@ Ray's own detection, with a valid history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any, cast
@@ -266,6 +267,22 @@ class RayAgentRunner(AgentRunner):
         self.sessions.check_not_expired(session)
         self._check_provider(key)
         await call(actor_of(session_id).run.remote(content, key, owner, budget))
+        return session
+
+    async def update(
+        self,
+        *,
+        session_id: str,
+        owner: str | None,
+        approval: str | list[str] | None = None,
+        **changes: Any,
+    ) -> Session:
+        """PATCH: stored here, followed by the run in the session's actor (if it has one)."""
+        session = await self.sessions.update(
+            session_id=session_id, owner=owner, approval=approval, **changes
+        )
+        with contextlib.suppress(ValueError):  # no actor: nothing runs
+            await call(session_actor(session_id).follow.remote())
         return session
 
     async def cancel(self, *, session_id: str) -> bool:

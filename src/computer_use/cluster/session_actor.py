@@ -42,7 +42,7 @@ REMOTE_DESKTOP_CALLS = frozenset(
     {"screenshot", "fingerprint", "zoom", "cursor_position", "move_mouse", "click", "key"}
 )
 
-PERSON_ACTIONS = frozenset({"set_policy", "pause", "resume", "answer"})
+PERSON_ACTIONS = frozenset({"pause", "resume", "answer"})
 
 
 def actor_name(session_id: str) -> str:
@@ -105,6 +105,11 @@ class SessionActor:
             budget=budget,
         )
 
+    async def follow(self) -> None:
+        """The session's budget or approval policy changed (PATCH): its run follows them."""
+        runtime = self._runtime()
+        runtime.runner.follow(await runtime.sessions.get(session_id=self.session_id))
+
     async def cancel(self) -> bool:
         return await self._runtime().runner.cancel(session_id=self.session_id)
 
@@ -112,8 +117,8 @@ class SessionActor:
         return self._runtime().runner.is_running(self.session_id)
 
     async def person(self, action: str, *args: Any, **kwargs: Any) -> Any:
-        """One of the person's controls (PersonControls: set_policy, pause, resume, answer)
-        on this session, whose run is here."""
+        """One of the person's controls (PersonControls: pause, resume, answer) on this
+        session, whose run is here."""
         if action not in PERSON_ACTIONS:
             raise ValueError(f"{action} is not one of the person's controls")
         people = self._runtime().runner.people

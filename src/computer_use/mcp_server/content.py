@@ -12,6 +12,7 @@ from mcp.server.mcpserver import Image
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel
 
+from computer_use import errors
 from computer_use.desktops import DesktopError
 from computer_use.mcp_server.deps import MCPContext, deps, http_request
 from computer_use.vnc.router import websocket_path
@@ -54,16 +55,15 @@ def viewer_link(url: str) -> ResourceLink:
 
 async def screenshot(ctx: MCPContext, session_id: str) -> list[ContentBlock]:
     """The desktop as an image plus a link to a fresh one; nothing without a desktop."""
-    desktop = deps(ctx).runtime.sessions.desktop(session_id)
-    if desktop is None:
-        return []
+    sessions = deps(ctx).runtime.sessions
     try:
-        image: ImageContent = Image(
-            data=await desktop.screenshot(), format="png"
-        ).to_image_content()
-    except DesktopError:
+        png = await sessions.screenshot(session_id=session_id, owner=None)
+    except (errors.DesktopNotRunning, errors.NotFound, errors.SessionExpired):
+        return []  # no desktop to show
+    except (DesktopError, errors.DomainError):
         logger.warning("screenshot of session %s failed", session_id, exc_info=True)
         return []
+    image: ImageContent = Image(data=png, format="png").to_image_content()
     return [image, screenshot_link(ctx, session_id)]
 
 
