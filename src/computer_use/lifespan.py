@@ -15,7 +15,7 @@ from computer_use.datadir import prepare_data_dir
 from computer_use.mcp_server.mount import mcp_running
 from computer_use.runtime import Runtime, RuntimeParts, build_runtime, install_runtime
 from computer_use.streaming.pgbus import PostgresEventBus
-from computer_use.vnc import SessionVncTargets
+from computer_use.vnc import SessionVncTargets, VncTargets
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,14 @@ def _parts(settings: Settings) -> RuntimeParts:
     return replica_parts()
 
 
+def _vnc_targets(settings: Settings, runtime: Runtime) -> VncTargets:
+    if not settings.ray_address:
+        return SessionVncTargets(runtime.sessions)
+    from computer_use.cluster.remote_vnc import RayVncTargets
+
+    return RayVncTargets(runtime.sessions)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = appstate.read(app, "settings", Settings)
@@ -52,7 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await schema.prepare(settings)  # AUTO_MIGRATE: migrate under a lock, else check
     runtime = build_runtime(settings, _parts(settings))
     install_runtime(app, runtime)
-    app.state.vnc_targets = SessionVncTargets(runtime.sessions)
+    app.state.vnc_targets = _vnc_targets(settings, runtime)
     try:
         if isinstance(runtime.bus, PostgresEventBus):
             await runtime.bus.start()

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import async_playwright
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Turn, bash, member, say
@@ -29,12 +30,17 @@ from tests.conftest import server_env
 from tests.helpers import ServerProcess, wait_for_async
 from tests.mcp_server.conftest import mcp_client, png_size, text_of
 from tests.streaming.test_replicas import KEY, SECRET, read_events
+from tests.vnc.test_vnc_viewer import CHROMIUM, CHROMIUM_ARGS
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
 
 from computer_use.cluster.session_actor import session_actor  # noqa: E402
 
 HOLD = "sleep 60; echo never"
+CANVAS_SIZED = """([width, height]) => {
+  const canvas = document.querySelector("#screen canvas");
+  return !!canvas && canvas.width === width && canvas.height === height;
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +249,41 @@ async def test_mcp_tools_on_a_replica_drive_the_session_on_its_host(
         assert not gone.is_error, text_of(gone)
     with pytest.raises(ValueError):
         session_actor(sid)
+
+
+async def test_the_desktop_is_watched_through_another_replica_in_chromium(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """The session's vnc_url from replica B: noVNC in Chromium gets the host's desktop
+    (1024x768) through B's proxy and the actor's relay; the relay lets nobody in without its
+    secret."""
+    a, b = replicas
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
+    ):
+        sid = (await _create(on_a, "watched"))["id"]
+        vnc_url = (await on_b.get(f"/api/v1/sessions/{sid}")).json()["vnc_url"]
+        assert vnc_url, "a session on a host has a viewer URL on every replica"
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(b.base_url + vnc_url)
+                await page.wait_for_function(CANVAS_SIZED, arg=[1024, 768], timeout=30000)
+            finally:
+                await browser.close()
+
+        address, port, secret = ray.get(session_actor(sid).vnc_endpoint.remote(), timeout=30)
+        reader, writer = await asyncio.open_connection(address, port)
+        writer.write(bytes(len(secret)))  # a wrong secret: closed without a byte of RFB
+        assert await asyncio.wait_for(reader.read(100), 10) == b""
+        writer.close()
+        reader, writer = await asyncio.open_connection(address, port)
+        writer.write(secret)
+        assert await asyncio.wait_for(reader.readexactly(12), 10) == b"RFB 003.008\n"
+        writer.close()
+        assert (await on_b.delete(f"/api/v1/sessions/{sid}")).status_code == 204
 
 
 async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_survivor(

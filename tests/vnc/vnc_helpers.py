@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection
 
 from computer_use.errors import install_error_handlers
 from computer_use.vnc import VncTokens, router
+from computer_use.vnc.targets import UnixSocketTargets
 from tests.helpers import wait_for
 
 SCREEN_WIDTH, SCREEN_HEIGHT = 1024, 768
@@ -256,7 +257,7 @@ class PointerRecorder:
 
 
 @dataclass
-class RecordingTargets:
+class RecordingTargets(UnixSocketTargets):
     """The app's `VncTargets`: fixed sockets per test session id, recording touches."""
 
     sockets: dict[str, Path | None]

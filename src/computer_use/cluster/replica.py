@@ -164,6 +164,10 @@ class RaySessionService(SessionService):
             await self.transition(session.id, SessionStatus.ACTIVE)
         return await self.get(session_id=session.id)
 
+    def viewable(self, session: Session) -> bool:
+        # Its actor runs the desktop from `active` on, until expiry, delete or a lost host.
+        return session.status in (SessionStatus.ACTIVE, SessionStatus.PROCESSING)
+
     async def screenshot(self, *, session_id: str, owner: str | None) -> bytes:
         session = await self.get(session_id=session_id, owner=owner)
         self.check_not_expired(session)

@@ -23,10 +23,12 @@ by default `<machine>:<DESKTOP_USER_PREFIX>`, unique per host.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import ray
 
+from computer_use.cluster.vnc_relay import VncRelay
 from computer_use.config import Settings
 from computer_use.desktop_port import DesktopPort
 from computer_use.desktops.hostlock import InstanceLockError
@@ -62,6 +64,7 @@ class SessionActor:
         self.settings = Settings(ray_address="")
         self.runtime: Runtime | None = None
         self.slot: int | None = None
+        self.vnc_relay: VncRelay | None = None
 
     async def start(self) -> dict[str, Any]:
         """Takes a desktop slot of this host and starts the session's desktop on it."""
@@ -116,6 +119,24 @@ class SessionActor:
     async def is_running(self) -> bool:
         return self._runtime().runner.is_running(self.session_id)
 
+    async def vnc_endpoint(self) -> tuple[str, int, bytes]:
+        """Where an API replica reaches the session's x11vnc: the relay's address on this
+        host's node address, its port and its secret (vnc_relay.py)."""
+        if self.vnc_relay is None:
+            address = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+            self.vnc_relay = VncRelay(self._vnc_socket, address)
+        return await self.vnc_relay.endpoint()
+
+    def _vnc_socket(self) -> Path | None:
+        desktop = self.runtime.sessions.desktop(self.session_id) if self.runtime else None
+        return desktop.vnc_socket if desktop is not None else None
+
+    async def request_browser(self) -> None:
+        """Someone opened the viewer: Firefox starts, if it is not up (desktops/browser.py)."""
+        desktop = self._runtime().sessions.desktop(self.session_id)
+        if desktop is not None:
+            desktop.request_browser()
+
     async def person(self, action: str, *args: Any, **kwargs: Any) -> Any:
         """One of the person's controls (PersonControls: pause, resume, answer) on this
         session, whose run is here."""
@@ -155,6 +176,9 @@ class SessionActor:
     async def stop(self, *, remove_files: bool = True) -> None:
         """Ends the run, the desktop and its files, and frees the slot (the actor itself is
         ended by ray.kill)."""
+        if self.vnc_relay is not None:
+            await self.vnc_relay.close()
+            self.vnc_relay = None
         runtime, self.runtime, self.slot = self.runtime, None, None
         if runtime is None:
             return

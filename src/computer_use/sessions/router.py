@@ -60,10 +60,10 @@ def to_public(
     service: SessionService, session: Session, request: Request, *, interactive: bool = False
 ) -> dict[str, Any]:
     """Only ever for the session's owner: it carries the VNC and stream tokens."""
-    desktop = service.desktop(session.id)
+    desktop = service.desktop(session.id)  # None when on another host (RAY_ADDRESS)
     vnc_url = vnc_interactive_url = None
     vnc_minter = vnc_minter_of(request.app)
-    if desktop is not None and vnc_minter is not None:
+    if service.viewable(session) and vnc_minter is not None:
         vnc_url = vnc_minter(session.id)
         if interactive:
             vnc_interactive_url = vnc_minter(session.id, interactive=True)

@@ -75,6 +75,10 @@ class SessionService(SessionRecords):
     def desktop(self, session_id: str) -> Desktop | None:
         return self.desktops.get(session_id)
 
+    def viewable(self, session: Session) -> bool:
+        """Whether the session has a running desktop to watch (its JSON then has a vnc_url)."""
+        return self.desktop(session.id) is not None
+
     def require_desktop(self, session: Session) -> Desktop:
         """The session's running desktop, else DesktopNotRunning (the one place of that rule);
         Conflict when another API process holds it (check_held_here)."""

@@ -29,7 +29,6 @@ from computer_use.vnc.novnc import NoVncFiles
 from computer_use.vnc.proxy import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_POLICY_VIOLATION,
-    READ_CHUNK,
     ActivityThrottle,
     run_proxy,
 )
@@ -88,20 +87,17 @@ async def vnc_websocket(websocket: WebSocket, session_id: str, token: str | None
     except VncTokenError as exc:
         await _refuse(websocket, subprotocol, CLOSE_POLICY_VIOLATION, exc.message)
         return
-    path = targets.vnc_socket(session_id)
-    if path is None:
+    try:
+        stream = await asyncio.wait_for(targets.connect(session_id), CONNECT_TIMEOUT_SECONDS)
+    except (OSError, TimeoutError, errors.DomainError) as exc:
+        logger.warning("session %s: x11vnc unreachable: %s", session_id, exc)
+        await _refuse(websocket, subprotocol, CLOSE_INTERNAL_ERROR, "desktop VNC unreachable")
+        return
+    if stream is None:
         reason = "session not found or it has no running desktop"
         await _refuse(websocket, subprotocol, CLOSE_POLICY_VIOLATION, reason)
         return
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_unix_connection(str(path), limit=READ_CHUNK),
-            CONNECT_TIMEOUT_SECONDS,
-        )
-    except (OSError, TimeoutError) as exc:
-        logger.warning("session %s: x11vnc at %s unreachable: %s", session_id, path, exc)
-        await _refuse(websocket, subprotocol, CLOSE_INTERNAL_ERROR, "desktop VNC unreachable")
-        return
+    reader, writer = stream
     try:
         await websocket.accept(subprotocol)
     except BaseException:
@@ -167,7 +163,7 @@ def create_router(*, novnc: NoVncFiles | None = None) -> APIRouter:
                 "package (Debian: apt-get install novnc)."
             )
         grant = tokens.verify(token or "", session_id)
-        if targets.vnc_socket(session_id) is None:
+        if not await targets.available(session_id):
             raise errors.NotFound(f"Session {session_id} not found or it has no running desktop.")
         page = render_viewer(
             session_id=session_id,

@@ -10,21 +10,45 @@ neither sessions nor desktops.
 
 from __future__ import annotations
 
+import asyncio
+from asyncio import StreamReader, StreamWriter
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from computer_use import appstate
+from computer_use.vnc.proxy import READ_CHUNK
 
 
 class VncTargets(Protocol):
-    def vnc_socket(self, session_id: str) -> Path | None:
-        """The session's x11vnc unix socket, or None if it has no running desktop."""
+    async def available(self, session_id: str) -> bool:
+        """Whether the session has a running desktop to view."""
+
+    async def connect(self, session_id: str) -> tuple[StreamReader, StreamWriter] | None:
+        """A byte stream to the session's x11vnc (RFB from its first byte), or None if it has
+        no running desktop; OSError or TimeoutError when it cannot be reached."""
 
     async def touch(self, session_id: str) -> None:
         """Records user activity on the session (VNC input counts towards its TTL)."""
 
     def viewer_opened(self, session_id: str) -> None:
         """A viewer connected: someone is about to watch or use the desktop."""
+
+
+class UnixSocketTargets:
+    """VncTargets' `available` and `connect` for an x11vnc on a unix socket of this machine,
+    given `vnc_socket`."""
+
+    def vnc_socket(self, session_id: str) -> Path | None:
+        raise NotImplementedError
+
+    async def available(self, session_id: str) -> bool:
+        return self.vnc_socket(session_id) is not None
+
+    async def connect(self, session_id: str) -> tuple[StreamReader, StreamWriter] | None:
+        path = self.vnc_socket(session_id)
+        if path is None:
+            return None
+        return await asyncio.open_unix_connection(str(path), limit=READ_CHUNK)
 
 
 class _HasVncSocket(Protocol):
@@ -40,7 +64,7 @@ class _SessionServiceLike(Protocol):
     async def touch(self, *, session_id: str) -> None: ...
 
 
-class SessionVncTargets:
+class SessionVncTargets(UnixSocketTargets):
     def __init__(self, sessions: _SessionServiceLike) -> None:
         self._sessions = sessions
 
