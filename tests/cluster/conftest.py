@@ -28,6 +28,7 @@ class ClusterSetup:
     cluster: RayCluster
     database_url: str
     model_port: int  # the loopback model the hosts' actors call (started by the tests)
+    workdir: Path  # each host's DATA_DIR is workdir / its name
 
     @property
     def model_url(self) -> str:
@@ -86,7 +87,7 @@ def ray_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSetup
     workdir = tmp_path_factory.mktemp("ray")
     try:
         with ray_cluster(workdir) as cluster:
-            setup = ClusterSetup(cluster, database_url, free_port())
+            setup = ClusterSetup(cluster, database_url, free_port(), workdir)
             cluster.start_head()
             cluster.connect(NAMESPACE)  # the hosts join a head that answers
             for host, (prefix, base, desktops) in HOSTS.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import struct
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from computer_use.loopback.script import RecordedRequest, Turn, bash, member, sa
 from tests import slots
 from tests.cluster.conftest import HOSTS, ClusterSetup, host_instance
 from tests.conftest import server_env
-from tests.helpers import ServerProcess, wait_for_async
+from tests.helpers import ServerProcess, wait_for, wait_for_async
 from tests.mcp_server.conftest import mcp_client, png_size, text_of
 from tests.streaming.test_replicas import KEY, SECRET, read_events
 from tests.vnc.test_vnc_viewer import CHROMIUM, CHROMIUM_ARGS
@@ -151,6 +152,10 @@ async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
             lambda: _free(on_a, 2), timeout=30, what="the deleted session's slot to be free"
         )
         assert (await on_a.delete(f"/api/v1/sessions/{second['id']}")).status_code == 204
+
+
+def _has_processes(user: str) -> bool:
+    return subprocess.run(["pgrep", "-u", user], capture_output=True).returncode == 0
 
 
 async def _free(http: httpx.AsyncClient, n: int) -> bool:
@@ -323,6 +328,21 @@ async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_sur
         )
         assert ending[-1][2]["stop_reason"] == "error"
         assert any(t == "error" for _, t, _ in ending)
+
+        # What the dead actor left (its desktop's processes, its mounts) is reclaimed by its
+        # watcher (cluster/reaper.py): Ray ends the worker, not what it started.
+        b_users = [f"{slots.prefix(HOSTS['host-b'][0])}{k}-01" for k in range(HOSTS["host-b"][2])]
+        b_dir = f"{ray_setup.workdir / 'host-b'}/"
+
+        def reclaimed() -> bool:
+            left = [u for u in b_users if _has_processes(u)]
+            with open("/proc/self/mounts") as mounts:
+                mounted = [line for line in mounts if line.split()[1].startswith(b_dir)]
+            return not left and not mounted
+
+        await asyncio.to_thread(
+            wait_for, reclaimed, timeout=60, interval=0.5, what="host B's leftovers gone"
+        )
 
         # Host A's session is untouched; new sessions go to A, the only live host.
         assert (await on_b.get(f"/api/v1/sessions/{survivor}")).json()["status"] == "active"

@@ -23,11 +23,14 @@ by default `<machine>:<DESKTOP_USER_PREFIX>`, unique per host.
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import ray
 
+from computer_use.cluster.reaper import start_reaper, stop_reaper
+from computer_use.cluster.slots import slot_settings
 from computer_use.cluster.vnc_relay import VncRelay
 from computer_use.config import Settings
 from computer_use.desktop_port import DesktopPort
@@ -65,6 +68,7 @@ class SessionActor:
         self.runtime: Runtime | None = None
         self.slot: int | None = None
         self.vnc_relay: VncRelay | None = None
+        self.reaper: subprocess.Popen[bytes] | None = None  # reaper.py
 
     async def start(self) -> dict[str, Any]:
         """Takes a desktop slot of this host and starts the session's desktop on it."""
@@ -76,6 +80,7 @@ class SessionActor:
                 await runtime.engine.dispose()
                 continue  # another live actor of this host holds it
             self.runtime, self.slot = runtime, slot
+            self.reaper = start_reaper(self.settings, slot)
             break
         else:
             raise NoFreeSlot(
@@ -190,21 +195,9 @@ class SessionActor:
             await runtime.desktops.shutdown()
         finally:
             await runtime.engine.dispose()
-
-
-def slot_settings(settings: Settings, slot: int) -> Settings:
-    """The host's settings narrowed to its slot `slot`: one desktop on its own users, display
-    and data directory; `instance` stays the host's name."""
-    return settings.model_copy(
-        update={
-            "data_dir": settings.data_dir / "slots" / str(slot),
-            "max_displays": 1,
-            "desktop_display_base": settings.desktop_display_base + slot,
-            "desktop_user_prefix": f"{settings.desktop_user_prefix}{slot}-",
-            "warm_pool_size": 0,
-            "instance_name": settings.instance,
-        }
-    )
+            if self.reaper is not None:
+                stop_reaper(self.reaper)
+                self.reaper = None
 
 
 def create_session_actor(session_id: str) -> Any:
