@@ -10,12 +10,18 @@ actors, measured in one run.
   same step through a session actor (`screenshot` + `click`), the bare call through it
   (`cursor_position`), session actors created and started per second, and each against the
   in-process figure.
-- Agent steps per minute: not measured, the agent loop does not run in the actor yet.
+- Agent steps per minute (bench/cluster_agent.py): `--sessions` scripted runs of `--steps`
+  agent steps at once (the loopback model asks for a click or a screenshot, the agent does it on
+  the real desktop, the next request follows), in this process and in session actors on the
+  same clusters, the hosts running the agent with the bench's PostgreSQL database
+  (EVENT_BUS=postgres) and the loopback model's address; each against the in-process figure.
 
 All hosts share this machine's cores, so two hosts show the cost of spreading, not a gain.
 
 Run as root, on a test slot of its own (its displays, users and Ray temp dir):
-`CU_TEST_SLOT=9 .venv/bin/python bench/cluster.py [--steps 30] [--sessions 4]`.
+`CU_TEST_SLOT=9 .venv/bin/python bench/cluster.py [--steps 30] [--sessions 4]` (PostgreSQL at
+TEST_POSTGRES_ADMIN_DSN, by default postgresql://postgres@127.0.0.1:5432/postgres: the bench
+creates a database of its own and drops it at the end).
 """
 
 from __future__ import annotations
@@ -40,6 +46,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ray
+from bench.cluster_agent import (
+    IN_PROCESS as AGENT_IN_PROCESS,
+)
+from bench.cluster_agent import (
+    REPLICA,
+    AgentFigures,
+    AgentSetup,
+    agent_database,
+    agent_in_process,
+    agent_through_actors,
+    model_server,
+)
 from bench.common import Report, percentile
 from tests import slots
 from tests.cluster.ray_cluster import RayCluster, ray_cluster
@@ -67,6 +85,7 @@ class Figures:
     sequential: float  # sessions created and started per second, one after another
     concurrent: float  # the same, all at once
     png_bytes: int
+    agent: AgentFigures | None = None  # agent steps per minute
 
 
 def ms(seconds: float) -> str:
@@ -169,22 +188,34 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def through_ray(workdir: Path, hosts: int, steps: int, sessions: int, report: Report) -> Figures:
+def start_cluster(cluster: RayCluster, workdir: Path, hosts: int, per_host: int,
+                  agent: AgentSetup) -> None:  # fmt: skip
+    """The head, then each host, one at a time: two raylets on one address registering
+    together, one of them times out finding its own node in the head's table."""
+    cluster.start_head()
+    cluster.connect(NAMESPACE)
+    for name, prefix, base in HOSTS[:hosts]:
+        cluster.add_desktop_host(
+            name,
+            per_host,
+            {
+                "DATA_DIR": str(workdir / name),
+                "DESKTOP_USER_PREFIX": prefix,
+                "DESKTOP_DISPLAY_BASE": str(base),
+                **agent.host_env(),
+            },
+        )
+        cluster.wait_for_desktops()
+
+
+def through_ray(
+    workdir: Path, hosts: int, steps: int, agent: AgentSetup, report: Report
+) -> Figures:
+    sessions = agent.sessions
     per_host = math.ceil(sessions / hosts)
     workdir.mkdir()
     with ray_cluster(workdir) as cluster:
-        cluster.start_head()
-        for name, prefix, base in HOSTS[:hosts]:
-            cluster.add_desktop_host(
-                name,
-                per_host,
-                {
-                    "DATA_DIR": str(workdir / name),
-                    "DESKTOP_USER_PREFIX": prefix,
-                    "DESKTOP_DISPLAY_BASE": str(base),
-                },
-            )
-        up = timed(lambda: cluster.connect(NAMESPACE))
+        up = timed(lambda: start_cluster(cluster, workdir, hosts, per_host, agent))
         report.add(f"cluster up ({hosts} x {per_host} slots), driver connected", f"{up:.1f} s")
         actors = Actors()
         try:
@@ -218,12 +249,17 @@ def through_ray(workdir: Path, hosts: int, steps: int, sessions: int, report: Re
             report.add(
                 f"  {sessions} started at once: sessions per host", "+".join(map(str, spread))
             )
+            actors.stop_all(cluster)
+
+            runs = asyncio.run(agent_through_actors(agent, workdir, cluster.address))
+            report.add(f"  {sessions} agent runs: sessions per host", runs.hosts)
+            cluster.wait_until_desktops_free()
         except BaseException:
             print(cluster.logs())
             raise
         finally:
             actors.stop_all(cluster)
-    return Figures(step_times, calls, sequential, concurrent, png_bytes)
+    return Figures(step_times, calls, sequential, concurrent, png_bytes, runs)
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -234,7 +270,13 @@ def compare(report: Report, label: str, figures: Figures, base: Figures | None) 
     report.add(f"{label}: bare call p50 / p95 (pointer position)", p50_p95(figures.calls))
     report.add(f"{label}: sessions per second, one by one", f"{figures.sequential:.2f} /s")
     report.add(f"{label}: sessions per second, all at once", f"{figures.concurrent:.2f} /s")
+    agent = figures.agent
+    assert agent is not None
+    report.add(f"{label}: agent steps per minute, all sessions", f"{agent.per_minute:.0f} /min")
+    report.add(f"{label}: agent step, mean per session", ms(agent.step))
     if base is None:
+        report.add(f"{label}: its CPU during the runs (one core = 100%)",
+                   f"{agent.cpu * 100:.0f}%")  # fmt: skip
         report.add(
             f"{label}: screenshot size (bare desktop)", f"{figures.png_bytes / 1024:.0f} KiB"
         )
@@ -242,11 +284,17 @@ def compare(report: Report, label: str, figures: Figures, base: Figures | None) 
     step, step_base = percentile(figures.steps, 0.5), percentile(base.steps, 0.5)
     report.add(f"{label}: step p50 vs in-process", f"{step / step_base:.2f}x")
     report.add(f"{label}: the hop's cost per step (p50 difference)", ms(step - step_base))
+    assert base.agent is not None
+    report.add(f"{label}: agent steps per minute vs in-process",
+               f"{agent.per_minute / base.agent.per_minute:.2f}x")  # fmt: skip
+    report.add(f"{label}: agent step vs in-process (mean difference)",
+               ms(agent.step - base.agent.step))  # fmt: skip
 
 
 def bench_users() -> tuple[str, ...]:
     """Every user of this bench's prefixes (the in-process pool and each host's slots)."""
-    prefixes = tuple(slots.prefix(p) for p in (IN_PROCESS[0], *(p for _, p, _ in HOSTS)))
+    ours = (IN_PROCESS[0], AGENT_IN_PROCESS[0], REPLICA[0], *(p for _, p, _ in HOSTS))
+    prefixes = tuple(slots.prefix(p) for p in ours)
     return tuple(u.pw_name for u in pwd.getpwall() if u.pw_name.startswith(prefixes))
 
 
@@ -256,16 +304,15 @@ def main(args: argparse.Namespace) -> None:
     print(f"{os.cpu_count()} cores, load average {load()} at the start; test slot {slots.SLOT};"
           f" {args.steps} steps, {args.sessions} sessions; ray {ray.__version__}")  # fmt: skip
     try:
-        base = asyncio.run(in_process(workdir, args.steps, args.sessions))
-        compare(report, "in-process", base, None)
-        for hosts in (1, 2):
-            figures = through_ray(
-                workdir / f"ray-{hosts}", hosts, args.steps, args.sessions, report
-            )
-            compare(report, f"Ray, {hosts} desktop host{'s' if hosts > 1 else ''}", figures, base)
-        report.add("agent steps per minute through an actor", "not measured")
-        print("    the agent loop does not run in the session actor yet (docs/SCALING.md, What is"
-              " missing):\n    an agent step there cannot be timed until it does")  # fmt: skip
+        with agent_database(workdir) as database_url, model_server(args.steps) as model_url:
+            agent = AgentSetup(database_url, model_url, args.steps, args.sessions)
+            base = asyncio.run(in_process(workdir, args.steps, args.sessions))
+            base.agent = asyncio.run(agent_in_process(agent, workdir))
+            compare(report, "in-process", base, None)
+            for hosts in (1, 2):
+                figures = through_ray(workdir / f"ray-{hosts}", hosts, args.steps, agent, report)
+                label = f"Ray, {hosts} desktop host{'s' if hosts > 1 else ''}"
+                compare(report, label, figures, base)
     finally:
         fs_force_cleanup(workdir, users=bench_users())
         print(f"load average {load()} at the end", flush=True)
