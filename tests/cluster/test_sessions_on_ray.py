@@ -39,7 +39,9 @@ HOLD = "sleep 60; echo never"
 
 @pytest.fixture(scope="module")
 async def model(ray_setup: ClusterSetup) -> AsyncIterator[LoopbackModelServer]:
-    async with LoopbackModelServer([], chunk_size=64, port=ray_setup.model_port) as server:
+    async with LoopbackModelServer(
+        [], chunk_size=64, host=ray_setup.model_host, port=ray_setup.model_port
+    ) as server:
         yield server
 
 
@@ -93,7 +95,9 @@ async def _create(http: httpx.AsyncClient, title: str) -> dict[str, Any]:
 
 
 async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
-    replicas: tuple[ServerProcess, ServerProcess], model: LoopbackModelServer
+    replicas: tuple[ServerProcess, ServerProcess],
+    model: LoopbackModelServer,
+    ray_setup: ClusterSetup,
 ) -> None:
     a, b = replicas
     async with (
@@ -103,6 +107,9 @@ async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
         health = (await on_b.get("/api/v1/health")).json()["desktops"]
         assert health["backend"] == "ray" and health["capacity"] == 3, health
         assert len(health["hosts"]) == 2 and health["lost_hosts"] == 0
+        # Host B in its own network namespace: the replicas reach it across the veth pair.
+        addresses = {h["address"] for h in health["hosts"]}
+        assert addresses == {ray_setup.cluster.node_ip, ray_setup.netns.inside}, health
 
         first, second = [await _create(on_a, f"spread {n}") for n in (1, 2)]
         hosts = {first["host"], second["host"]}
