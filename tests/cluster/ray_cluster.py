@@ -1,6 +1,8 @@
 """A real Ray cluster on this machine for the tests and bench/cluster.py: a head and desktop
 hosts, each a `ray start --block` in its own process group, ended by that group (never `ray
-stop`, which ends every Ray process of the machine, other checkouts' included)."""
+stop`, which ends every Ray process of the machine, other checkouts' included). The head and
+the drivers use `node_ip` (127.0.0.1 by default); a desktop host may run in a network namespace
+of its own (tests/cluster/netns.py), with that namespace's address as its node address."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from tests import slots
+from tests.cluster.netns import NetworkNamespace
 from tests.helpers import StopWaiting, free_port, wait_for
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -24,11 +27,19 @@ OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's default is 30% of the machine's m
 class RayProcess:
     """One `ray start --block`: the CLI and everything it starts share its process group."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        netns: NetworkNamespace | None = None,
+    ) -> None:
         self.log_path = log_path
+        prefix = netns.exec_prefix() if netns else []  # `ip netns exec` execs: same group
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [RAY, "start", "--block", "--disable-usage-stats", *args],
+                [*prefix, RAY, "start", "--block", "--disable-usage-stats", *args],
                 env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -54,14 +65,16 @@ def _group_alive(pgid: int) -> bool:
 
 
 class RayCluster:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, node_ip: str = "127.0.0.1") -> None:
         self.workdir = workdir
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.node_ip = node_ip  # the head's, and that of every host outside a namespace
+        self.port = free_port(node_ip)
+        self.address = f"{node_ip}:{self.port}"
         self.temp_dir = f"/tmp/cu{slots.SLOT}-ray"  # short: Ray's unix sockets live under it
         self.processes: list[RayProcess] = []
         self.hosts: dict[str, RayProcess] = {}
         self.host_desktops: dict[str, int] = {}
+        self.host_ips: dict[str, str] = {}  # each host's node address
         self.desktops = 0  # the `desktop` units of all hosts added
         self.connected = False
 
@@ -72,7 +85,7 @@ class RayCluster:
                 [
                     "--head",
                     f"--port={self.port}",  # never Ray's default 6379: that is Redis's
-                    "--node-ip-address=127.0.0.1",
+                    f"--node-ip-address={self.node_ip}",
                     "--num-cpus=1",
                     f"--object-store-memory={OBJECT_STORE_BYTES}",
                     "--include-dashboard=false",
@@ -83,18 +96,28 @@ class RayCluster:
             )
         )
 
-    def add_desktop_host(self, name: str, desktops: int, env: Mapping[str, str]) -> None:
-        """A node offering `desktops` sessions; `env` is its desktop settings."""
+    def add_desktop_host(
+        self,
+        name: str,
+        desktops: int,
+        env: Mapping[str, str],
+        *,
+        netns: NetworkNamespace | None = None,
+    ) -> None:
+        """A node offering `desktops` sessions; `env` is its desktop settings. In `netns` its
+        node address is the namespace's, and it joins the head across the veth pair."""
+        self.host_ips[name] = netns.inside if netns else self.node_ip
         self.hosts[name] = RayProcess(
             [
                 f"--address={self.address}",
-                "--node-ip-address=127.0.0.1",
+                f"--node-ip-address={self.host_ips[name]}",
                 "--num-cpus=1",
                 f"--object-store-memory={OBJECT_STORE_BYTES}",
                 f"--resources={json.dumps({'desktop': desktops})}",
             ],
             slots.env({**env, "MAX_DISPLAYS": str(desktops)}),
             self.workdir / f"ray-{name}.log",
+            netns=netns,
         )
         self.processes.append(self.hosts[name])
         self.host_desktops[name] = desktops
@@ -166,8 +189,8 @@ def _desktops(resources: Callable[[], dict[str, float]]) -> float:
 
 
 @contextlib.contextmanager
-def ray_cluster(workdir: Path) -> Iterator[RayCluster]:
-    cluster = RayCluster(workdir)
+def ray_cluster(workdir: Path, node_ip: str = "127.0.0.1") -> Iterator[RayCluster]:
+    cluster = RayCluster(workdir, node_ip)
     try:
         yield cluster
     finally:
