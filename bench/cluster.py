@@ -45,6 +45,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# Before ray: it sets the cluster's token for this process's client (Ray reads it at import).
+from tests.cluster.ray_cluster import RayCluster, ray_cluster
+
+# isort: split
 import ray
 from bench.cluster_agent import (
     IN_PROCESS as AGENT_IN_PROCESS,
@@ -60,7 +64,6 @@ from bench.cluster_agent import (
 )
 from bench.common import Report, percentile
 from tests import slots
-from tests.cluster.ray_cluster import RayCluster, ray_cluster
 from tests.desktop_fixtures import fs_force_cleanup
 
 from computer_use.cluster.session_actor import NAMESPACE, create_session_actor

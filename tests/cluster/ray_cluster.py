@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,14 @@ from tests.helpers import StopWaiting, free_port, wait_for
 
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's default is 30% of the machine's memory
+
+# Ray's token authentication, on every node and client: without the token nothing reaches
+# the cluster (docs/SCALING.md). A client reads RAY_AUTH_MODE when it imports ray, so this
+# process takes them now, before any test or bench module imports ray.
+AUTH_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+if "ray" in sys.modules:
+    raise RuntimeError("import tests.cluster.ray_cluster before ray: its client needs the token")
+os.environ.update(AUTH_ENV)
 
 
 class RayProcess:
@@ -71,6 +80,7 @@ class RayCluster:
         self.port = free_port(node_ip)
         self.address = f"{node_ip}:{self.port}"
         self.temp_dir = f"/tmp/cu{slots.SLOT}-ray"  # short: Ray's unix sockets live under it
+        self.auth_env = AUTH_ENV
         self.processes: list[RayProcess] = []
         self.hosts: dict[str, RayProcess] = {}
         self.host_desktops: dict[str, int] = {}
@@ -91,7 +101,7 @@ class RayCluster:
                     "--include-dashboard=false",
                     f"--temp-dir={self.temp_dir}",
                 ],
-                {},
+                self.auth_env,
                 self.workdir / "ray-head.log",
             )
         )
@@ -115,7 +125,7 @@ class RayCluster:
                 f"--object-store-memory={OBJECT_STORE_BYTES}",
                 f"--resources={json.dumps({'desktop': desktops})}",
             ],
-            slots.env({**env, "MAX_DISPLAYS": str(desktops)}),
+            slots.env({**self.auth_env, **env, "MAX_DISPLAYS": str(desktops)}),
             self.workdir / f"ray-{name}.log",
             netns=netns,
         )

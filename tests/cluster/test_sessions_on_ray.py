@@ -10,9 +10,11 @@ Last in the package: it kills host B."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +61,7 @@ def _replica(data_dir: Path, setup: ClusterSetup, n: int) -> ServerProcess:
         EVENT_BUS="postgres",
         SECRET_KEY=SECRET,
         RAY_ADDRESS=setup.cluster.address,
+        **setup.cluster.auth_env,  # RAY_AUTH_MODE=token and the cluster's token
         # Their own ranges, never used: with RAY_ADDRESS a replica takes no desktop lock.
         DESKTOP_DISPLAY_BASE=str(slots.display(1920)),
         DESKTOP_USER_PREFIX=slots.prefix("cu-rx"),
@@ -125,7 +128,7 @@ async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
         assert (await on_b.get("/api/v1/health")).json()["desktops"]["free"] == 1
 
         # A run started through A, in the actor: the bash tool runs as the host slot's user.
-        model.add(say("Who am I?", bash("id -un")), say("Done."))
+        model.add(say("Who am I?", bash("id -un; env")), say("Done."))
         sid = first["id"]
         started = asyncio.Event()
         watching = asyncio.create_task(
@@ -141,6 +144,9 @@ async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
         user = f"{slots.prefix(HOSTS[host_name][0])}0-01"  # slot 0 of that host
         result = next(d for _, t, d in events if t == "tool_result")
         assert user in str(result), result
+        # The host's environment (database URL, the cluster's token) stays out of the session.
+        for secret in ("DATABASE_URL", "RAY_AUTH_TOKEN", "postgresql://"):
+            assert secret not in str(result), result
 
         # Screenshot, cancel and delete through B reach the actor on its host.
         png = (await on_b.get(f"/api/v1/sessions/{sid}/screenshot")).content
@@ -167,6 +173,36 @@ def _has_processes(user: str) -> bool:
 
 async def _free(http: httpx.AsyncClient, n: int) -> bool:
     return bool((await http.get("/api/v1/health")).json()["desktops"]["free"] == n)
+
+
+def test_a_client_without_the_clusters_token_is_refused(ray_setup: ClusterSetup) -> None:
+    """Token authentication is on: a driver without RAY_AUTH_TOKEN is told its token is
+    missing, and never joins (it would retry for a while: it is ended once refused)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    code = f"import ray; ray.init(address={ray_setup.cluster.address!r}); print('joined')"
+    client = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen: list[str] = []
+    try:
+
+        def refused() -> bool:
+            assert client.stdout is not None
+            line = client.stdout.readline()
+            seen.append(line)
+            assert "joined" not in line and (line or client.poll() is None), "".join(seen)
+            return "InvalidAuthToken" in line
+
+        wait_for(refused, timeout=60, interval=0, what="the cluster refusing a client")
+    finally:
+        os.killpg(client.pid, signal.SIGKILL)
+        client.wait()
+    assert not any("joined" in line for line in seen)
 
 
 async def test_a_run_outlives_the_replica_that_started_it_and_resumes_on_the_other(
