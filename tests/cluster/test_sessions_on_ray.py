@@ -2,21 +2,23 @@
 database, EVENT_BUS=postgres) own no desktops; sessions created through A land on both
 desktop hosts, the agent runs in the session actor next to its desktop (the bash tool reports
 the host slot's own user), a run started through A streams on B, and a screenshot, cancel and
-delete through B reach the actor. Then host B is killed: its session becomes `error` within
-30 s with a valid history while host A's session keeps working, and new sessions go to A.
+delete through B reach the actor; the session's files (REST and MCP) work through either
+replica. Then host B is killed: its session becomes `error` within 30 s with a valid history
+while host A's session keeps working, and new sessions go to A.
 
 Last in the package: it kills host B."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ CANVAS_SIZED = """([width, height]) => {
   const canvas = document.querySelector("#screen canvas");
   return !!canvas && canvas.width === width && canvas.height === height;
 }"""
+UPLOAD_MB = 8
+MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +69,7 @@ def _replica(data_dir: Path, setup: ClusterSetup, n: int) -> ServerProcess:
         # Their own ranges, never used: with RAY_ADDRESS a replica takes no desktop lock.
         DESKTOP_DISPLAY_BASE=str(slots.display(1920)),
         DESKTOP_USER_PREFIX=slots.prefix("cu-rx"),
+        MAX_UPLOAD_MB=str(UPLOAD_MB),
     )
     return ServerProcess(env, data_dir / "server.log")
 
@@ -332,6 +337,100 @@ async def test_the_desktop_is_watched_through_another_replica_in_chromium(
         assert await asyncio.wait_for(reader.readexactly(12), 10) == b"RFB 003.008\n"
         writer.close()
         assert (await on_b.delete(f"/api/v1/sessions/{sid}")).status_code == 204
+
+
+async def _aiter(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def _open_transfers(session_id: str) -> int:
+    return int(await session_actor(session_id).open_transfers.remote())
+
+
+async def test_a_sessions_files_work_through_any_replica(
+    replicas: tuple[ServerProcess, ServerProcess], model: LoopbackModelServer
+) -> None:
+    """Uploaded through A (in chunks: bigger than one), listed, downloaded and deleted
+    through B, seen by the agent on the host; the host's refusals are the same 4xx as in one
+    process; a client that drops a download ends its transfer on the host."""
+    a, b = replicas
+    payload = os.urandom(3 * MIB + 12345)
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
+    ):
+        sid = (await _create(on_a, "files"))["id"]
+        base = f"/api/v1/sessions/{sid}/files"
+        put = await on_a.put(f"{base}/Uploads/data.bin", content=_aiter([payload]))
+        assert put.status_code == 201, put.text
+        assert put.json() == {"path": "Uploads/data.bin", "size": len(payload)}
+
+        listed = (await on_b.get(f"{base}/Uploads")).json()
+        assert [(e["name"], e["size"]) for e in listed["entries"]] == [("data.bin", len(payload))]
+        got = await on_b.get(f"{base}/Uploads/data.bin")
+        assert got.status_code == 200 and got.content == payload
+        assert got.headers["content-length"] == str(len(payload))
+
+        async def transfers_ended() -> bool:
+            return await _open_transfers(sid) == 0
+
+        # Each transfer ends on the host with its last chunk (the last read may still be on
+        # its way when the client has every byte).
+        await wait_for_async(transfers_ended, timeout=30, what="the transfers' end")
+
+        # The agent on the host sees the file; it writes one too big for the sockets' buffers.
+        digest = hashlib.sha256(payload).hexdigest()
+        model.add(
+            say("Checking.", bash("sha256sum ~/Uploads/data.bin; head -c 64M /dev/zero >~/z")),
+            say("Done."),
+        )
+        await _post(on_a, sid, "check the upload")
+        events = await read_events(on_b, sid, until="message_complete", timeout=120)
+        assert digest in str(next(d for _, t, d in events if t == "tool_result"))
+
+        # Refusals raised on the host: the same status and code as in one process.
+        cases = [
+            ("GET", f"{base}/%2E%2E/%2E%2E/etc/passwd", 400, "invalid_path"),
+            ("GET", f"{base}/no/such/file", 404, "not_found"),
+            ("PUT", f"{base}/Downloads", 409, "is_a_directory"),
+            ("DELETE", f"{base}/%2E%2E", 400, "invalid_path"),
+        ]
+        for method, url, status, code in cases:
+            response = await on_b.request(method, url, content=b"x" if method == "PUT" else None)
+            assert response.status_code == status, (method, url, response.text)
+            assert response.json()["error"]["code"] == code, (url, response.text)
+        # Over MAX_UPLOAD_MB with no Content-Length: refused mid-stream on the host, nothing kept.
+        streamed = await on_a.put(
+            f"{base}/Uploads/big.bin", content=_aiter([b"\1" * MIB] * (UPLOAD_MB + 1))
+        )
+        assert streamed.status_code == 413, streamed.text
+        assert streamed.json()["error"]["code"] == "too_large"
+        names = [e["name"] for e in (await on_b.get(f"{base}/Uploads")).json()["entries"]]
+        assert names == ["data.bin"]
+
+        # A download dropped after its first chunk: its transfer ends on the host.
+        async with on_b.stream("GET", f"{base}/z") as download:
+            assert download.status_code == 200
+            first = await anext(download.aiter_raw())
+            assert first and await _open_transfers(sid) == 1, "still being sent"
+        await wait_for_async(transfers_ended, timeout=30, what="the dropped download's end")
+
+        # MCP on B lists the same folder; its errors are the same tool errors.
+        async with mcp_client(b) as client:
+            mcp_listed = await client.call_tool(
+                "list_files", {"session_id": sid, "path": "Uploads"}
+            )
+            assert not mcp_listed.is_error, text_of(mcp_listed)
+            assert mcp_listed.structured_content is not None
+            entries = mcp_listed.structured_content["entries"]
+            assert [(e["name"], e["size"]) for e in entries] == [("data.bin", len(payload))]
+            missing = await client.call_tool("list_files", {"session_id": sid, "path": "nope"})
+            assert missing.is_error and "does not exist" in text_of(missing)
+
+        assert (await on_b.delete(f"{base}/Uploads/data.bin")).status_code == 204
+        assert (await on_a.get(f"{base}/Uploads/data.bin")).status_code == 404
+        assert (await on_a.delete(f"/api/v1/sessions/{sid}")).status_code == 204
 
 
 async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_survivor(

@@ -4,9 +4,9 @@ Each session lives in its session actor (session_actor.py) on a desktop host, wh
 desktop and its agent loop and writes the session's messages and events to the shared
 PostgreSQL database; the replica's event bus (EVENT_BUS=postgres) streams them. So any
 replica serves any session: what needs the desktop or the run (a new message, cancel, a
-screenshot, delete, expiry) is a call to the session's actor, found by name. A session whose
-actor is gone (its host died or was cut off) becomes `error`, within HOST_CHECK_SECONDS plus
-Ray's own detection, with a valid history.
+screenshot, the files, delete, expiry) is a call to the session's actor, found by name. A
+session whose actor is gone (its host died or was cut off) becomes `error`, within
+HOST_CHECK_SECONDS plus Ray's own detection, with a valid history.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, select, true
 from computer_use import errors
 from computer_use.agent.service import AgentRunner
 from computer_use.cluster.calls import call
+from computer_use.cluster.remote_files import RemoteFiles
 from computer_use.cluster.remote_people import RayPersonControls
 from computer_use.cluster.session_actor import (
     DESKTOP_RESOURCE,
@@ -31,6 +32,7 @@ from computer_use.cluster.session_actor import (
     create_session_actor,
     session_actor,
 )
+from computer_use.desktops.files import Files
 from computer_use.runtime import RuntimeParts
 from computer_use.sessions.models import Session, SessionStatus
 from computer_use.sessions.records import LIVE_STATUSES
@@ -168,16 +170,25 @@ class RaySessionService(SessionService):
         # Its actor runs the desktop from `active` on, until expiry, delete or a lost host.
         return session.status in (SessionStatus.ACTIVE, SessionStatus.PROCESSING)
 
-    async def screenshot(self, *, session_id: str, owner: str | None) -> bytes:
+    async def running_actor(self, *, session_id: str, owner: str | None) -> Any:
+        """running_desktop's rules, for the session's actor. Counts as activity."""
         session = await self.get(session_id=session_id, owner=owner)
         self.check_not_expired(session)
-        png = cast(bytes, await call(actor_of(session_id).screenshot.remote()))
+        actor = actor_of(session_id)
         await self.touch(session_id=session_id)
-        return png
+        return actor
+
+    async def screenshot(self, *, session_id: str, owner: str | None) -> bytes:
+        actor = await self.running_actor(session_id=session_id, owner=owner)
+        return cast(bytes, await call(actor.screenshot.remote()))
+
+    async def files(self, *, session_id: str, owner: str | None) -> Files:
+        return RemoteFiles(await self.running_actor(session_id=session_id, owner=owner))
 
     async def running_desktop(self, *, session_id: str, owner: str | None) -> Any:
         raise errors.ServiceUnavailable(
-            "The files of a session are not reachable through RAY_ADDRESS yet."
+            "A session's desktop is on its desktop host; this replica reaches it through the"
+            " session's actor only."
         )
 
     async def _release_desktop(self, session_id: str, *, expiring: bool = False) -> None:

@@ -30,10 +30,12 @@ from typing import Any
 import ray
 
 from computer_use.cluster.reaper import start_reaper, stop_reaper
+from computer_use.cluster.remote_files import FileTransfers
 from computer_use.cluster.slots import slot_settings
 from computer_use.cluster.vnc_relay import VncRelay
 from computer_use.config import Settings
-from computer_use.desktop_port import DesktopPort
+from computer_use.desktops import Desktop
+from computer_use.desktops.files import SessionFiles
 from computer_use.desktops.hostlock import InstanceLockError
 from computer_use.runtime import Runtime, build_runtime
 
@@ -69,6 +71,7 @@ class SessionActor:
         self.slot: int | None = None
         self.vnc_relay: VncRelay | None = None
         self.reaper: subprocess.Popen[bytes] | None = None  # reaper.py
+        self.transfers = FileTransfers(lambda: SessionFiles(self._desktop().sandbox))
 
     async def start(self) -> dict[str, Any]:
         """Takes a desktop slot of this host and starts the session's desktop on it."""
@@ -167,12 +170,21 @@ class SessionActor:
     async def cursor_position(self) -> tuple[int, int]:
         return await self._desktop().cursor_position()
 
+    async def files(self, verb: str, *args: Any) -> Any:
+        """One of the files API's calls (FileTransfers.CALLS) for an API replica's
+        RemoteFiles."""
+        return await self.transfers.call(verb, *args)
+
+    async def open_transfers(self) -> int:
+        """How many downloads and uploads are open here (tests, diagnosis)."""
+        return len(self.transfers)
+
     def _runtime(self) -> Runtime:
         if self.runtime is None:
             raise RuntimeError(f"session {self.session_id}'s actor has not started")
         return self.runtime
 
-    def _desktop(self) -> DesktopPort:
+    def _desktop(self) -> Desktop:
         desktop = self._runtime().sessions.desktop(self.session_id)
         if desktop is None:
             raise RuntimeError(f"session {self.session_id} has no desktop on this actor")
@@ -188,6 +200,7 @@ class SessionActor:
         if runtime is None:
             return
         try:
+            await self.transfers.close_all()
             await runtime.sessions.closing(self.session_id)  # the run stops first
             await runtime.runner.shutdown()
             if runtime.desktops.get(self.session_id) is not None:

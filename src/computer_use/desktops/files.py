@@ -16,11 +16,11 @@ import json
 import os
 import shutil
 import struct
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import PIPE
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 from computer_use.desktops.errors import DesktopError
 from computer_use.desktops.launcher import DEFAULT_PATH, SessionSandbox, kill_process_group
@@ -44,6 +44,10 @@ class FileAccessError(DesktopError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+    def __reduce__(self) -> tuple[type[FileAccessError], tuple[str, str]]:
+        # Pickled with its code: a desktop host's refusal reaches an API replica (Ray).
+        return (FileAccessError, (self.code, self.message))
 
 
 def clean_path(raw: str) -> str:
@@ -80,7 +84,7 @@ class FileStream:
     header: dict[str, Any]
     proc: asyncio.subprocess.Process
 
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncGenerator[bytes, None]:
         assert self.proc.stdout is not None
         try:
             while chunk := await _read_up_to(self.proc.stdout, BATCH):
@@ -125,41 +129,23 @@ class SessionFiles:
         await stream.close()
         return stream.header
 
-    async def write(self, path: str, chunks: AsyncIterator[bytes], *, limit: int) -> int:
-        """Stores the chunks at `path` (parents created) under a temporary name, renamed in
-        place only once every byte is written; past `limit` bytes nothing is kept."""
+    async def upload(self, path: str, *, limit: int) -> Upload:
+        """An upload to `path` the caller sends chunks to, then commits (or closes)."""
         rel = clean_path(path)
         if not rel:
             raise FileAccessError("invalid_path", "name the file to write, e.g. Uploads/a.txt")
-        proc = await self._start("write", rel, stdin=PIPE)
-        assert proc.stdin is not None
+        return Upload(await self._start("write", rel, stdin=PIPE), limit)
+
+    async def write(self, path: str, chunks: AsyncIterator[bytes], *, limit: int) -> int:
+        """Stores the chunks at `path` (parents created) under a temporary name, renamed in
+        place only once every byte is written; past `limit` bytes nothing is kept."""
+        upload = await self.upload(path, limit=limit)
         try:
-            total = 0
-            try:
-                pending = bytearray()
-                async for chunk in chunks:
-                    total += len(chunk)
-                    if total > limit:
-                        raise FileAccessError("too_large", f"the upload is over {limit} bytes")
-                    pending += chunk
-                    # Frames of BATCH bytes: the request arrives in small pieces, and each
-                    # frame is a round of writes and wake-ups in both processes.
-                    while len(pending) >= BATCH:
-                        proc.stdin.write(struct.pack(">I", BATCH) + pending[:BATCH])
-                        del pending[:BATCH]
-                        await proc.stdin.drain()
-                if pending:
-                    proc.stdin.write(struct.pack(">I", len(pending)) + pending)
-                proc.stdin.write(struct.pack(">I", 0))  # commit
-                await proc.stdin.drain()
-                proc.stdin.close()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the helper stopped reading: its header says why
-            header = await _read_header(proc)
-            await asyncio.wait_for(proc.wait(), EXIT_TIMEOUT)
-            return int(header["size"])
+            async for chunk in chunks:
+                await upload.send(chunk)
+            return await upload.commit()
         finally:
-            await _finish(proc)
+            await upload.close()
 
     async def delete(self, path: str) -> None:
         proc = await self._start("delete", clean_path(path))
@@ -167,6 +153,86 @@ class SessionFiles:
             await _read_header(proc)
         finally:
             await _finish(proc)
+
+
+@dataclass
+class Upload:
+    """A running `write` helper: `send` the bytes, then `commit`; `close` always (before a
+    commit it stops the helper, which removes what it wrote)."""
+
+    proc: asyncio.subprocess.Process
+    limit: int
+    total: int = 0
+    pending: bytearray = field(default_factory=bytearray)
+
+    async def send(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.total > self.limit:
+            raise FileAccessError("too_large", f"the upload is over {self.limit} bytes")
+        self.pending += chunk
+        # Frames of BATCH bytes: a request arrives in small pieces, and each frame is a
+        # round of writes and wake-ups in both processes.
+        try:
+            while len(self.pending) >= BATCH:
+                self._frame(self.pending[:BATCH])
+                del self.pending[:BATCH]
+                await self._stdin().drain()
+        except (BrokenPipeError, ConnectionResetError):
+            await self._refused()
+
+    async def commit(self) -> int:
+        """The file is in place; its size."""
+        stdin = self._stdin()
+        try:
+            if self.pending:
+                self._frame(self.pending)
+                self.pending.clear()
+            self._frame(b"")  # commit
+            await stdin.drain()
+            stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the helper stopped reading: its header says why
+        header = await _read_header(self.proc)
+        await asyncio.wait_for(self.proc.wait(), EXIT_TIMEOUT)
+        return int(header["size"])
+
+    async def close(self) -> None:
+        await _finish(self.proc)
+
+    def _stdin(self) -> asyncio.StreamWriter:
+        assert self.proc.stdin is not None
+        return self.proc.stdin
+
+    def _frame(self, data: bytes | bytearray) -> None:
+        self._stdin().write(struct.pack(">I", len(data)) + data)
+
+    async def _refused(self) -> NoReturn:
+        """The helper stopped reading mid-upload: raises the refusal its header gives."""
+        header = await _read_header(self.proc)
+        raise FileAccessError("failed", f"the file helper stopped reading ({header})")
+
+
+class FileBody(Protocol):
+    """What `open` hands back: the header, then (a file, a zip) the bytes in chunks."""
+
+    header: dict[str, Any]
+
+    def body(self) -> AsyncIterator[bytes]: ...
+
+    async def close(self) -> None: ...
+
+
+class Files(Protocol):
+    """A session's files as the routers use them: SessionFiles in the process holding the
+    desktop, cluster.remote_files.RemoteFiles through a session actor on its host."""
+
+    async def open(self, path: str, *, as_zip: bool = False) -> FileBody: ...
+
+    async def listing(self, path: str) -> dict[str, Any]: ...
+
+    async def write(self, path: str, chunks: AsyncIterator[bytes], *, limit: int) -> int: ...
+
+    async def delete(self, path: str) -> None: ...
 
 
 async def _read_up_to(stream: asyncio.StreamReader, size: int) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from computer_use import errors
-from computer_use.desktops.files import FileAccessError, SessionFiles
+from computer_use.desktops.files import FileAccessError, Files
 from computer_use.sessions.service import SessionService
 
 MIB = 1024 * 1024
@@ -21,13 +21,10 @@ _ERRORS: dict[str, type[errors.DomainError]] = {
 }
 
 
-async def session_files(
-    service: SessionService, *, session_id: str, owner: str | None
-) -> SessionFiles:
-    """The files of the caller's running session (SessionService.running_desktop's rules).
-    Counts as activity."""
-    desktop = await service.running_desktop(session_id=session_id, owner=owner)
-    return SessionFiles(desktop.sandbox)
+async def session_files(service: SessionService, *, session_id: str, owner: str | None) -> Files:
+    """The files of the caller's running session (SessionService.files: in this process, or
+    on the session's desktop host through RAY_ADDRESS). Counts as activity."""
+    return await service.files(session_id=session_id, owner=owner)
 
 
 def check_declared_size(declared: int | None, limit: int) -> None:

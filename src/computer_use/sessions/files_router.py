@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from computer_use import errors
 from computer_use.auth import CallerDep
 from computer_use.deps import SessionServiceDep, SettingsDep
-from computer_use.desktops.files import FileAccessError, SessionFiles, clean_path
+from computer_use.desktops.files import FileAccessError, Files, clean_path
 from computer_use.sessions.files import (
     MIB,
     check_declared_size,
@@ -37,11 +37,11 @@ DOWNLOAD_HEADERS = {
 
 async def _session_files(
     session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
-) -> SessionFiles:
+) -> Files:
     return await session_files(service, session_id=str(session_id), owner=caller)
 
 
-FilesDep = Annotated[SessionFiles, Depends(_session_files)]
+FilesDep = Annotated[Files, Depends(_session_files)]
 ZipFormat = Annotated[
     str | None, Query(pattern="^zip$", description="`zip`: the folder as a zip archive")
 ]

@@ -21,6 +21,7 @@ from computer_use.agent import history
 from computer_use.config import Settings
 from computer_use.database import transaction
 from computer_use.desktops import DesktopCapacityError
+from computer_use.desktops.files import Files, SessionFiles
 from computer_use.sessions.models import Message, Session, SessionStatus
 from computer_use.sessions.records import SessionRecords, now
 
@@ -102,6 +103,12 @@ class SessionService(SessionRecords):
         """A PNG of the caller's live session's desktop now (running_desktop's rules)."""
         desktop = await self.running_desktop(session_id=session_id, owner=owner)
         return await desktop.screenshot()
+
+    async def files(self, *, session_id: str, owner: str | None) -> Files:
+        """The files of the caller's live session, through its sandbox (running_desktop's
+        rules)."""
+        desktop = await self.running_desktop(session_id=session_id, owner=owner)
+        return SessionFiles(desktop.sandbox)
 
     # --- the desktops of this process, for the lifespan and health ------------------------
 
