@@ -18,6 +18,7 @@ from collections.abc import Coroutine
 from typing import Any, cast
 
 import ray
+from ray._private.state import available_resources_per_node  # a DeveloperAPI
 from ray.exceptions import GetTimeoutError, RayActorError
 from sqlalchemy import ColumnElement, select, true
 
@@ -89,8 +90,9 @@ class RaySessionService(SessionService):
         }
 
     def _desktop_hosts(self) -> list[dict[str, Any]]:
-        """The desktop hosts this replica has seen: Ray lists a dead node without its
-        resources, so a host that died is remembered from when it was alive."""
+        """The desktop hosts this replica has seen, with their free slots: Ray lists a dead
+        node without its resources, so a host that died is remembered from when it was
+        alive."""
         seen = self._hosts_seen
         alive = set()
         for node in cast(list[dict[str, Any]], ray.nodes()):  # type: ignore[no-untyped-call]
@@ -102,7 +104,15 @@ class RaySessionService(SessionService):
                     "address": node["NodeManagerAddress"],
                     "capacity": int(capacity),
                 }
-        return [{**host, "alive": node_id in alive} for node_id, host in seen.items()]
+        free = available_resources_per_node()  # type: ignore[no-untyped-call]
+        return [
+            {
+                **host,
+                "alive": node_id in alive,
+                "free": int(free.get(node_id, {}).get(DESKTOP_RESOURCE, 0)),
+            }
+            for node_id, host in seen.items()
+        ]
 
     def desktops_readiness(self) -> str:
         return "ok" if ray.is_initialized() else "unavailable: not connected to Ray"
