@@ -38,6 +38,18 @@ class DomainError(Exception):
         self.message = message
         self.details = details
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as it is, whatever its constructor takes: a refusal raised on a desktop host
+        # reaches the API replica as the same error (Ray, cluster/calls.py).
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(cls: type[DomainError], args: tuple[Any, ...], state: dict[str, Any]) -> DomainError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class Unauthorized(DomainError, status=401, code="unauthorized"): ...
 

@@ -168,6 +168,12 @@ async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
         model.add(say("Holding.", bash(HOLD)))  # the run never asks for more
         await _post(on_a, sid, "hold")
         held = await read_events(on_b, sid, until="tool_use", last_event_id=ids[-1])
+        busy = await on_b.post(
+            f"/api/v1/sessions/{sid}/messages",
+            json={"content": "and this"},
+            headers={"X-Anthropic-API-Key": KEY},
+        )  # the host's refusal, as in one process
+        assert busy.status_code == 409 and "still working" in busy.json()["error"]["message"]
         cancelled = await on_b.post(f"/api/v1/sessions/{sid}/cancel")
         assert cancelled.json() == {"session_id": sid, "cancelled": True}
         ended = await read_events(on_a, sid, until="message_complete", last_event_id=held[-1][0])

@@ -29,6 +29,7 @@ from typing import Any
 
 import ray
 
+from computer_use import errors
 from computer_use.cluster.reaper import start_reaper, stop_reaper
 from computer_use.cluster.remote_files import FileTransfers
 from computer_use.cluster.slots import slot_settings
@@ -38,6 +39,7 @@ from computer_use.desktops import Desktop
 from computer_use.desktops.files import SessionFiles
 from computer_use.desktops.hostlock import InstanceLockError
 from computer_use.runtime import Runtime, build_runtime
+from computer_use.sessions.models import SessionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -180,14 +182,16 @@ class SessionActor:
         return len(self.transfers)
 
     def _runtime(self) -> Runtime:
+        """The actor's runtime; DesktopNotRunning (a clear 503 on the replica) before start()
+        has finished or after stop()."""
         if self.runtime is None:
-            raise RuntimeError(f"session {self.session_id}'s actor has not started")
+            raise errors.DesktopNotRunning(SessionStatus.STARTING)
         return self.runtime
 
     def _desktop(self) -> Desktop:
         desktop = self._runtime().sessions.desktop(self.session_id)
         if desktop is None:
-            raise RuntimeError(f"session {self.session_id} has no desktop on this actor")
+            raise errors.DesktopNotRunning(SessionStatus.ERROR)
         return desktop
 
     async def stop(self, *, remove_files: bool = True) -> None:

@@ -271,11 +271,14 @@ class SessionService(SessionRecords):
                 now() - session.last_activity_at
             ).total_seconds() < self._settings.session_ttl_seconds:
                 return False  # touched since it was picked
-            await self.transition(
+            expired = await self.transition(
                 session_id,
                 SessionStatus.EXPIRED,
                 f"expired after {self._settings.session_ttl_seconds} s without activity",
+                only_from=session.status,  # another replica may be expiring it too
             )
+            if expired is None:
+                return False
             await self._release_desktop(session_id, expiring=True)
         logger.info("session %s expired", session_id)
         return True
