@@ -45,11 +45,6 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE = "computer-use"
 DESKTOP_RESOURCE = "desktop"
-# What an API replica may call on the desktop through `desktop_call` (DesktopPort's methods
-# whose arguments and results are plain values; `spawn` hands back a local process).
-REMOTE_DESKTOP_CALLS = frozenset(
-    {"screenshot", "fingerprint", "zoom", "cursor_position", "move_mouse", "click", "key"}
-)
 
 PERSON_ACTIONS = frozenset({"pause", "resume", "answer"})
 
@@ -126,9 +121,6 @@ class SessionActor:
     async def cancel(self) -> bool:
         return await self._runtime().runner.cancel(session_id=self.session_id)
 
-    async def is_running(self) -> bool:
-        return self._runtime().runner.is_running(self.session_id)
-
     async def vnc_endpoint(self) -> tuple[str, int, bytes]:
         """Where an API replica reaches the session's x11vnc: the relay's address on this
         host's node address, its port and its secret (vnc_relay.py)."""
@@ -154,12 +146,6 @@ class SessionActor:
             raise ValueError(f"{action} is not one of the person's controls")
         people = self._runtime().runner.people
         return await getattr(people, action)(self.session_id, *args, **kwargs)
-
-    async def desktop_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """One of REMOTE_DESKTOP_CALLS on the session's desktop."""
-        if method not in REMOTE_DESKTOP_CALLS:
-            raise ValueError(f"{method} cannot be called on a desktop through its actor")
-        return await getattr(self._desktop(), method)(*args, **kwargs)
 
     async def screenshot(self) -> bytes:
         """A PNG of the desktop now."""
