@@ -34,6 +34,7 @@ from tests.cluster.conftest import HOSTS, ClusterSetup, host_instance
 from tests.conftest import server_env
 from tests.helpers import ServerProcess, wait_for, wait_for_async
 from tests.mcp_server.conftest import mcp_client, png_size, text_of
+from tests.sessions.test_exports import ffprobe_video
 from tests.streaming.test_replicas import KEY, SECRET, read_events
 from tests.vnc.test_vnc_viewer import CHROMIUM, CHROMIUM_ARGS
 
@@ -446,6 +447,65 @@ async def test_a_sessions_files_work_through_any_replica(
         assert (await on_b.delete(f"{base}/Uploads/data.bin")).status_code == 204
         assert (await on_a.get(f"{base}/Uploads/data.bin")).status_code == 404
         assert (await on_a.delete(f"/api/v1/sessions/{sid}")).status_code == 204
+
+
+async def test_a_recording_on_its_host_is_exported_through_any_replica(
+    replicas: tuple[ServerProcess, ServerProcess], ray_setup: ClusterSetup, tmp_path: Path
+) -> None:
+    """Recorded on the host from the desktop's start; exported through B (copied from the
+    host in chunks: test_remote_recordings.py), the host's export file removed; a session without a
+    recording, and one whose actor has ended, are clear 404s."""
+    a, b = replicas
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
+    ):
+        created = await on_a.post("/api/v1/sessions", json={"title": "rec", "record": True})
+        assert created.status_code == 201, created.text
+        sid = created.json()["id"]
+        plain = (await _create(on_a, "not recorded"))["id"]
+        missing = await on_b.get(f"/api/v1/sessions/{plain}/recording")
+        assert missing.status_code == 404, missing.text
+        assert '"record": true' in missing.json()["error"]["message"]
+        # The recording's directory on its host's slot (the hosts' DATA_DIRs share this disk).
+        (directory,) = ray_setup.cluster.workdir.glob(f"host-*/slots/*/recordings/{sid}")
+
+        async def timeline() -> dict[str, Any] | None:
+            got = await on_b.get(f"/api/v1/sessions/{sid}/recording/timeline")
+            assert got.status_code == 200, got.text
+            body: dict[str, Any] = got.json()
+            return body if body["recording"] and body["parts"] else None
+
+        started = (await wait_for_async(timeline, timeout=30, what="the recording"))["parts"]
+        assert len(started) == 1 and started[0]["ended_at"] is None
+
+        # At 5 fps a bare desktop is a few KiB a second: enough segments for several chunks.
+        # (The host's segments are cut every 10 s; the export joins them with the live one.)
+        async def long_enough() -> httpx.Response | None:
+            got = await on_b.get(f"/api/v1/sessions/{sid}/recording")
+            assert got.status_code == 200, got.text
+            return got if time.time() - started[0]["started_at"] > 3 else None
+
+        video = await wait_for_async(long_enough, timeout=60, interval=1, what="3 s recorded")
+        assert video.headers["content-type"] == "video/mp4"
+        path = tmp_path / "recording.mp4"
+        await asyncio.to_thread(path.write_bytes, video.content)
+        duration, width, height = await asyncio.to_thread(ffprobe_video, path)
+        assert (width, height) == (1024, 768) and duration > 2, duration
+        assert not list(directory.glob("export-*")), "the host's export file is removed"
+        assert list(directory.glob("part-0001-*.ts"))
+
+        # The session's end (expiry and delete stop its actor the same way): the recording
+        # goes with its actor, and asking for it is a 404 saying so, not a 500.
+        actor = session_actor(sid)
+        await asyncio.wait_for(actor.stop.remote(), 60)
+        ray.kill(actor)
+        assert not directory.exists()
+        gone = await on_b.get(f"/api/v1/sessions/{sid}/recording")
+        assert gone.status_code == 404, gone.text
+        assert "ends with the session" in gone.json()["error"]["message"]
+        for session_id in (sid, plain):
+            assert (await on_a.delete(f"/api/v1/sessions/{session_id}")).status_code == 204
 
 
 async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_survivor(

@@ -45,14 +45,22 @@ async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def ffprobe_duration(path: Path) -> float:
+def ffprobe_video(path: Path) -> tuple[float, int, int]:
+    """An MP4's duration, width and height; ffprobe fails on anything else."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
+        [
+            "ffprobe", "-v", "error", "-select_streams", "v:0",
+            "-show_entries", "format=duration,format_name:stream=width,height",
+            "-of", "json", str(path),
+        ],
         capture_output=True,
         check=True,
         timeout=30,
-    )
-    return float(json.loads(out.stdout)["format"]["duration"])
+    )  # fmt: skip
+    probed = json.loads(out.stdout)
+    assert "mp4" in probed["format"]["format_name"], probed
+    (stream,) = probed["streams"]
+    return float(probed["format"]["duration"]), stream["width"], stream["height"]
 
 
 def ffmpeg_pids_writing(directory: Path) -> set[int]:
@@ -88,7 +96,8 @@ async def test_a_recorded_run_plays_with_its_markers_and_exports_its_trajectory(
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     path = tmp_path / "recording.mp4"
     await asyncio.to_thread(path.write_bytes, video.content)
-    duration = await asyncio.to_thread(ffprobe_duration, path)
+    duration, width, height = await asyncio.to_thread(ffprobe_video, path)
+    assert (width, height) == (1024, 768)
     # Everything recorded so far: from the desktop's start to a moment while the request was
     # served (a loaded host may take a while to close the part), give or take a second.
     window = (asked_at - started, answered_at - started)

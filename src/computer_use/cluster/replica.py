@@ -4,9 +4,9 @@ Each session lives in its session actor (session_actor.py) on a desktop host, wh
 desktop and its agent loop and writes the session's messages and events to the shared
 PostgreSQL database; the replica's event bus (EVENT_BUS=postgres) streams them. So any
 replica serves any session: what needs the desktop or the run (a new message, cancel, a
-screenshot, the files, delete, expiry) is a call to the session's actor, found by name. A
-session whose actor is gone (its host died or was cut off) becomes `error`, within
-HOST_CHECK_SECONDS plus Ray's own detection, with a valid history.
+screenshot, the files, the recording, delete, expiry) is a call to the session's actor,
+found by name. A session whose actor is gone (its host died or was cut off) becomes `error`,
+within HOST_CHECK_SECONDS plus Ray's own detection, with a valid history.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, cast
 
 import ray
@@ -27,6 +28,7 @@ from computer_use.agent.service import AgentRunner
 from computer_use.cluster.calls import call
 from computer_use.cluster.remote_files import RemoteFiles
 from computer_use.cluster.remote_people import RayPersonControls
+from computer_use.cluster.remote_recordings import export_recording, recording_state
 from computer_use.cluster.session_actor import (
     DESKTOP_RESOURCE,
     NAMESPACE,
@@ -34,6 +36,7 @@ from computer_use.cluster.session_actor import (
     session_actor,
 )
 from computer_use.desktops.files import Files
+from computer_use.desktops.recorder import RecordingState
 from computer_use.runtime import RuntimeParts
 from computer_use.sessions.models import Session, SessionStatus
 from computer_use.sessions.records import LIVE_STATUSES
@@ -147,11 +150,6 @@ class RaySessionService(SessionService):
         budget: dict[str, Any] | None = None,
         approval: str | list[str] | None = None,
     ) -> Session:
-        if record:
-            raise errors.InvalidInput(
-                "Recording is not available with RAY_ADDRESS yet; create the session without"
-                ' "record".'
-            )
         if free_desktops() < 1:
             raise errors.CapacityReached(
                 "Every desktop host of the cluster is full; delete a session or try again later."
@@ -162,7 +160,9 @@ class RaySessionService(SessionService):
         async with self.lock(session.id):
             actor = create_session_actor(session.id)
             try:
-                started = await call(actor.start.remote(), timeout=START_TIMEOUT)
+                started = await call(
+                    actor.start.remote(self.wants_recording(record)), timeout=START_TIMEOUT
+                )
             except BaseException as exc:
                 logger.exception("desktop of session %s failed to start", session.id)
                 ray.kill(actor)
@@ -194,6 +194,12 @@ class RaySessionService(SessionService):
 
     async def files(self, *, session_id: str, owner: str | None) -> Files:
         return RemoteFiles(await self.running_actor(session_id=session_id, owner=owner))
+
+    async def recording_of(self, session_id: str) -> RecordingState:
+        return await recording_state(session_id)
+
+    async def export_recording(self, session_id: str) -> Path:
+        return await export_recording(session_id)
 
     async def running_desktop(self, *, session_id: str, owner: str | None) -> Any:
         raise errors.ServiceUnavailable(

@@ -32,6 +32,7 @@ import ray
 from computer_use import errors
 from computer_use.cluster.reaper import start_reaper, stop_reaper
 from computer_use.cluster.remote_files import FileTransfers
+from computer_use.cluster.remote_recordings import RecordingExports
 from computer_use.cluster.slots import slot_settings
 from computer_use.cluster.vnc_relay import VncRelay
 from computer_use.config import Settings
@@ -69,9 +70,11 @@ class SessionActor:
         self.vnc_relay: VncRelay | None = None
         self.reaper: subprocess.Popen[bytes] | None = None  # reaper.py
         self.transfers = FileTransfers(lambda: SessionFiles(self._desktop().sandbox))
+        self.exports = RecordingExports(lambda: self._runtime().sessions, session_id)
 
-    async def start(self) -> dict[str, Any]:
-        """Takes a desktop slot of this host and starts the session's desktop on it."""
+    async def start(self, record: bool = False) -> dict[str, Any]:
+        """Takes a desktop slot of this host and starts the session's desktop on it, and with
+        `record` its recording (on the slot's data directory: remote_recordings.py)."""
         for slot in range(self.settings.max_displays):
             runtime = build_runtime(slot_settings(self.settings, slot))
             try:
@@ -87,7 +90,11 @@ class SessionActor:
                 f"all {self.settings.max_displays} desktop slots of this host are taken"
                 " (MAX_DISPLAYS of the host should equal its `desktop` resource)"
             )
+        # The slot's recordings of sessions gone with a dead actor go.
+        await runtime.recordings.reconcile({self.session_id})
         desktop = await runtime.desktops.create(self.session_id)
+        if record:
+            await runtime.sessions.start_recording(self.session_id)
         return {
             "session_id": self.session_id,
             "host": self.settings.instance,
@@ -163,6 +170,10 @@ class SessionActor:
         RemoteFiles."""
         return await self.transfers.call(verb, *args)
 
+    async def recording(self, verb: str, *args: Any) -> Any:
+        """One of the recording's calls (RecordingExports.CALLS) for an API replica."""
+        return await self.exports.call(verb, *args)
+
     async def open_transfers(self) -> int:
         """How many downloads and uploads are open here (tests, diagnosis)."""
         return len(self.transfers)
@@ -191,7 +202,12 @@ class SessionActor:
             return
         try:
             await self.transfers.close_all()
+            await self.exports.close_all()
             await runtime.sessions.closing(self.session_id)  # the run stops first
+            if remove_files:  # the recording lives and ends with the actor
+                await runtime.recordings.remove(self.session_id)
+            else:
+                await runtime.recordings.stop(self.session_id)
             await runtime.runner.shutdown()
             if runtime.desktops.get(self.session_id) is not None:
                 await runtime.desktops.destroy(self.session_id, remove_files=remove_files)

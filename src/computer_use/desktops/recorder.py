@@ -43,6 +43,27 @@ MAX_RESTARTS = 5
 META = "recording.json"
 
 
+@dataclass(frozen=True)
+class RecordingState:
+    """A recording's state: recording now, and its parts (recording.json's)."""
+
+    recording: bool
+    parts: list[dict[str, Any]]
+
+    def video_seconds(self, moment: float) -> float | None:
+        """Where in the exported video the wall-clock `moment` (epoch seconds) is, if any."""
+        offset = 0.0
+        for part in self.parts:
+            start = part.get("started_at")
+            if start is None:
+                continue
+            end = part.get("ended_at") or time.time()
+            if start <= moment <= end:
+                return round(float(offset + moment - start), 3)
+            offset += max(0.0, end - start)
+        return None
+
+
 @dataclass
 class _Live:
     proc: asyncio.subprocess.Process
@@ -82,18 +103,10 @@ class Recordings:
         parts: list[dict[str, Any]] = meta.get("parts", [])
         return parts
 
-    def video_seconds(self, session_id: str, moment: float) -> float | None:
-        """Where in the exported video the wall-clock `moment` (epoch seconds) is, if any."""
-        offset = 0.0
-        for part in self.parts(session_id):
-            start = part.get("started_at")
-            if start is None:
-                continue
-            end = part.get("ended_at") or time.time()
-            if start <= moment <= end:
-                return round(float(offset + moment - start), 3)
-            offset += max(0.0, end - start)
-        return None
+    def state(self, session_id: str) -> RecordingState:
+        """Whether it is recording now and its parts, as plain values (they cross the
+        network from a Ray desktop host)."""
+        return RecordingState(self.is_recording(session_id), self.parts(session_id))
 
     async def start(self, session_id: str, display: str, width: int, height: int) -> None:
         """Start recording `display` (a new part); failures are logged, never raised."""

@@ -80,15 +80,14 @@ async def get_timeline(
     session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
 ) -> dict[str, Any]:
     session = await service.get(session_id=str(session_id), with_messages=True, owner=caller)
-    recordings = service.recording_of(session.id)
-    parts = recordings.parts(session.id)
+    state = await service.recording_of(session.id)
     return {
-        "recording": recordings.is_recording(session.id),
-        "parts": parts,
+        "recording": state.recording,
+        "parts": state.parts,
         "markers": trajectory.markers(
             session,
             session.messages,
-            lambda moment: recordings.video_seconds(session.id, moment),
+            state.video_seconds,
             lambda image_id: image_url(session.id, image_id),
         ),
     }

@@ -27,7 +27,7 @@ from computer_use.sessions.records import SessionRecords, now
 
 if TYPE_CHECKING:
     from computer_use.desktops import Desktop, DesktopManager, EventCallback
-    from computer_use.desktops.recorder import Recordings
+    from computer_use.desktops.recorder import Recordings, RecordingState
     from computer_use.streaming.bus import EventBus
 
 CloseHook = Callable[..., Awaitable[None]]
@@ -213,31 +213,41 @@ class SessionService(SessionRecords):
                 raise errors.ServiceUnavailable(
                     f"The session's desktop failed to start: {exc}"
                 ) from exc
-            if self._settings.record_sessions if record is None else record:
-                await self._start_recording(session.id)
+            if self.wants_recording(record):
+                await self.start_recording(session.id)
             await self.transition(session.id, SessionStatus.ACTIVE)
         return await self.get(session_id=session.id)
 
-    async def _start_recording(self, session_id: str) -> None:
+    def wants_recording(self, record: bool | None) -> bool:
+        """Whether a new session is recorded: `record`, by default RECORD_SESSIONS."""
+        return self._settings.record_sessions if record is None else record
+
+    async def start_recording(self, session_id: str) -> None:
+        """Records the session's running desktop (a new part, if it has a recording)."""
         desktop = self.desktop(session_id)
         if desktop is not None:
             spec = desktop.spec
             await self.recordings.start(session_id, spec.display, spec.width, spec.height)
 
-    def recording_of(self, session_id: str) -> Recordings:
-        """The recordings, once the session has one; else NotFound saying how to get one."""
+    def check_recorded(self, session_id: str) -> None:
+        """NotFound saying how to get a recording, unless the session has one here."""
         if not self.recordings.exists(session_id):
             raise errors.NotFound(
                 f'Session {session_id} has no recording: create sessions with "record": true '
                 "(or set RECORD_SESSIONS=true)."
             )
-        return self.recordings
+
+    async def recording_of(self, session_id: str) -> RecordingState:
+        """The recording's state, once the session has one (check_recorded)."""
+        self.check_recorded(session_id)
+        return self.recordings.state(session_id)
 
     async def export_recording(self, session_id: str) -> Path:
         """The recording so far as one MP4 file, which the caller removes: NotFound (none),
         Conflict (not a frame recorded yet)."""
+        self.check_recorded(session_id)
         try:
-            return await self.recording_of(session_id).export(session_id)
+            return await self.recordings.export(session_id)
         except FileNotFoundError:
             raise errors.Conflict("Nothing is recorded yet; try again in a moment.") from None
 
@@ -314,7 +324,7 @@ class SessionService(SessionRecords):
                 )
                 continue
             if self.recordings.exists(session_id):
-                await self._start_recording(session_id)  # a new part of the same recording
+                await self.start_recording(session_id)  # a new part of the same recording
             await self.transition(session_id, SessionStatus.ACTIVE)
 
     async def end_lost_run(self, session_id: str, detail: str, message: str) -> None:
