@@ -49,11 +49,10 @@ async def test_an_idle_download_is_ended_and_its_process_stopped() -> None:
     assert len(await host.call("read", transfer)) > 0
     assert len(host) == 1
 
-    async def ended() -> bool:
-        return len(host) == 0
+    async def ended() -> bool:  # and its process stopped (reaped a moment after the kill)
+        return len(host) == 0 and files.procs[0].returncode is not None
 
-    await wait_for_async(ended, timeout=10, what="the idle transfer's end")
-    assert files.procs[0].returncode is not None, "its process is stopped"
+    await wait_for_async(ended, timeout=10, what="the idle transfer's end and its process's")
     with pytest.raises(FileAccessError) as refused:
         await host.call("read", transfer)
     assert refused.value.code == "aborted"
