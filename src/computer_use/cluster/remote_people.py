@@ -14,7 +14,7 @@ from computer_use.agent.approvals_gate import Decision
 from computer_use.agent.controls import Holder
 from computer_use.agent.people import PersonControls
 from computer_use.cluster.calls import call
-from computer_use.cluster.session_actor import session_actor
+from computer_use.cluster.naming import session_actor
 
 _NO_ACTOR = object()
 

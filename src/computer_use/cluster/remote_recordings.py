@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from computer_use import errors
 from computer_use.cluster.calls import call
+from computer_use.cluster.naming import session_actor
 from computer_use.desktops.files import BATCH
 from computer_use.desktops.recorder import EXPORT_TIMEOUT, RecordingState
 
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 def _actor(session_id: str) -> Any:
     """The session's actor; NotFound when it is gone, and its recording with it."""
-    from computer_use.cluster.session_actor import session_actor  # it imports this module
-
     try:
         return session_actor(session_id)
     except ValueError:  # Ray: no actor by that name

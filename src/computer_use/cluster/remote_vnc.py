@@ -8,7 +8,7 @@ from asyncio import StreamReader, StreamWriter
 from typing import Any
 
 from computer_use.cluster.calls import call
-from computer_use.cluster.session_actor import session_actor
+from computer_use.cluster.naming import session_actor
 from computer_use.cluster.vnc_relay import open_relay
 from computer_use.sessions.service import SessionService
 

@@ -26,15 +26,11 @@ from sqlalchemy import ColumnElement, select, true
 from computer_use import errors
 from computer_use.agent.service import AgentRunner
 from computer_use.cluster.calls import call
+from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, session_actor
 from computer_use.cluster.remote_files import RemoteFiles
 from computer_use.cluster.remote_people import RayPersonControls
 from computer_use.cluster.remote_recordings import export_recording, recording_state
-from computer_use.cluster.session_actor import (
-    DESKTOP_RESOURCE,
-    NAMESPACE,
-    create_session_actor,
-    session_actor,
-)
+from computer_use.cluster.session_actor import create_session_actor
 from computer_use.desktops.files import Files
 from computer_use.desktops.recorder import RecordingState
 from computer_use.runtime import RuntimeParts

@@ -30,6 +30,7 @@ from typing import Any
 import ray
 
 from computer_use import errors
+from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, actor_name, session_actor
 from computer_use.cluster.reaper import start_reaper, stop_reaper
 from computer_use.cluster.remote_files import FileTransfers
 from computer_use.cluster.remote_recordings import RecordingExports
@@ -44,14 +45,8 @@ from computer_use.sessions.models import SessionStatus
 
 logger = logging.getLogger(__name__)
 
-NAMESPACE = "computer-use"
-DESKTOP_RESOURCE = "desktop"
 
 PERSON_ACTIONS = frozenset({"pause", "resume", "answer"})
-
-
-def actor_name(session_id: str) -> str:
-    return f"session-{session_id}"
 
 
 class NoFreeSlot(RuntimeError):
@@ -233,6 +228,4 @@ def create_session_actor(session_id: str) -> Any:
     return remote.remote(session_id)
 
 
-def session_actor(session_id: str) -> Any:
-    """The live actor of a session, from any process connected to the cluster."""
-    return ray.get_actor(actor_name(session_id), namespace=NAMESPACE)
+__all__ = ["NAMESPACE", "SessionActor", "create_session_actor", "session_actor"]
