@@ -464,48 +464,60 @@ async def test_a_recording_on_its_host_is_exported_through_any_replica(
         assert created.status_code == 201, created.text
         sid = created.json()["id"]
         plain = (await _create(on_a, "not recorded"))["id"]
-        missing = await on_b.get(f"/api/v1/sessions/{plain}/recording")
-        assert missing.status_code == 404, missing.text
-        assert '"record": true' in missing.json()["error"]["message"]
-        # The recording's directory on its host's slot (the hosts' DATA_DIRs share this disk).
-        (directory,) = ray_setup.cluster.workdir.glob(f"host-*/slots/*/recordings/{sid}")
+        try:
+            missing = await on_b.get(f"/api/v1/sessions/{plain}/recording")
+            assert missing.status_code == 404, missing.text
+            assert '"record": true' in missing.json()["error"]["message"]
+            # The recording's directory on its host's slot (the hosts' DATA_DIRs share this disk).
+            (directory,) = ray_setup.cluster.workdir.glob(f"host-*/slots/*/recordings/{sid}")
 
-        async def timeline() -> dict[str, Any] | None:
-            got = await on_b.get(f"/api/v1/sessions/{sid}/recording/timeline")
-            assert got.status_code == 200, got.text
-            body: dict[str, Any] = got.json()
-            return body if body["recording"] and body["parts"] else None
+            async def timeline() -> dict[str, Any] | None:
+                got = await on_b.get(f"/api/v1/sessions/{sid}/recording/timeline")
+                assert got.status_code == 200, got.text
+                body: dict[str, Any] = got.json()
+                return body if body["recording"] and body["parts"] else None
 
-        started = (await wait_for_async(timeline, timeout=30, what="the recording"))["parts"]
-        assert len(started) == 1 and started[0]["ended_at"] is None
+            started = (await wait_for_async(timeline, timeout=30, what="the recording"))["parts"]
+            assert len(started) == 1 and started[0]["ended_at"] is None
 
-        # At 5 fps a bare desktop is a few KiB a second: enough segments for several chunks.
-        # (The host's segments are cut every 10 s; the export joins them with the live one.)
-        async def long_enough() -> httpx.Response | None:
-            got = await on_b.get(f"/api/v1/sessions/{sid}/recording")
-            assert got.status_code == 200, got.text
-            return got if time.time() - started[0]["started_at"] > 3 else None
+            # At 5 fps a bare desktop is a few KiB a second: enough segments for several chunks.
+            # (The host's segments are cut every 10 s; the export joins them with the live one.)
+            async def long_enough() -> httpx.Response | None:
+                got = await on_b.get(f"/api/v1/sessions/{sid}/recording")
+                assert got.status_code == 200, got.text
+                return got if time.time() - started[0]["started_at"] > 3 else None
 
-        video = await wait_for_async(long_enough, timeout=60, interval=1, what="3 s recorded")
-        assert video.headers["content-type"] == "video/mp4"
-        path = tmp_path / "recording.mp4"
-        await asyncio.to_thread(path.write_bytes, video.content)
-        duration, width, height = await asyncio.to_thread(ffprobe_video, path)
-        assert (width, height) == (1024, 768) and duration > 2, duration
-        assert not list(directory.glob("export-*")), "the host's export file is removed"
-        assert list(directory.glob("part-0001-*.ts"))
+            video = await wait_for_async(long_enough, timeout=60, interval=1, what="3 s recorded")
+            assert video.headers["content-type"] == "video/mp4"
+            path = tmp_path / "recording.mp4"
+            await asyncio.to_thread(path.write_bytes, video.content)
+            duration, width, height = await asyncio.to_thread(ffprobe_video, path)
+            assert (width, height) == (1024, 768) and duration > 2, duration
+            assert not list(directory.glob("export-*")), "the host's export file is removed"
+            assert list(directory.glob("part-0001-*.ts"))
 
-        # The session's end (expiry and delete stop its actor the same way): the recording
-        # goes with its actor, and asking for it is a 404 saying so, not a 500.
-        actor = session_actor(sid)
-        await asyncio.wait_for(actor.stop.remote(), 60)
-        ray.kill(actor)
-        assert not directory.exists()
-        gone = await on_b.get(f"/api/v1/sessions/{sid}/recording")
-        assert gone.status_code == 404, gone.text
-        assert "ends with the session" in gone.json()["error"]["message"]
-        for session_id in (sid, plain):
-            assert (await on_a.delete(f"/api/v1/sessions/{session_id}")).status_code == 204
+            # The session's end (expiry and delete stop its actor the same way): the recording
+            # goes with its actor, and asking for it is a 404 saying so, not a 500.
+            actor = session_actor(sid)
+            await asyncio.wait_for(actor.stop.remote(), 60)
+            ray.kill(actor)
+            assert not directory.exists()
+
+            def actor_gone() -> bool:  # ray.kill returns before the name is released
+                try:
+                    session_actor(sid)
+                except ValueError:
+                    return True
+                return False
+
+            await asyncio.to_thread(wait_for, actor_gone, timeout=30, what="the actor's end")
+            gone = await on_b.get(f"/api/v1/sessions/{sid}/recording")
+            assert gone.status_code == 404, gone.text
+            assert "ends with the session" in gone.json()["error"]["message"]
+        finally:  # the next test needs the slots, whatever happened here
+            for session_id in (sid, plain):
+                deleted = await on_a.delete(f"/api/v1/sessions/{session_id}")
+                assert deleted.status_code == 204, deleted.text
 
 
 async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_survivor(

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 HOST_CHECK_SECONDS = 5.0
 START_TIMEOUT = 180.0  # a desktop host under load starts a desktop in seconds, not minutes
 PING_TIMEOUT = 10.0
+KILL_TIMEOUT = 10.0
 
 
 def free_desktops() -> float:
@@ -110,7 +111,7 @@ class RaySessionService(SessionService):
                 "alive": node_id in alive,
                 "free": int(free.get(node_id, {}).get(DESKTOP_RESOURCE, 0)),
             }
-            for node_id, host in seen.items()
+            for node_id, host in list(seen.items())  # the host watcher adds from a thread
         ]
 
     def desktops_readiness(self) -> str:
@@ -215,6 +216,7 @@ class RaySessionService(SessionService):
         except errors.ServiceUnavailable:
             logger.warning("session %s: its actor did not stop cleanly", session_id)
         ray.kill(actor)
+        await _released(session_id)
 
     # --- lost hosts ----------------------------------------------------------------------
 
@@ -256,6 +258,19 @@ class RaySessionService(SessionService):
                 )
             await self.transition(session_id, SessionStatus.ERROR, detail)
         logger.warning("session %s: %s", session_id, detail)
+
+
+async def _released(session_id: str, timeout: float = KILL_TIMEOUT) -> None:
+    """Until Ray has ended the killed actor (`ray.kill` returns first): then its name and its
+    slot are free, and a session created next sees the capacity."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            session_actor(session_id)
+        except ValueError:
+            return
+        await asyncio.sleep(0.05)
+    logger.warning("session %s: its actor has its name %.0f s after ray.kill", session_id, timeout)
 
 
 async def _alive(session_id: str) -> bool:
