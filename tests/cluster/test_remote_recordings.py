@@ -16,7 +16,7 @@ from computer_use.desktops.files import BATCH
 
 pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
 
-from computer_use.cluster import remote_recordings
+from computer_use.cluster import naming, remote_recordings
 from computer_use.cluster.remote_recordings import RecordingExports
 from computer_use.sessions.service import SessionService
 
@@ -63,7 +63,7 @@ def host(tmp_path: Path) -> Path:
 def _on(monkeypatch: pytest.MonkeyPatch, sessions: Sessions) -> Actor:
     exports = RecordingExports(lambda: cast(SessionService, sessions), "s1")
     actor = Actor(exports)
-    monkeypatch.setattr(remote_recordings, "session_actor", lambda session_id: actor)
+    monkeypatch.setattr(naming, "session_actor", lambda session_id: actor)
     return actor
 
 
@@ -93,7 +93,7 @@ async def test_the_hosts_refusals_and_a_gone_actor_are_the_one_process_errors(
     def no_actor(session_id: str) -> Any:
         raise ValueError("Failed to look up actor")  # what ray.get_actor raises
 
-    monkeypatch.setattr(remote_recordings, "session_actor", no_actor)
+    monkeypatch.setattr(naming, "session_actor", no_actor)
     with pytest.raises(errors.NotFound, match="ends with the session"):
         await remote_recordings.export_recording("s1")
     with pytest.raises(errors.NotFound, match="ends with the session"):

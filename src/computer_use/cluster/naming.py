@@ -18,3 +18,11 @@ def actor_name(session_id: str) -> str:
 def session_actor(session_id: str) -> Any:
     """The live actor of a session; ValueError when it has none."""
     return ray.get_actor(actor_name(session_id), namespace=NAMESPACE)
+
+
+def find_session_actor(session_id: str) -> Any | None:
+    """The live actor of a session, or None when it has none (ended, or its host lost)."""
+    try:
+        return session_actor(session_id)
+    except ValueError:  # Ray: no actor by that name
+        return None

@@ -14,7 +14,7 @@ from computer_use.agent.approvals_gate import Decision
 from computer_use.agent.controls import Holder
 from computer_use.agent.people import PersonControls
 from computer_use.cluster.calls import call
-from computer_use.cluster.naming import session_actor
+from computer_use.cluster.naming import find_session_actor
 
 _NO_ACTOR = object()
 
@@ -55,8 +55,7 @@ class RayPersonControls(PersonControls):
 
     @staticmethod
     async def _on_host(session_id: str, action: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            actor = session_actor(session_id)
-        except ValueError:  # no actor by that name
+        actor = find_session_actor(session_id)
+        if actor is None:
             return _NO_ACTOR
         return await call(actor.person.remote(action, *args, **kwargs))

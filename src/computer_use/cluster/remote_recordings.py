@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from computer_use import errors
 from computer_use.cluster.calls import call
-from computer_use.cluster.naming import session_actor
+from computer_use.cluster.naming import find_session_actor
 from computer_use.desktops.files import BATCH
 from computer_use.desktops.recorder import EXPORT_TIMEOUT, RecordingState
 
@@ -35,14 +35,14 @@ if TYPE_CHECKING:
 
 def _actor(session_id: str) -> Any:
     """The session's actor; NotFound when it is gone, and its recording with it."""
-    try:
-        return session_actor(session_id)
-    except ValueError:  # Ray: no actor by that name
+    actor = find_session_actor(session_id)
+    if actor is None:
         raise errors.NotFound(
             f"Session {session_id} has no recording any more: with RAY_ADDRESS a recording"
             " lives on its desktop host and ends with the session's desktop (expiry, a lost"
             " host)."
-        ) from None
+        )
+    return actor
 
 
 async def recording_state(session_id: str) -> RecordingState:

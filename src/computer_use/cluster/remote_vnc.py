@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 from asyncio import StreamReader, StreamWriter
-from typing import Any
 
 from computer_use.cluster.calls import call
-from computer_use.cluster.naming import session_actor
+from computer_use.cluster.naming import find_session_actor
 from computer_use.cluster.vnc_relay import open_relay
 from computer_use.sessions.service import SessionService
 
@@ -20,10 +19,10 @@ class RayVncTargets:
         self._sessions = sessions
 
     async def available(self, session_id: str) -> bool:
-        return _actor(session_id) is not None
+        return find_session_actor(session_id) is not None
 
     async def connect(self, session_id: str) -> tuple[StreamReader, StreamWriter] | None:
-        actor = _actor(session_id)
+        actor = find_session_actor(session_id)
         if actor is None:
             return None
         address, port, secret = await call(actor.vnc_endpoint.remote())
@@ -33,13 +32,6 @@ class RayVncTargets:
         await self._sessions.touch(session_id=session_id)
 
     def viewer_opened(self, session_id: str) -> None:
-        actor = _actor(session_id)
+        actor = find_session_actor(session_id)
         if actor is not None:
             actor.request_browser.remote()  # not awaited: the viewer does not wait for Firefox
-
-
-def _actor(session_id: str) -> Any | None:
-    try:
-        return session_actor(session_id)
-    except ValueError:  # no actor by that name: no running desktop
-        return None

@@ -12,7 +12,6 @@ within HOST_CHECK_SECONDS plus Ray's own detection, with a valid history.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -20,13 +19,13 @@ from typing import Any, cast
 
 import ray
 from ray._private.state import available_resources_per_node  # a DeveloperAPI
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import RayActorError
 from sqlalchemy import ColumnElement, select, true
 
 from computer_use import errors
 from computer_use.agent.service import AgentRunner
 from computer_use.cluster.calls import call
-from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, session_actor
+from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, find_session_actor
 from computer_use.cluster.remote_files import RemoteFiles
 from computer_use.cluster.remote_people import RayPersonControls
 from computer_use.cluster.remote_recordings import export_recording, recording_state
@@ -53,10 +52,10 @@ def free_desktops() -> float:
 
 def actor_of(session_id: str) -> Any:
     """The session's actor; DesktopNotRunning when it has none (ended, or its host lost)."""
-    try:
-        return session_actor(session_id)
-    except ValueError:  # Ray: no actor by that name
-        raise errors.DesktopNotRunning(SessionStatus.ERROR) from None
+    actor = find_session_actor(session_id)
+    if actor is None:
+        raise errors.DesktopNotRunning(SessionStatus.ERROR)
+    return actor
 
 
 class RaySessionService(SessionService):
@@ -207,9 +206,8 @@ class RaySessionService(SessionService):
     async def _release_desktop(self, session_id: str, *, expiring: bool = False) -> None:
         await self.closing(session_id)
         self.bus.close(session_id)
-        try:
-            actor = session_actor(session_id)
-        except ValueError:
+        actor = find_session_actor(session_id)
+        if actor is None:
             return  # gone with its host
         try:
             await call(actor.stop.remote())
@@ -265,9 +263,7 @@ async def _released(session_id: str, timeout: float = KILL_TIMEOUT) -> None:
     slot are free, and a session created next sees the capacity."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        try:
-            session_actor(session_id)
-        except ValueError:
+        if find_session_actor(session_id) is None:
             return
         await asyncio.sleep(0.05)
     logger.warning("session %s: its actor has its name %.0f s after ray.kill", session_id, timeout)
@@ -276,12 +272,14 @@ async def _released(session_id: str, timeout: float = KILL_TIMEOUT) -> None:
 async def _alive(session_id: str) -> bool:
     """False when the session's actor is gone for good; True when it answers, or may still
     (a slow host is not a lost one)."""
-    try:
-        actor = session_actor(session_id)
-        await asyncio.wait_for(actor.ping.remote(), PING_TIMEOUT)
-    except (ValueError, RayActorError):
+    actor = find_session_actor(session_id)
+    if actor is None:
         return False
-    except (TimeoutError, GetTimeoutError):
+    try:
+        await asyncio.wait_for(actor.ping.remote(), PING_TIMEOUT)
+    except RayActorError:
+        return False
+    except TimeoutError:  # asyncio's: the host is slow, not known lost
         return True
     return True
 
@@ -323,8 +321,9 @@ class RayAgentRunner(AgentRunner):
         session = await self.sessions.update(
             session_id=session_id, owner=owner, approval=approval, **changes
         )
-        with contextlib.suppress(ValueError):  # no actor: nothing runs
-            await call(session_actor(session_id).follow.remote())
+        actor = find_session_actor(session_id)
+        if actor is not None:  # else nothing runs
+            await call(actor.follow.remote())
         return session
 
     async def cancel(self, *, session_id: str) -> bool:
