@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import signal
 import struct
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from playwright.async_api import async_playwright
 
@@ -130,7 +133,18 @@ async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
         first, second = [await _create(on_a, f"spread {n}") for n in (1, 2)]
         hosts = {first["host"], second["host"]}
         assert hosts == {host_instance("host-a"), host_instance("host-b")}, "spread over both"
-        assert (await on_b.get(f"/api/v1/sessions/{first['id']}")).json()["host"] == first["host"]
+        # The fields only the host knows, read through the other replica from the actor.
+        seen = (await on_b.get(f"/api/v1/sessions/{first['id']}")).json()
+        assert seen["host"] == first["host"]
+        assert seen["display"] == first["display"] and seen["display"].startswith(":")
+        assert seen["browser"] == "down" and seen["recording"] is False, seen
+        listed = (await on_b.get("/api/v1/sessions")).json()["items"]
+        assert {
+            s["id"]: s["display"] for s in listed if s["id"] in (first["id"], second["id"])
+        } == {
+            first["id"]: first["display"],
+            second["id"]: second["display"],
+        }
         # Per host: A (2 slots) has one left, B (1 slot) none (Ray's view follows within
         # a resource report).
         want = {ray_setup.cluster.node_ip: (2, 1), ray_setup.netns.inside: (1, 0)}
@@ -285,6 +299,8 @@ async def test_the_persons_controls_reach_the_run_from_any_replica(
         asked = await read_events(on_b, sid, until="approval_required")
         approval_id = asked[-1][2]["approval_id"]
         assert asked[-1][2]["action"] == "bash"
+        waiting = (await on_a.get(url)).json()  # what waits is known in the actor
+        assert waiting["pending_approval_id"] == approval_id, waiting
         answered = await on_b.post(f"{url}/approvals/{approval_id}", json={"decision": "approve"})
         assert answered.status_code == 200, answered.text
         done = await read_events(on_a, sid, until="message_complete", last_event_id=asked[-1][0])
@@ -295,27 +311,55 @@ async def test_the_persons_controls_reach_the_run_from_any_replica(
         assert (await on_b.delete(url)).status_code == 204
 
 
-async def test_mcp_tools_on_a_replica_drive_the_session_on_its_host(
-    replicas: tuple[ServerProcess, ServerProcess], model: LoopbackModelServer
+class Alternating(httpx2.AsyncBaseTransport):
+    """A load balancer without stickiness: each request goes to the next replica in turn."""
+
+    def __init__(self, *servers: ServerProcess) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+        self._ports = itertools.cycle([int(s.base_url.rsplit(":", 1)[1]) for s in servers])
+        self.served: Counter[int] = Counter()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        port = next(self._ports)
+        request.url = request.url.copy_with(port=port)
+        request.headers["host"] = f"{request.url.host}:{port}"
+        self.served[port] += 1
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_mcp_requests_spread_over_the_replicas_drive_the_session_on_its_host(
+    replicas: tuple[ServerProcess, ServerProcess], model: LoopbackModelServer, mode: str
 ) -> None:
-    """An MCP client on replica B: create_session lands on a desktop host, execute_task runs
-    there and returns the answer and a screenshot, take_screenshot and destroy_session work."""
-    _, b = replicas
+    """An MCP client whose requests alternate between replicas A and B (a 2025-era client
+    with its handshake, and a sessionless 2026 one): create_session lands on a desktop host
+    and offers its viewer, execute_task runs there and returns the answer and a screenshot,
+    take_screenshot, get_session_status and destroy_session work."""
     model.add(say("Looking.", member("screenshot")), say("An empty desktop."))
-    async with mcp_client(b, key=KEY) as client:
-        made = await client.call_tool("create_session", {"title": "mcp on ray"})
+    balancer = Alternating(*replicas)
+    async with mcp_client(replicas[0], key=KEY, mode=mode, transport=balancer) as client:
+        made = await client.call_tool("create_session", {"title": f"mcp on ray ({mode})"})
         assert not made.is_error, text_of(made)
         session = made.structured_content
         assert session is not None
         sid = session["session_id"]
+        assert f"/vnc/{sid}?token=" in session["vnc_url"]
         done = await client.call_tool("execute_task", {"session_id": sid, "task": "look"})
         assert not done.is_error, text_of(done)
         assert text_of(done) == "An empty desktop."
         assert png_size(done.content[1]) == (1024, 768)
         shot = await client.call_tool("take_screenshot", {"session_id": sid})
         assert not shot.is_error and png_size(shot.content[0]) == (1024, 768)
+        status = await client.call_tool("get_session_status", {"session_id": sid})
+        assert status.structured_content is not None
+        assert status.structured_content["status"] == "active"
+        assert f"/vnc/{sid}?token=" in status.structured_content["vnc_url"]
         gone = await client.call_tool("destroy_session", {"session_id": sid})
         assert not gone.is_error, text_of(gone)
+    assert len(balancer.served) == 2 and min(balancer.served.values()) >= 3, balancer.served
     with pytest.raises(ValueError):
         session_actor(sid)
 

@@ -264,7 +264,7 @@ async def test_shutdown_then_restore_brings_the_desktop_back_with_its_files_and_
         assert read.stdout == b"kept\n"
         assert desktop_image(await restored.screenshot()).size == DESKTOP_SIZE
     finally:
-        await (second or first).shutdown()
+        await (second if second is not None else first).shutdown()
 
 
 async def test_capacity_error_at_max_displays_carries_retry_after(data_dir: Path) -> None:

@@ -152,15 +152,17 @@ async def mcp_client(
     mode: str = "auto",
     extensions: Sequence[ClientExtension] | None = None,
     token: str | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Client]:
     """The official client; `mode="legacy"` speaks the 2025 handshake revisions (as Cursor
-    and mcp-remote do), "auto" negotiates the newest."""
+    and mcp-remote do), "auto" negotiates the newest. `transport` stands between the client
+    and the server (e.g. a load balancer over replicas)."""
     headers = {"X-Anthropic-API-Key": key} if key else {}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     timeout = httpx2.Timeout(30.0, read=120.0)
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
+        httpx2.AsyncClient(headers=headers, timeout=timeout, transport=transport) as http,
         Client(
             streamable_http_client(f"{server.base_url}/mcp", http_client=http),
             mode=mode,

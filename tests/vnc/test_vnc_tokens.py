@@ -39,7 +39,8 @@ def test_token_is_url_safe_and_unpadded() -> None:
 def test_session_id_with_separators_round_trips() -> None:
     tokens = VncTokens(SECRET)
     session_id = "a:b:c.d"
-    assert tokens.verify(tokens.mint(session_id, interactive=False), session_id)
+    grant = tokens.verify(tokens.mint(session_id, interactive=False), session_id)
+    assert grant.interactive is False
 
 
 def test_token_for_another_session_is_refused() -> None:

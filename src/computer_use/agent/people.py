@@ -9,7 +9,7 @@ restart ends anyway (`interrupt_pending` closes what it left).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -47,10 +47,18 @@ class PersonControls:
     def get(self, session_id: str) -> SessionControls | None:
         return self._controls.get(session_id)
 
-    def pending_approval(self, session_id: str) -> str | None:
-        """The id of the approval the session's run waits for right now, if any."""
+    def waits(self, session_id: str) -> dict[str, Any]:
+        """What the session's run waits for now, known where it runs: a resume (`waiting`),
+        the answer to an approval (`pending_approval_id`)."""
         controls = self._controls.get(session_id)
-        return controls.gate.pending_id if controls is not None else None
+        return {
+            "waiting": bool(controls and controls.held),
+            "pending_approval_id": controls.gate.pending_id if controls else None,
+        }
+
+    async def pending_approval(self, session_id: str) -> str | None:
+        """The id of the approval the session's run waits for right now, if any."""
+        return cast(str | None, self.waits(session_id)["pending_approval_id"])
 
     # --- for the runner ----------------------------------------------------------------
 
@@ -170,18 +178,16 @@ class PersonControls:
 
     async def state(self, session_id: str) -> dict[str, Any]:
         session = await self._runner.sessions.get(session_id=session_id)
-        return {"session_id": session_id, **self.public(session)}
+        return {"session_id": session_id, **self.public(session), **self.waits(session_id)}
 
     def public(self, session: Session) -> dict[str, Any]:
-        """The session's fields about the person: who holds the desktop, what waits."""
-        controls = self._controls.get(session.id)
+        """The session's stored fields about the person: the policy, who holds the desktop
+        (what its run waits for is `waits`)."""
         holder = session.paused_by
         return {
             "approval": session.approval or "auto",
             "paused": holder is not None,
             "held_by": "person" if holder == "person" else "agent",
-            "waiting": bool(controls and controls.held),
-            "pending_approval_id": controls.gate.pending_id if controls else None,
         }
 
     async def _status(self, session_id: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +129,20 @@ class AgentRunner:
 
     def is_running(self, session_id: str) -> bool:
         return session_id in self._runs
+
+    async def live_fields(self, sessions: Sequence[Session]) -> list[dict[str, Any]]:
+        """For each session, what only the process holding its desktop and run knows: the
+        `display`, `browser`, `recording`, `waiting` and `pending_approval_id` of its JSON."""
+        return [self.live_fields_here(session.id) for session in sessions]
+
+    def live_fields_here(self, session_id: str) -> dict[str, Any]:
+        desktop = self.sessions.desktop(session_id)
+        return {
+            "display": desktop.display if desktop is not None else None,
+            "browser": desktop.browser_state if desktop is not None else None,
+            "recording": self.sessions.recordings.exists(session_id),
+            **self.people.waits(session_id),
+        }
 
     def check_length(self, content: str) -> None:
         """MessageTooLong past MAX_MESSAGE_CHARS."""

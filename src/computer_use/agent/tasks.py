@@ -220,7 +220,7 @@ class TaskTracker:
             # Coming back to a run, its events stored before this call are replayed silently
             # (old news); a caller that just started the run hears all of them.
             fresh_after = time.time() if first_news_soon else float("-inf")
-            while not state.done and not self._waits_for_person(session_id, state):
+            while not state.done and not await self._waits_for_person(session_id, state):
                 # A heartbeat at most `heartbeat` seconds after the previous message, however
                 # many events without news (text deltas) arrive meanwhile.
                 with anyio.move_on_after(max(0.0, told + self._heartbeat - time.monotonic())):
@@ -235,15 +235,15 @@ class TaskTracker:
                 await tell(state.heartbeat())
                 told = time.monotonic()
             tasks.cancel_scope.cancel()
-        if not state.done and not self._waits_for_person(session_id, state):
+        if not state.done and not await self._waits_for_person(session_id, state):
             # raised out here: inside, the task group would wrap it
             raise SessionClosed(f"Session {session_id} was closed during the task.")
 
-    def _waits_for_person(self, session_id: str, state: TaskState) -> bool:
+    async def _waits_for_person(self, session_id: str, state: TaskState) -> bool:
         """The run waits for an approval now (not one of the past, replayed)."""
         if state.approval is None:
             return False
-        pending = self._runtime.runner.people.pending_approval(session_id)
+        pending = await self._runtime.runner.people.pending_approval(session_id)
         return bool(state.approval["approval_id"] == pending)
 
     async def cancel(self, *, session_id: str, owner: str | None = None) -> bool:

@@ -8,7 +8,7 @@ replica and followed by the actor's run: RayAgentRunner.update.)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from computer_use.agent.approvals_gate import Decision
 from computer_use.agent.controls import Holder
@@ -49,6 +49,13 @@ class RayPersonControls(PersonControls):
         )
         if done is _NO_ACTOR:
             await super().answer(session_id, approval_id, decision, remember=remember, owner=owner)
+
+    async def pending_approval(self, session_id: str) -> str | None:
+        actor = find_session_actor(session_id)
+        if actor is None:
+            return None
+        fields = await call(actor.live_fields.remote())
+        return cast(str | None, fields["pending_approval_id"])
 
     async def interrupt_pending(self) -> None:
         """Nothing: the runs, and the approvals they wait for, live in the actors."""

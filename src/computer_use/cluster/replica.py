@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,6 +43,7 @@ HOST_CHECK_SECONDS = 5.0
 START_TIMEOUT = 180.0  # a desktop host under load starts a desktop in seconds, not minutes
 PING_TIMEOUT = 10.0
 KILL_TIMEOUT = 10.0
+LIVE_TIMEOUT = 5.0  # a session's JSON waits this long at most for its actor's fields
 
 
 def free_desktops() -> float:
@@ -328,6 +329,22 @@ class RayAgentRunner(AgentRunner):
 
     async def cancel(self, *, session_id: str) -> bool:
         return cast(bool, await call(actor_of(session_id).cancel.remote()))
+
+    async def live_fields(self, sessions: Sequence[Session]) -> list[dict[str, Any]]:
+        """Asked of the sessions' actors at once; a session without a running actor has
+        none of them (as one process answers for a session without its desktop)."""
+        return list(await asyncio.gather(*(self._live_fields(s) for s in sessions)))
+
+    async def _live_fields(self, session: Session) -> dict[str, Any]:
+        actor = find_session_actor(session.id) if self.sessions.viewable(session) else None
+        if actor is None:
+            return self.live_fields_here(session.id)
+        try:
+            return cast(
+                dict[str, Any], await call(actor.live_fields.remote(), timeout=LIVE_TIMEOUT)
+            )
+        except errors.ServiceUnavailable:  # its host is slow or lost: the fields are unknown
+            return self.live_fields_here(session.id)
 
 
 def replica_parts() -> RuntimeParts:

@@ -149,6 +149,10 @@ class SessionActor:
         people = self._runtime().runner.people
         return await getattr(people, action)(self.session_id, *args, **kwargs)
 
+    async def live_fields(self) -> dict[str, Any]:
+        """What only this process knows of the session (AgentRunner.live_fields_here)."""
+        return self._runtime().runner.live_fields_here(self.session_id)
+
     async def screenshot(self) -> bytes:
         """A PNG of the desktop now."""
         return await self._desktop().screenshot()

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from computer_use import errors
 from computer_use.desktops import DesktopError
 from computer_use.mcp_server.deps import MCPContext, deps, http_request
+from computer_use.sessions.models import Session
 from computer_use.vnc.router import websocket_path
 from computer_use.vnc.viewer import vnc_minter_of, vnc_tokens_of
 
@@ -67,7 +68,7 @@ async def screenshot(ctx: MCPContext, session_id: str) -> list[ContentBlock]:
     return [image, screenshot_link(ctx, session_id)]
 
 
-def live_view(ctx: MCPContext, session_id: str) -> dict[str, Any] | None:
+def live_view(ctx: MCPContext, session: Session) -> dict[str, Any] | None:
     """Connection details for the live desktop app: a view-only websocket URL with a
     short-lived token, the interactive viewer page for taking over, and noVNC's location.
     None when the client did not negotiate MCP Apps or the desktop is not running."""
@@ -76,8 +77,9 @@ def live_view(ctx: MCPContext, session_id: str) -> dict[str, Any] | None:
     mcp = deps(ctx)
     tokens = vnc_tokens_of(mcp.app)
     minter = vnc_minter_of(mcp.app)
-    if tokens is None or minter is None or mcp.runtime.sessions.desktop(session_id) is None:
+    if tokens is None or minter is None or not mcp.runtime.sessions.viewable(session):
         return None
+    session_id = session.id
     token = tokens.mint(session_id, interactive=False)
     ws = absolute(ctx, websocket_path(session_id)).replace("http", "ws", 1)
     return {
@@ -94,12 +96,12 @@ def result(
     structured: BaseModel,
     blocks: list[ContentBlock],
     *,
-    session_id: str | None = None,
+    session: Session | None = None,
     is_error: bool = False,
 ) -> CallToolResult:
     """A tool result: `blocks` for the model, `structured` for programs, and the live view in
     `_meta` for an Apps host."""
-    view = live_view(ctx, session_id) if session_id else None
+    view = live_view(ctx, session) if session is not None else None
     return CallToolResult(
         content=blocks,
         structured_content=structured.model_dump(mode="json"),

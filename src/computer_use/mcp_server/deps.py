@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from computer_use.auth import MISSING_TOKEN_MESSAGE, api_tokens_of
 from computer_use.runtime import Runtime, installed_runtime
+from computer_use.sessions.models import Session
 from computer_use.vnc.viewer import vnc_minter_of
 
 API_KEY_HEADER = "X-Anthropic-API-Key"
@@ -34,13 +35,13 @@ class MCPDeps:
             raise ToolError("The server is still starting; try again in a moment.")
         return runtime
 
-    def vnc_url(self, session_id: str, request: Request | None) -> str | None:
+    def vnc_url(self, session: Session, request: Request | None) -> str | None:
         """A fresh view-only viewer URL (new token), absolute when the request says where
         the client reached us; None when the session has no running desktop."""
         minter = vnc_minter_of(self.app)
-        if minter is None or self.runtime.sessions.desktop(session_id) is None:
+        if minter is None or not self.runtime.sessions.viewable(session):
             return None
-        url = str(minter(session_id))
+        url = str(minter(session.id))
         return urljoin(str(request.base_url), url) if request is not None else url
 
 

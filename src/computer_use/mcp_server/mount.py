@@ -55,8 +55,15 @@ def mount_mcp(app: FastAPI, settings: Settings) -> None:
         return
     server = create_mcp_server(app, settings)
     # SSE responses (not json_response): progress notifications of execute_task need them.
+    # On a Ray cluster any replica serves any request, so no MCP session lives in one
+    # replica's memory: 2026-07-28 clients are sessionless anyway, and 2025-era clients are
+    # answered without an Mcp-Session-Id (each request stands alone; the tools keep their
+    # state in the database). What such a client loses: a standalone GET stream, and the
+    # live-desktop app (its capabilities were only in its `initialize`).
     http_app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=transport_security()
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(),
+        stateless_http=bool(settings.ray_address),
     )
     for route in http_app.routes:
         if isinstance(route, Route):

@@ -20,6 +20,7 @@ from computer_use.mcp_server.deps import MCPContext, api_key, caller, deps
 from computer_use.mcp_server.errors import invalid_arguments, tool_errors
 from computer_use.mcp_server.schemas import ApprovalAsked, TaskResult, TaskStatus
 from computer_use.mcp_server.tools import SessionId
+from computer_use.sessions.models import Session
 from computer_use.sessions.schemas import MessageCreate
 
 TaskArg = Annotated[
@@ -212,7 +213,11 @@ async def _result(ctx: MCPContext, state: TaskState, *, note: str | None = None)
     )
     blocks: list[ContentBlock] = [content.text(summary)]
     blocks += await content.screenshot(ctx, sid)
-    return content.result(ctx, structured, blocks, session_id=sid, is_error=status == "failed")
+    try:
+        session: Session | None = await deps(ctx).runtime.sessions.get(session_id=sid)
+    except errors.NotFound:  # destroyed meanwhile: no live view
+        session = None
+    return content.result(ctx, structured, blocks, session=session, is_error=status == "failed")
 
 
 def _outcome_text(state: TaskState, status: TaskStatus) -> str:

@@ -101,16 +101,14 @@ async def create_session(
         title=session.title,
         model=session.model,
         status=session.status,
-        vnc_url=mcp.vnc_url(session.id, http_request(ctx)),
+        vnc_url=mcp.vnc_url(session, http_request(ctx)),
         ttl_seconds=runtime.settings.session_ttl_seconds,
     )
     summary = (
         f"Session {session.id} is ready ({session.status}). Pass session_id to execute_task. "
         f"It expires after {created.ttl_seconds} s without activity."
     )
-    return content.result(
-        ctx, created, _with_viewer(summary, created.vnc_url), session_id=session.id
-    )
+    return content.result(ctx, created, _with_viewer(summary, created.vnc_url), session=session)
 
 
 async def get_session_status(
@@ -131,12 +129,12 @@ async def get_session_status(
         status_detail=session.status_detail,
         processing=session.processing,
         ttl_remaining_seconds=runtime.sessions.ttl_remaining(session),
-        vnc_url=mcp.vnc_url(session.id, http_request(ctx)),
+        vnc_url=mcp.vnc_url(session, http_request(ctx)),
     )
     summary = f"Session {session.id}: {session.status}" + (
         " (a task is running; wait_for_task follows it)." if status.processing else "."
     )
-    return content.result(ctx, status, _with_viewer(summary, status.vnc_url), session_id=session.id)
+    return content.result(ctx, status, _with_viewer(summary, status.vnc_url), session=session)
 
 
 async def destroy_session(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -56,11 +57,39 @@ def stream_url(request: Request, session_id: str, owner: str | None) -> str:
     return f"{url}?token={stream_tokens.mint(session_id, owner)}"
 
 
-def to_public(
+async def to_public(
     service: SessionService, session: Session, request: Request, *, interactive: bool = False
 ) -> dict[str, Any]:
     """Only ever for the session's owner: it carries the VNC and stream tokens."""
-    desktop = service.desktop(session.id)  # None when on another host (RAY_ADDRESS)
+    return (await to_publics(service, [session], request, interactive=interactive))[0]
+
+
+async def to_publics(
+    service: SessionService,
+    sessions: Sequence[Session],
+    request: Request,
+    *,
+    interactive: bool = False,
+) -> list[dict[str, Any]]:
+    runtime = installed_runtime(request.app)
+    if runtime is None:  # still starting
+        return [_public(service, s, request, {}, {}, interactive) for s in sessions]
+    live = await runtime.runner.live_fields(sessions)  # where each desktop and run is
+    people = runtime.runner.people
+    return [
+        _public(service, s, request, fields, people.public(s), interactive)
+        for s, fields in zip(sessions, live, strict=True)
+    ]
+
+
+def _public(
+    service: SessionService,
+    session: Session,
+    request: Request,
+    live: dict[str, Any],
+    person: dict[str, Any],
+    interactive: bool,
+) -> dict[str, Any]:
     vnc_url = vnc_interactive_url = None
     vnc_minter = vnc_minter_of(request.app)
     if service.viewable(session) and vnc_minter is not None:
@@ -80,27 +109,18 @@ def to_public(
         "updated_at": session.updated_at,
         "last_activity_at": session.last_activity_at,
         "ttl_remaining_seconds": service.ttl_remaining(session),
-        "display": getattr(desktop, "display", None),
+        "display": live.get("display"),
         "vnc_port": None,  # x11vnc listens on a unix socket only (vnc/targets.py)
-        "browser": getattr(desktop, "browser_state", None),
+        "browser": live.get("browser"),
         "vnc_url": vnc_url,
         "vnc_interactive_url": vnc_interactive_url,
         "stream_url": stream_url(request, session.id, session.owner),
-        "recording": service.recordings.exists(session.id),
+        "recording": bool(live.get("recording")),
         "budget": session.budget,
         "spent": session.spent or {},
-        **_person_fields(request, session),
+        **person,  # approval, paused, held_by
+        "pending_approval_id": live.get("pending_approval_id"),
     }
-
-
-def _person_fields(request: Request, session: Session) -> dict[str, Any]:
-    """Approval policy, pause, who holds the desktop (agent/people.py)."""
-    runtime = installed_runtime(request.app)
-    if runtime is None:
-        return {}
-    fields = runtime.runner.people.public(session)
-    fields.pop("waiting")
-    return dict(fields)
 
 
 def _message_public(session_id: str, message: Message) -> MessagePublic:
@@ -134,7 +154,7 @@ async def create_session(
         budget=budget_caps(body.budget),
         approval=body.approval,
     )
-    return to_public(service, session, request)
+    return await to_public(service, session, request)
 
 
 @router.get(
@@ -152,7 +172,7 @@ async def list_sessions(
 ) -> dict[str, Any]:
     rows, total = await service.get_all(limit=limit, offset=offset, owner=caller)
     return {
-        "items": [to_public(service, s, request) for s in rows],
+        "items": await to_publics(service, rows, request),
         "total": total,
         "limit": limit,
         "offset": offset,
@@ -175,7 +195,7 @@ async def get_session(
     ] = False,
 ) -> dict[str, Any]:
     session = await service.get(session_id=str(session_id), with_messages=True, owner=caller)
-    body = to_public(service, session, request, interactive=interactive)
+    body = await to_public(service, session, request, interactive=interactive)
     body["messages"] = [_message_public(session.id, m) for m in session.messages]
     body["last_event_id"] = max((m.last_event_id or 0 for m in session.messages), default=0)
     return body
@@ -200,7 +220,7 @@ async def update_session(
     if "budget" in body.model_fields_set:
         changes["budget"] = budget_caps(body.budget)
     session = await runner.update(session_id=sid, owner=caller, approval=body.approval, **changes)
-    return to_public(service, session, request)
+    return await to_public(service, session, request)
 
 
 @router.delete(
