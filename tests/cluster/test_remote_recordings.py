@@ -1,7 +1,8 @@
 """A recording's export across the cluster without Ray's transport: the replica's
 export_recording against the host's RecordingExports (an actor stand-in that calls it
 directly) copies the host's MP4 byte for byte in chunks of at most 1 MiB, removes the host's
-export file, and passes on the host's refusals; a session without an actor is a 404."""
+export file, and passes on the host's refusals; a session whose desktop never
+started (no actor, no host) is the one-process 404."""
 
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from computer_use.desktops.files import BATCH
 pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
 
 from computer_use.cluster import naming, remote_recordings
-from computer_use.cluster.remote_recordings import RecordingExports
-from computer_use.sessions.service import SessionService
+from computer_use.cluster.remote_recordings import RecordingExports, RecordingSource
 
 
 class Sessions:
@@ -61,7 +61,7 @@ def host(tmp_path: Path) -> Path:
 
 
 def _on(monkeypatch: pytest.MonkeyPatch, sessions: Sessions) -> Actor:
-    exports = RecordingExports(lambda: cast(SessionService, sessions), "s1")
+    exports = RecordingExports(lambda: cast(RecordingSource, sessions), "s1")
     actor = Actor(exports)
     monkeypatch.setattr(naming, "session_actor", lambda session_id: actor)
     return actor
@@ -72,7 +72,7 @@ async def test_an_export_crosses_in_bounded_chunks_and_leaves_nothing_on_the_hos
 ) -> None:
     sessions = Sessions(host, 2 * BATCH + 12345, None)
     actor = _on(monkeypatch, sessions)
-    path = await remote_recordings.export_recording("s1")
+    path = await remote_recordings.export_recording("s1", "host-a")
     try:
         reads = [len(result) for verb, result in actor.crossed if verb == "read"]
         assert reads == [BATCH, BATCH, 12345, 0]
@@ -88,13 +88,14 @@ async def test_the_hosts_refusals_and_a_gone_actor_are_the_one_process_errors(
 ) -> None:
     _on(monkeypatch, Sessions(host, 0, errors.Conflict("Nothing is recorded yet")))
     with pytest.raises(errors.Conflict, match="Nothing is recorded yet"):
-        await remote_recordings.export_recording("s1")
+        await remote_recordings.export_recording("s1", "host-a")
 
     def no_actor(session_id: str) -> Any:
         raise ValueError("Failed to look up actor")  # what ray.get_actor raises
 
     monkeypatch.setattr(naming, "session_actor", no_actor)
-    with pytest.raises(errors.NotFound, match="ends with the session"):
-        await remote_recordings.export_recording("s1")
-    with pytest.raises(errors.NotFound, match="ends with the session"):
-        await remote_recordings.recording_state("s1")
+    # A session whose desktop never started (no host) has no recording: one process's 404.
+    with pytest.raises(errors.NotFound, match='"record": true'):
+        await remote_recordings.export_recording("s1", None)
+    with pytest.raises(errors.NotFound, match='"record": true'):
+        await remote_recordings.recording_state("s1", None)
