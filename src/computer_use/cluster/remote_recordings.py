@@ -7,9 +7,10 @@ RECORDINGS_ON_EXPIRY=keep), the recording moves to its host's kept recordings, s
 host's keeper (kept_recordings.py). An API replica asks the session's actor, or once it is
 gone the keeper of the session's host, for the recording's state (the timeline) and for an
 export: the host joins the segments into one MP4 (RecordingReader's rules: its NotFound and
-Conflict), then the replica copies it into a temporary file of its own in chunks of at most
-BATCH (1 MiB), one call each, and the host's export file is removed (at the copy's end, its
-failure, or the session's end).
+Conflict), then the replica sends it to its client (DownloadResponse) as it reads it from the
+host, in chunks of at most BATCH (1 MiB), one call each, the next once the previous one is
+sent: nothing is copied whole to the replica. The host's export file is removed at the
+download's end (sent, failed or abandoned) or the session's.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from computer_use.cluster.calls import call
 from computer_use.cluster.naming import find_keeper, find_session_actor
 from computer_use.desktops.files import BATCH
 from computer_use.desktops.recorder import EXPORT_TIMEOUT, RecordingState
-from computer_use.sessions.recording_reader import no_recording
+from computer_use.sessions.recording_reader import RecordingDownload, no_recording, read_at
 
 logger = logging.getLogger(__name__)
 
@@ -69,25 +68,20 @@ async def recording_state(session_id: str, host: str | None) -> RecordingState:
     return cast(RecordingState, await call(_holder(session_id, host)("state")))
 
 
-async def export_recording(session_id: str, host: str | None) -> Path:
-    """The recording so far as one MP4 in a temporary file of this replica (the caller
-    removes it), copied from the host chunk by chunk."""
+async def open_download(session_id: str, host: str | None) -> RecordingDownload:
+    """The recording so far as one MP4 exported on its host, read from there chunk by chunk
+    as the client takes them (DownloadResponse); its end removes the host's export."""
     remote = _holder(session_id, host)
-    transfer = await call(remote("export"), timeout=EXPORT_TIMEOUT + 10)
-    fd, name = tempfile.mkstemp(prefix=f"recording-{session_id}-", suffix=".mp4")
-    path = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            offset = 0
-            while chunk := await call(remote("read", transfer, offset)):
-                await asyncio.to_thread(out.write, chunk)
-                offset += len(chunk)
-    except BaseException:
-        os.unlink(path)
-        remote("close", transfer)  # without waiting: this may be a cancel
-        raise
-    await call(remote("close", transfer))
-    return path
+    opened = await call(remote("export"), timeout=EXPORT_TIMEOUT + 10)
+    transfer = opened["transfer"]
+
+    async def read(offset: int, length: int) -> bytes:
+        return cast(bytes, await call(remote("read", transfer, offset, length)))
+
+    def close() -> None:
+        remote("close", transfer)  # without waiting: the client may have gone (a cancel)
+
+    return RecordingDownload(opened["size"], read, close)
 
 
 async def remove_kept(session_id: str, host: str | None) -> None:
@@ -134,19 +128,25 @@ class RecordingExports:
     async def state(self) -> RecordingState:
         return await self._sessions().recording_of(self._session_id)
 
-    async def export(self) -> str:
-        """Exports the recording so far; its id, for `read` and `close`."""
+    async def export(self) -> dict[str, Any]:
+        """Exports the recording so far: its id (`transfer`, for `read` and `close`) and its
+        `size`."""
         path = await self._sessions().export_recording(self._session_id)
         transfer = uuid.uuid4().hex
         self._open[transfer] = path
-        return transfer
+        try:
+            size = (await asyncio.to_thread(path.stat)).st_size
+        except BaseException:
+            await self.close(transfer)
+            raise
+        return {"transfer": transfer, "size": size}
 
-    async def read(self, transfer: str, offset: int) -> bytes:
-        """Up to BATCH bytes of the export from `offset`; b"" at its end."""
+    async def read(self, transfer: str, offset: int, length: int = BATCH) -> bytes:
+        """Up to `length` (at most BATCH) bytes of the export from `offset`; b"" at its end."""
         path = self._open.get(transfer)
         if path is None:
             raise errors.Conflict("The recording's export has ended; ask for it again.")
-        return await asyncio.to_thread(_read_at, path, offset)
+        return await asyncio.to_thread(read_at, path, offset, length)
 
     async def close(self, transfer: str) -> None:
         """Removes the export's file (a no-op for one already closed)."""
@@ -157,9 +157,3 @@ class RecordingExports:
     async def close_all(self) -> None:
         for transfer in list(self._open):
             await self.close(transfer)
-
-
-def _read_at(path: Path, offset: int) -> bytes:
-    with path.open("rb") as f:
-        f.seek(offset)
-        return f.read(BATCH)

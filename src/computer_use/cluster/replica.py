@@ -29,7 +29,7 @@ from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, find_sessio
 from computer_use.cluster.remote_files import RemoteFiles
 from computer_use.cluster.remote_people import RayPersonControls
 from computer_use.cluster.remote_recordings import (
-    export_recording,
+    open_download,
     recording_state,
     remove_kept,
 )
@@ -38,6 +38,7 @@ from computer_use.desktops.files import Files
 from computer_use.desktops.recorder import RecordingState
 from computer_use.runtime import RuntimeParts
 from computer_use.sessions.models import Session, SessionStatus
+from computer_use.sessions.recording_reader import RecordingDownload
 from computer_use.sessions.records import LIVE_STATUSES
 from computer_use.sessions.service import SessionService
 
@@ -198,8 +199,14 @@ class RaySessionService(SessionService):
     async def recording_of(self, session_id: str) -> RecordingState:
         return await recording_state(session_id, (await self.get(session_id=session_id)).host)
 
+    async def recording_download(self, session_id: str) -> RecordingDownload:
+        return await open_download(session_id, (await self.get(session_id=session_id)).host)
+
     async def export_recording(self, session_id: str) -> Path:
-        return await export_recording(session_id, (await self.get(session_id=session_id)).host)
+        raise errors.ServiceUnavailable(
+            "A session's recording is exported on its desktop host; this replica reads it"
+            " from there (recording_download)."
+        )
 
     async def running_desktop(self, *, session_id: str, owner: str | None) -> Any:
         raise errors.ServiceUnavailable(

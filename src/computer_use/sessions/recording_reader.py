@@ -6,10 +6,41 @@ session actor's or the recordings a desktop host keeps after their sessions' act
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from computer_use import errors
+from computer_use.desktops.files import BATCH
 from computer_use.desktops.recorder import Recordings, RecordingState
+
+
+@dataclass(frozen=True)
+class RecordingDownload:
+    """An exported MP4 being sent (download_response.py): its size, its bytes from an offset
+    (at most BATCH a call), and its end (`close`: the export removed, without waiting)."""
+
+    size: int
+    read_at: Callable[[int, int], Awaitable[bytes]]
+    close: Callable[[], None]
+
+
+def read_at(path: Path, offset: int, length: int = BATCH) -> bytes:
+    """Up to `length` (at most BATCH) bytes of the file at `path` from `offset`."""
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(min(length, BATCH))
+
+
+async def file_download(path: Path) -> RecordingDownload:
+    """An export file of this process as a download; its end removes the file."""
+    size = (await asyncio.to_thread(path.stat)).st_size
+
+    async def read(offset: int, length: int) -> bytes:
+        return await asyncio.to_thread(read_at, path, offset, length)
+
+    return RecordingDownload(size, read, lambda: path.unlink(missing_ok=True))
 
 
 def no_recording(session_id: str) -> errors.NotFound:

@@ -23,7 +23,11 @@ from computer_use.database import transaction
 from computer_use.desktops import DesktopCapacityError
 from computer_use.desktops.files import Files, SessionFiles
 from computer_use.sessions.models import Message, Session, SessionStatus
-from computer_use.sessions.recording_reader import RecordingReader
+from computer_use.sessions.recording_reader import (
+    RecordingDownload,
+    RecordingReader,
+    file_download,
+)
 from computer_use.sessions.records import SessionRecords, now
 
 if TYPE_CHECKING:
@@ -242,6 +246,10 @@ class SessionService(SessionRecords):
         """The recording so far as one MP4 file, which the caller removes: NotFound (none),
         Conflict (not a frame recorded yet)."""
         return await RecordingReader(self.recordings).export_recording(session_id)
+
+    async def recording_download(self, session_id: str) -> RecordingDownload:
+        """export_recording's MP4 to send (DownloadResponse); its end removes the file."""
+        return await file_download(await self.export_recording(session_id))
 
     def keeps_recording(self, *, expiring: bool) -> bool:
         """Whether a session's end keeps its recording: on expiry, unless
