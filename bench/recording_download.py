@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -126,6 +127,18 @@ async def measure(workdir: Path, session_id: str, host: str, runs: int) -> None:
               f" max {max(reading) * 1000:.0f} ms)", flush=True)  # fmt: skip
 
 
+def keeper_memory(host: str) -> str:
+    """The keeper's resident and proportional memory (its process is on this machine)."""
+    keeper = find_keeper(host)
+    assert keeper is not None
+    pid = ray.get(keeper.__ray_call__.remote(lambda _: os.getpid()), timeout=30)
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    pss = next(line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:"))
+    return f"RSS {int(rss) / 1024:.0f} MiB, PSS {int(pss) / 1024:.0f} MiB"
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -156,6 +169,7 @@ def main(args: argparse.Namespace) -> None:
                 return settings.instance
 
             host = ray.get(start_keeper.remote(), timeout=120)
+            print(f"the keeper's process: {keeper_memory(host)}", flush=True)
             # Once the keeper has run its reconcile (before its ping): it knows no database.
             make_recording(workdir / "host" / "kept" / "recordings" / session_id, args.size_mb)
             try:
