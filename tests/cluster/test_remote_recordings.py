@@ -158,3 +158,17 @@ async def test_the_hosts_refusals_and_a_session_never_started_are_the_one_proces
         await remote_recordings.open_download("s1", None)
     with pytest.raises(errors.NotFound, match='"record": true'):
         await remote_recordings.recording_state("s1", None)
+
+
+async def test_an_export_nobody_reads_is_removed_after_its_idle_time(host: Path) -> None:
+    """Its replica died mid-download: the host's export goes after `idle` seconds unread."""
+    sessions = Sessions(host, BATCH, None)
+    exports = RecordingExports(lambda: cast(RecordingSource, sessions), "s1", idle=0.4)
+    opened = await exports.call("export")
+    read = await exports.call("read", opened["transfer"], 0, 10)
+    assert len(read) == 10 and len(exports) == 1
+    await wait_for_async(lambda: _empty(host), timeout=10, what="the unread export removed")
+    assert len(exports) == 0
+    with pytest.raises(errors.Conflict, match="has ended"):
+        await exports.call("read", opened["transfer"], 10, 10)
+    await exports.close_all()

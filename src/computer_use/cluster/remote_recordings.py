@@ -10,7 +10,8 @@ export: the host joins the segments into one MP4 (RecordingReader's rules: its N
 Conflict), then the replica sends it to its client (DownloadResponse) as it reads it from the
 host, in chunks of at most BATCH (1 MiB), one call each, the next once the previous one is
 sent: nothing is copied whole to the replica. The host's export file is removed at the
-download's end (sent, failed or abandoned) or the session's.
+download's end (sent, failed or abandoned), after TRANSFER_IDLE_SECONDS without a read (its
+replica died), or at the session's end.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any, Protocol, cast
 from computer_use import errors
 from computer_use.cluster.calls import call
 from computer_use.cluster.naming import find_keeper, find_session_actor
+from computer_use.cluster.remote_files import TRANSFER_IDLE_SECONDS
 from computer_use.desktops.files import BATCH
 from computer_use.desktops.recorder import EXPORT_TIMEOUT, RecordingState
 from computer_use.sessions.recording_reader import RecordingDownload, no_recording, read_at
@@ -112,10 +115,19 @@ class RecordingExports:
 
     CALLS = frozenset({"state", "export", "read", "close"})
 
-    def __init__(self, source: Callable[[], RecordingSource], session_id: str) -> None:
+    def __init__(
+        self,
+        source: Callable[[], RecordingSource],
+        session_id: str,
+        *,
+        idle: float = TRANSFER_IDLE_SECONDS,
+    ) -> None:
         self._sessions = source
         self._session_id = session_id
+        self._idle = idle
         self._open: dict[str, Path] = {}
+        self._used: dict[str, float] = {}  # transfer -> when it was last called
+        self._reaper: asyncio.Task[None] | None = None
 
     async def call(self, verb: str, *args: Any) -> Any:
         if verb not in self.CALLS:
@@ -134,6 +146,9 @@ class RecordingExports:
         path = await self._sessions().export_recording(self._session_id)
         transfer = uuid.uuid4().hex
         self._open[transfer] = path
+        self._used[transfer] = time.monotonic()
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap())
         try:
             size = (await asyncio.to_thread(path.stat)).st_size
         except BaseException:
@@ -146,14 +161,29 @@ class RecordingExports:
         path = self._open.get(transfer)
         if path is None:
             raise errors.Conflict("The recording's export has ended; ask for it again.")
+        self._used[transfer] = time.monotonic()
         return await asyncio.to_thread(read_at, path, offset, length)
 
     async def close(self, transfer: str) -> None:
         """Removes the export's file (a no-op for one already closed)."""
         path = self._open.pop(transfer, None)
+        self._used.pop(transfer, None)
         if path is not None:
             await asyncio.to_thread(path.unlink, True)
 
     async def close_all(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         for transfer in list(self._open):
             await self.close(transfer)
+
+    async def _reap(self) -> None:
+        """Removes the exports nobody read for `idle` seconds (their replica died)."""
+        while self._open:
+            await asyncio.sleep(self._idle / 4)
+            cutoff = time.monotonic() - self._idle
+            for transfer, used in list(self._used.items()):
+                if used < cutoff:
+                    await self.close(transfer)
+        self._reaper = None
