@@ -33,12 +33,11 @@ from playwright.async_api import async_playwright
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Turn, bash, member, say
 from tests import slots
-from tests.cluster.conftest import HOSTS, ClusterSetup, host_instance
-from tests.conftest import server_env
+from tests.cluster.conftest import HOSTS, ClusterSetup, api_replica, host_instance
 from tests.helpers import ServerProcess, wait_for, wait_for_async
 from tests.mcp_server.conftest import mcp_client, png_size, text_of
 from tests.sessions.test_exports import ffprobe_video
-from tests.streaming.test_replicas import KEY, SECRET, read_events
+from tests.streaming.test_replicas import KEY, read_events
 from tests.vnc.test_vnc_viewer import CHROMIUM, CHROMIUM_ARGS
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
@@ -62,29 +61,15 @@ async def model(ray_setup: ClusterSetup) -> AsyncIterator[LoopbackModelServer]:
         yield server
 
 
-def _replica(data_dir: Path, setup: ClusterSetup, n: int) -> ServerProcess:
-    env = server_env(
-        data_dir,
-        DATABASE_URL=setup.database_url,
-        EVENT_BUS="postgres",
-        SECRET_KEY=SECRET,
-        RAY_ADDRESS=setup.cluster.address,
-        **setup.cluster.auth_env,  # RAY_AUTH_MODE=token and the cluster's token
-        # Their own ranges, never used: with RAY_ADDRESS a replica takes no desktop lock.
-        DESKTOP_DISPLAY_BASE=str(slots.display(1920)),
-        DESKTOP_USER_PREFIX=slots.prefix("cu-rx"),
-        MAX_UPLOAD_MB=str(UPLOAD_MB),
-    )
-    return ServerProcess(env, data_dir / "server.log")
-
-
 @pytest.fixture(scope="module")
 def replicas(
     ray_setup: ClusterSetup, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     a, b = (
-        _replica(tmp_path_factory.mktemp(f"ray-replica-{n}"), ray_setup, i)
-        for i, n in enumerate("ab")
+        api_replica(
+            tmp_path_factory.mktemp(f"ray-replica-{n}"), ray_setup, MAX_UPLOAD_MB=str(UPLOAD_MB)
+        )
+        for n in "ab"
     )
     try:
         with ThreadPoolExecutor(2) as starting:  # both at once, on the same prefix and range
@@ -498,7 +483,7 @@ async def test_a_recording_on_its_host_is_exported_through_any_replica(
 ) -> None:
     """Recorded on the host from the desktop's start; exported through B (copied from the
     host in chunks: test_remote_recordings.py), the host's export file removed; a session without a
-    recording, and one whose actor has ended, are clear 404s."""
+    recording, and one whose actor has ended without keeping it, are one process's 404."""
     a, b = replicas
     async with (
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
@@ -540,8 +525,9 @@ async def test_a_recording_on_its_host_is_exported_through_any_replica(
             assert not list(directory.glob("export-*")), "the host's export file is removed"
             assert list(directory.glob("part-0001-*.ts"))
 
-            # The session's end (expiry and delete stop its actor the same way): the recording
-            # goes with its actor, and asking for it is a 404 saying so, not a 500.
+            # The session's end without keeping its recording (delete; expiry with
+            # RECORDINGS_ON_EXPIRY=delete): it goes with its actor, and asking for it is one
+            # process's 404, not a 500 (a kept one: test_kept_recordings.py).
             actor = session_actor(sid)
             await asyncio.wait_for(actor.stop.remote(), 60)
             ray.kill(actor)
@@ -557,7 +543,7 @@ async def test_a_recording_on_its_host_is_exported_through_any_replica(
             await asyncio.to_thread(wait_for, actor_gone, timeout=30, what="the actor's end")
             gone = await on_b.get(f"/api/v1/sessions/{sid}/recording")
             assert gone.status_code == 404, gone.text
-            assert "ends with the session" in gone.json()["error"]["message"]
+            assert '"record": true' in gone.json()["error"]["message"]
         finally:  # the next test needs the slots, whatever happened here
             for session_id in (sid, plain):
                 deleted = await on_a.delete(f"/api/v1/sessions/{session_id}")

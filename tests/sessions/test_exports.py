@@ -98,6 +98,12 @@ async def test_a_recorded_run_plays_with_its_markers_and_exports_its_trajectory(
     await asyncio.to_thread(path.write_bytes, video.content)
     duration, width, height = await asyncio.to_thread(ffprobe_video, path)
     assert (width, height) == (1024, 768)
+    recording_dir = Path(server.env["DATA_DIR"]) / "recordings" / sid
+
+    async def export_removed() -> bool:  # once the response has ended
+        return not await asyncio.to_thread(lambda: list(recording_dir.glob("export-*")))
+
+    await wait_for_async(export_removed, timeout=10, what="the export file removed")
     # Everything recorded so far: from the desktop's start to a moment while the request was
     # served (a loaded host may take a while to close the part), give or take a second.
     window = (asked_at - started, answered_at - started)

@@ -1,5 +1,7 @@
-"""How a session's actor is named and found: `session-<id>` in the namespace `computer-use`,
-from any process connected to the cluster; desktop hosts offer the `desktop` resource."""
+"""How the cluster's named actors are named and found, from any process connected to it: a
+session's actor `session-<id>`, a desktop host's keeper of recordings `recordings-<host>`
+(its INSTANCE_NAME), in the namespace `computer-use`; desktop hosts offer the `desktop`
+resource."""
 
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ def actor_name(session_id: str) -> str:
     return f"session-{session_id}"
 
 
+def keeper_name(host: str) -> str:
+    """The name of the recordings keeper of the desktop host named `host` (kept_recordings.py)."""
+    return f"recordings-{host}"
+
+
 def session_actor(session_id: str) -> Any:
     """The live actor of a session; ValueError when it has none."""
     return ray.get_actor(actor_name(session_id), namespace=NAMESPACE)
@@ -25,4 +32,13 @@ def find_session_actor(session_id: str) -> Any | None:
     try:
         return session_actor(session_id)
     except ValueError:  # Ray: no actor by that name
+        return None
+
+
+def find_keeper(host: str) -> Any | None:
+    """The live recordings keeper of a desktop host, or None (the host is down, or restarted
+    and no session has started on it since)."""
+    try:
+        return ray.get_actor(keeper_name(host), namespace=NAMESPACE)
+    except ValueError:
         return None

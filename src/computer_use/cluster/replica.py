@@ -28,12 +28,17 @@ from computer_use.cluster.calls import call
 from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, find_session_actor
 from computer_use.cluster.remote_files import RemoteFiles
 from computer_use.cluster.remote_people import RayPersonControls
-from computer_use.cluster.remote_recordings import export_recording, recording_state
+from computer_use.cluster.remote_recordings import (
+    open_download,
+    recording_state,
+    remove_kept,
+)
 from computer_use.cluster.session_actor import create_session_actor
 from computer_use.desktops.files import Files
 from computer_use.desktops.recorder import RecordingState
 from computer_use.runtime import RuntimeParts
 from computer_use.sessions.models import Session, SessionStatus
+from computer_use.sessions.recording_reader import RecordingDownload
 from computer_use.sessions.records import LIVE_STATUSES
 from computer_use.sessions.service import SessionService
 
@@ -193,10 +198,16 @@ class RaySessionService(SessionService):
         return RemoteFiles(await self.running_actor(session_id=session_id, owner=owner))
 
     async def recording_of(self, session_id: str) -> RecordingState:
-        return await recording_state(session_id)
+        return await recording_state(session_id, (await self.get(session_id=session_id)).host)
+
+    async def recording_download(self, session_id: str) -> RecordingDownload:
+        return await open_download(session_id, (await self.get(session_id=session_id)).host)
 
     async def export_recording(self, session_id: str) -> Path:
-        return await export_recording(session_id)
+        raise errors.ServiceUnavailable(
+            "A session's recording is exported on its desktop host; this replica reads it"
+            " from there (recording_download)."
+        )
 
     async def running_desktop(self, *, session_id: str, owner: str | None) -> Any:
         raise errors.ServiceUnavailable(
@@ -208,10 +219,12 @@ class RaySessionService(SessionService):
         await self.closing(session_id)
         self.bus.close(session_id)
         actor = find_session_actor(session_id)
-        if actor is None:
-            return  # gone with its host
+        if actor is None:  # ended (expired: its host may keep its recording), or its host lost
+            if not expiring:
+                await remove_kept(session_id, (await self.get(session_id=session_id)).host)
+            return
         try:
-            await call(actor.stop.remote())
+            await call(actor.stop.remote(keep_recording=self.keeps_recording(expiring=expiring)))
         except errors.ServiceUnavailable:
             logger.warning("session %s: its actor did not stop cleanly", session_id)
         ray.kill(actor)

@@ -22,6 +22,7 @@ by default `<machine>:<DESKTOP_USER_PREFIX>`, unique per host.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import ray
 
 from computer_use import errors
+from computer_use.cluster.kept_recordings import ensure_keeper, move_to_kept
 from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, actor_name, session_actor
 from computer_use.cluster.reaper import start_reaper, stop_reaper
 from computer_use.cluster.remote_files import FileTransfers
@@ -85,8 +87,10 @@ class SessionActor:
                 f"all {self.settings.max_displays} desktop slots of this host are taken"
                 " (MAX_DISPLAYS of the host should equal its `desktop` resource)"
             )
-        # The slot's recordings of sessions gone with a dead actor go.
+        # The slot's recordings of sessions gone with a dead actor go (kept ones are not on
+        # a slot); the host's keeper of recordings runs (kept_recordings.py).
         await runtime.recordings.reconcile({self.session_id})
+        await asyncio.to_thread(ensure_keeper, self.settings)
         desktop = await runtime.desktops.create(self.session_id)
         if record:
             await runtime.sessions.start_recording(self.session_id)
@@ -190,9 +194,10 @@ class SessionActor:
             raise errors.DesktopNotRunning(SessionStatus.ERROR)
         return desktop
 
-    async def stop(self, *, remove_files: bool = True) -> None:
+    async def stop(self, *, remove_files: bool = True, keep_recording: bool = False) -> None:
         """Ends the run, the desktop and its files, and frees the slot (the actor itself is
-        ended by ray.kill)."""
+        ended by ray.kill). The recording goes, or with `keep_recording` (an expiry that keeps
+        it) moves to the host's kept recordings, served by its keeper."""
         if self.vnc_relay is not None:
             await self.vnc_relay.close()
             self.vnc_relay = None
@@ -203,7 +208,10 @@ class SessionActor:
             await self.transfers.close_all()
             await self.exports.close_all()
             await runtime.sessions.closing(self.session_id)  # the run stops first
-            if remove_files:  # the recording lives and ends with the actor
+            if keep_recording:
+                await runtime.recordings.stop(self.session_id)
+                await move_to_kept(runtime.recordings, self.session_id, self.settings)
+            elif remove_files:
                 await runtime.recordings.remove(self.session_id)
             else:
                 await runtime.recordings.stop(self.session_id)

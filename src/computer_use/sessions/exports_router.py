@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, StreamingResponse
-from starlette.background import BackgroundTask
 
 from computer_use import errors
 from computer_use.auth import CallerDep
 from computer_use.deps import AgentRunnerDep, SessionServiceDep
 from computer_use.sessions import trajectory
+from computer_use.sessions.download_response import DownloadResponse
 from computer_use.sessions.records import image_url
 
 # Every route here is about one session: its id may be malformed (422) or name no session
@@ -56,19 +55,13 @@ async def get_trajectory(
 )
 async def get_recording(
     session_id: uuid.UUID, service: SessionServiceDep, caller: CallerDep
-) -> FileResponse:
+) -> DownloadResponse:
     session = await service.get(session_id=str(session_id), owner=caller)
-    path = await service.export_recording(session.id)
-
-    async def remove() -> None:
-        await asyncio.to_thread(path.unlink, True)
-
-    return FileResponse(
-        path,
+    return DownloadResponse(
+        await service.recording_download(session.id),
         media_type="video/mp4",
         filename=f"recording-{session.id}.mp4",
         headers={"Cache-Control": "no-store"},
-        background=BackgroundTask(remove),
     )
 
 

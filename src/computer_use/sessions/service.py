@@ -23,6 +23,11 @@ from computer_use.database import transaction
 from computer_use.desktops import DesktopCapacityError
 from computer_use.desktops.files import Files, SessionFiles
 from computer_use.sessions.models import Message, Session, SessionStatus
+from computer_use.sessions.recording_reader import (
+    RecordingDownload,
+    RecordingReader,
+    file_download,
+)
 from computer_use.sessions.records import SessionRecords, now
 
 if TYPE_CHECKING:
@@ -231,30 +236,29 @@ class SessionService(SessionRecords):
 
     def check_recorded(self, session_id: str) -> None:
         """NotFound saying how to get a recording, unless the session has one here."""
-        if not self.recordings.exists(session_id):
-            raise errors.NotFound(
-                f'Session {session_id} has no recording: create sessions with "record": true '
-                "(or set RECORD_SESSIONS=true)."
-            )
+        RecordingReader(self.recordings).check_recorded(session_id)
 
     async def recording_of(self, session_id: str) -> RecordingState:
         """The recording's state, once the session has one (check_recorded)."""
-        self.check_recorded(session_id)
-        return self.recordings.state(session_id)
+        return await RecordingReader(self.recordings).recording_of(session_id)
 
     async def export_recording(self, session_id: str) -> Path:
         """The recording so far as one MP4 file, which the caller removes: NotFound (none),
         Conflict (not a frame recorded yet)."""
-        self.check_recorded(session_id)
-        try:
-            return await self.recordings.export(session_id)
-        except FileNotFoundError:
-            raise errors.Conflict("Nothing is recorded yet; try again in a moment.") from None
+        return await RecordingReader(self.recordings).export_recording(session_id)
+
+    async def recording_download(self, session_id: str) -> RecordingDownload:
+        """export_recording's MP4 to send (DownloadResponse); its end removes the file."""
+        return await file_download(await self.export_recording(session_id))
+
+    def keeps_recording(self, *, expiring: bool) -> bool:
+        """Whether a session's end keeps its recording: on expiry, unless
+        RECORDINGS_ON_EXPIRY=delete; never on delete."""
+        return expiring and self._settings.recordings_on_expiry == "keep"
 
     async def _release_desktop(self, session_id: str, *, expiring: bool = False) -> None:
         await self.closing(session_id)
-        # The recording is kept on expiry unless RECORDINGS_ON_EXPIRY=delete.
-        if expiring and self._settings.recordings_on_expiry == "keep":
+        if self.keeps_recording(expiring=expiring):
             await self.recordings.stop(session_id)
         else:
             await self.recordings.remove(session_id)
