@@ -151,6 +151,8 @@ async def test_a_kept_recording_outlives_its_actor_and_its_slot_until_deleted(
                 timeout=30,
                 what="the keeper's end",
             )
+            unknown = (await on_b.get(f"/api/v1/sessions/{sid}")).json()
+            assert unknown["recording"] is False, "its host cannot say now"
             unreachable = await on_b.get(f"/api/v1/sessions/{sid}/recording")
             assert unreachable.status_code == 503, unreachable.text
             assert "cannot be reached" in unreachable.json()["error"]["message"]
@@ -181,6 +183,7 @@ async def test_a_kept_recording_outlives_its_actor_and_its_slot_until_deleted(
             body = timeline.json()
             assert body["recording"] is False and len(body["parts"]) == 1, body
             assert body["parts"][0]["ended_at"] is not None
+            assert (await on_b.get(f"/api/v1/sessions/{sid}")).json()["recording"] is True
             video = await on_b.get(f"/api/v1/sessions/{sid}/recording")
             assert video.status_code == 200, video.text
             assert video.headers["content-type"] == "video/mp4"
@@ -212,6 +215,7 @@ async def test_with_delete_an_expired_sessions_recording_is_gone(
             made.append(sid)
             await _expire(ray_setup, on_b, sid)
             assert _recording_dirs(ray_setup, sid) == []
+            assert (await on_b.get(f"/api/v1/sessions/{sid}")).json()["recording"] is False
             for route in ("recording", "recording/timeline"):
                 gone = await on_b.get(f"/api/v1/sessions/{sid}/{route}")
                 assert gone.status_code == 404, gone.text

@@ -351,13 +351,24 @@ class RayAgentRunner(AgentRunner):
     async def _live_fields(self, session: Session) -> dict[str, Any]:
         actor = find_session_actor(session.id) if self.sessions.viewable(session) else None
         if actor is None:
-            return self.live_fields_here(session.id)
+            return {**self.live_fields_here(session.id), "recording": await _kept(session)}
         try:
             return cast(
                 dict[str, Any], await call(actor.live_fields.remote(), timeout=LIVE_TIMEOUT)
             )
         except errors.ServiceUnavailable:  # its host is slow or lost: the fields are unknown
             return self.live_fields_here(session.id)
+
+
+async def _kept(session: Session) -> bool:
+    """Whether an expired session's recording is kept on its host (kept_recordings.py)."""
+    if session.status != SessionStatus.EXPIRED or session.host is None:
+        return False
+    try:
+        await asyncio.wait_for(recording_state(session.id, session.host), LIVE_TIMEOUT)
+    except (errors.NotFound, errors.ServiceUnavailable, TimeoutError):
+        return False  # none, or its host cannot be reached now
+    return True
 
 
 def replica_parts() -> RuntimeParts:
