@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,11 @@ from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Turn, bash, member, say
 from tests import slots
 from tests.cluster.conftest import HOSTS, ClusterSetup, host_instance
-from tests.conftest import server_env
+from tests.cluster.replicas import create, two_replicas
 from tests.helpers import ServerProcess, wait_for, wait_for_async
 from tests.mcp_server.conftest import mcp_client, png_size, text_of
 from tests.sessions.test_exports import ffprobe_video
-from tests.streaming.test_replicas import KEY, SECRET, read_events
+from tests.streaming.test_replicas import KEY, read_events
 from tests.vnc.test_vnc_viewer import CHROMIUM, CHROMIUM_ARGS
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
@@ -59,38 +58,12 @@ async def model(ray_setup: ClusterSetup) -> AsyncIterator[LoopbackModelServer]:
         yield server
 
 
-def _replica(data_dir: Path, setup: ClusterSetup, n: int) -> ServerProcess:
-    env = server_env(
-        data_dir,
-        DATABASE_URL=setup.database_url,
-        EVENT_BUS="postgres",
-        SECRET_KEY=SECRET,
-        RAY_ADDRESS=setup.cluster.address,
-        **setup.cluster.auth_env,  # RAY_AUTH_MODE=token and the cluster's token
-        # Their own ranges, never used: with RAY_ADDRESS a replica takes no desktop lock.
-        DESKTOP_DISPLAY_BASE=str(slots.display(1920)),
-        DESKTOP_USER_PREFIX=slots.prefix("cu-rx"),
-        MAX_UPLOAD_MB=str(UPLOAD_MB),
-    )
-    return ServerProcess(env, data_dir / "server.log")
-
-
 @pytest.fixture(scope="module")
 def replicas(
     ray_setup: ClusterSetup, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    a, b = (
-        _replica(tmp_path_factory.mktemp(f"ray-replica-{n}"), ray_setup, i)
-        for i, n in enumerate("ab")
-    )
-    try:
-        with ThreadPoolExecutor(2) as starting:  # both at once, on the same prefix and range
-            for started in [starting.submit(a.start), starting.submit(b.start)]:
-                started.result()
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    with two_replicas(ray_setup, tmp_path_factory, MAX_UPLOAD_MB=str(UPLOAD_MB)) as both:
+        yield both
 
 
 async def _post(http: httpx.AsyncClient, session_id: str, content: str) -> None:
@@ -100,14 +73,6 @@ async def _post(http: httpx.AsyncClient, session_id: str, content: str) -> None:
         headers={"X-Anthropic-API-Key": KEY},
     )
     assert posted.status_code == 202, posted.text
-
-
-async def _create(http: httpx.AsyncClient, title: str) -> dict[str, Any]:
-    created = await http.post("/api/v1/sessions", json={"title": title})
-    assert created.status_code == 201, created.text
-    body: dict[str, Any] = created.json()
-    assert body["status"] == "active"
-    return body
 
 
 async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
@@ -127,7 +92,7 @@ async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
         addresses = {h["address"] for h in health["hosts"]}
         assert addresses == {ray_setup.cluster.node_ip, ray_setup.netns.inside}, health
 
-        first, second = [await _create(on_a, f"spread {n}") for n in (1, 2)]
+        first, second = [await create(on_a, f"spread {n}") for n in (1, 2)]
         hosts = {first["host"], second["host"]}
         assert hosts == {host_instance("host-a"), host_instance("host-b")}, "spread over both"
         assert (await on_b.get(f"/api/v1/sessions/{first['id']}")).json()["host"] == first["host"]
@@ -243,7 +208,7 @@ async def test_a_run_outlives_the_replica_that_started_it_and_resumes_on_the_oth
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
     ):
-        sid = (await _create(on_a, "replica loss"))["id"]
+        sid = (await create(on_a, "replica loss"))["id"]
         await _post(on_a, sid, "go on without A")
         before = await read_events(on_b, sid, until="tool_result")
         a.stop(signal.SIGKILL)
@@ -331,7 +296,7 @@ async def test_the_desktop_is_watched_through_another_replica_in_chromium(
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
     ):
-        sid = (await _create(on_a, "watched"))["id"]
+        sid = (await create(on_a, "watched"))["id"]
         vnc_url = (await on_b.get(f"/api/v1/sessions/{sid}")).json()["vnc_url"]
         assert vnc_url, "a session on a host has a viewer URL on every replica"
         async with async_playwright() as playwright:
@@ -376,7 +341,7 @@ async def test_a_sessions_files_work_through_any_replica(
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
     ):
-        sid = (await _create(on_a, "files"))["id"]
+        sid = (await create(on_a, "files"))["id"]
         base = f"/api/v1/sessions/{sid}/files"
         put = await on_a.put(f"{base}/Uploads/data.bin", content=_aiter([payload]))
         assert put.status_code == 201, put.text
@@ -463,7 +428,7 @@ async def test_a_recording_on_its_host_is_exported_through_any_replica(
         created = await on_a.post("/api/v1/sessions", json={"title": "rec", "record": True})
         assert created.status_code == 201, created.text
         sid = created.json()["id"]
-        plain = (await _create(on_a, "not recorded"))["id"]
+        plain = (await create(on_a, "not recorded"))["id"]
         try:
             missing = await on_b.get(f"/api/v1/sessions/{plain}/recording")
             assert missing.status_code == 404, missing.text
@@ -530,7 +495,7 @@ async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_sur
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
     ):
-        made = [await _create(on_a, f"loss {n}") for n in (1, 2)]
+        made = [await create(on_a, f"loss {n}") for n in (1, 2)]
         by_host = {s["host"]: s["id"] for s in made}
         doomed, survivor = by_host[host_instance("host-b")], by_host[host_instance("host-a")]
         model.add(say("Holding.", bash(HOLD)))  # the run never asks for more
@@ -580,7 +545,7 @@ async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_sur
             return bool(health["lost_hosts"] == 1 and health["capacity"] == 2)
 
         await wait_for_async(host_lost, timeout=60, interval=0.5, what="host B reported lost")
-        fresh = await _create(on_b, "after the loss")
+        fresh = await create(on_b, "after the loss")
         assert fresh["host"] == host_instance("host-a")
         full = await on_a.post("/api/v1/sessions", json={"title": "one too many"})
         assert full.status_code == 429, full.text
