@@ -25,11 +25,17 @@ from sqlalchemy import ColumnElement, select, true
 from computer_use import errors
 from computer_use.agent.service import AgentRunner
 from computer_use.cluster.calls import call
-from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, find_session_actor
+from computer_use.cluster.naming import (
+    DESKTOP_RESOURCE,
+    NAMESPACE,
+    find_session_actor,
+    free_desktops,
+)
+from computer_use.cluster.pool import EMPTY, find_keeper, set_pool
 from computer_use.cluster.remote_files import RemoteFiles
 from computer_use.cluster.remote_people import RayPersonControls
 from computer_use.cluster.remote_recordings import export_recording, recording_state
-from computer_use.cluster.session_actor import create_session_actor
+from computer_use.cluster.session_actor import START_TIMEOUT, create_session_actor
 from computer_use.desktops.files import Files
 from computer_use.desktops.recorder import RecordingState
 from computer_use.runtime import RuntimeParts
@@ -40,14 +46,9 @@ from computer_use.sessions.service import SessionService
 logger = logging.getLogger(__name__)
 
 HOST_CHECK_SECONDS = 5.0
-START_TIMEOUT = 180.0  # a desktop host under load starts a desktop in seconds, not minutes
 PING_TIMEOUT = 10.0
 KILL_TIMEOUT = 10.0
-
-
-def free_desktops() -> float:
-    """The cluster's free session slots now (Ray's view; a start may still take the last)."""
-    return float(ray.available_resources().get(DESKTOP_RESOURCE, 0))  # type: ignore[no-untyped-call]
+POOL_HEALTH_TIMEOUT = 2.0
 
 
 def actor_of(session_id: str) -> Any:
@@ -71,6 +72,9 @@ class RaySessionService(SessionService):
         address = self._settings.ray_address
         await asyncio.to_thread(ray.init, address=address, namespace=NAMESPACE, log_to_driver=False)
         logger.info("sessions run on the Ray cluster at %s", address)
+        # The cluster's warm pool (pool.py) takes this replica's settings; 0 drains it.
+        settings = self._settings
+        await asyncio.to_thread(set_pool, settings.warm_pool_size, settings.warm_pool_browser)
         return self.desktops_health()
 
     def desktops_health(self) -> dict[str, Any]:
@@ -86,6 +90,7 @@ class RaySessionService(SessionService):
             "free": int(free_desktops()),
             "hosts": hosts,
             "lost_hosts": len(hosts) - len(live),
+            "warm_pool": _pool_health(),
         }
 
     def _desktop_hosts(self) -> list[dict[str, Any]]:
@@ -146,19 +151,20 @@ class RaySessionService(SessionService):
         budget: dict[str, Any] | None = None,
         approval: str | list[str] | None = None,
     ) -> Session:
+        recorded = self.wants_recording(record)
+        fields: dict[str, Any] = {"title": title, "model": model, "owner": owner, "budget": budget}
+        pooled = await self._open_pooled(recorded, approval=approval, **fields)
+        if pooled is not None:
+            return pooled
         if free_desktops() < 1:
             raise errors.CapacityReached(
                 "Every desktop host of the cluster is full; delete a session or try again later."
             )
-        session = await self.create(
-            title=title, model=model, owner=owner, budget=budget, approval=approval
-        )
+        session = await self.create(approval=approval, **fields)
         async with self.lock(session.id):
             actor = create_session_actor(session.id)
             try:
-                started = await call(
-                    actor.start.remote(self.wants_recording(record)), timeout=START_TIMEOUT
-                )
+                started = await call(actor.start.remote(recorded), timeout=START_TIMEOUT)
             except BaseException as exc:
                 logger.exception("desktop of session %s failed to start", session.id)
                 ray.kill(actor)
@@ -168,9 +174,45 @@ class RaySessionService(SessionService):
                 raise errors.ServiceUnavailable(
                     f"The session's desktop failed to start: {exc}"
                 ) from exc
-            await self.update(session_id=session.id, host=started["host"])
-            await self.transition(session.id, SessionStatus.ACTIVE)
+            await self._activate(session.id, started)
         return await self.get(session_id=session.id)
+
+    async def _activate(self, session_id: str, started: dict[str, Any]) -> None:
+        await self.update(session_id=session_id, host=started["host"])
+        await self.transition(session_id, SessionStatus.ACTIVE)
+
+    async def _open_pooled(self, recorded: bool, **fields: Any) -> Session | None:
+        """The session on a pooled actor of the cluster's warm pool (pool.py), under the id it
+        was made with; None when the pool has none ready (or is unreachable)."""
+        keeper = find_keeper()
+        while keeper is not None:
+            try:
+                session_id = await call(keeper.take.remote(), timeout=PING_TIMEOUT)
+            except errors.ServiceUnavailable:
+                logger.warning("the warm pool's keeper does not answer; creating without it")
+                return None
+            if session_id is None:
+                return None
+            actor = find_session_actor(session_id)
+            try:
+                await self.create(session_id=session_id, **fields)
+            except BaseException as exc:  # a refusal (an unknown model): the actor is fine
+                usable = actor is not None and isinstance(exc, errors.DomainError)
+                keeper.give_back.remote(session_id, usable=usable)
+                raise
+            async with self.lock(session_id):
+                try:
+                    started = await call(actor.claim.remote(recorded)) if actor else None
+                except errors.ServiceUnavailable:
+                    started = None
+                if started is not None:
+                    await self._activate(session_id, started)
+                    return await self.get(session_id=session_id)
+                # Its desktop died while it waited, or the pool withdrew it: the next one.
+                logger.warning("pooled session %s could not be claimed", session_id)
+                keeper.give_back.remote(session_id, usable=False)
+                await self.delete(session_id=session_id)
+        return None
 
     def viewable(self, session: Session) -> bool:
         # Its actor runs the desktop from `active` on, until expiry, delete or a lost host.
@@ -256,6 +298,17 @@ class RaySessionService(SessionService):
                 )
             await self.transition(session_id, SessionStatus.ERROR, detail)
         logger.warning("session %s: %s", session_id, detail)
+
+
+def _pool_health() -> dict[str, Any]:
+    """The cluster's warm pool as its keeper reports it (size 0 when there is none)."""
+    keeper = find_keeper()
+    if keeper is None:
+        return dict(EMPTY)
+    try:
+        return dict(ray.get(keeper.health.remote(), timeout=POOL_HEALTH_TIMEOUT))
+    except (RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        return {**EMPTY, "error": f"the pool's keeper does not answer ({type(exc).__name__})"}
 
 
 async def _released(session_id: str, timeout: float = KILL_TIMEOUT) -> None:
