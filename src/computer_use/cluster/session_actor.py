@@ -115,6 +115,9 @@ class SessionActor:
     async def pool_state(self) -> str:
         """`pooled` (waiting for its session), `failed` (pooled, but its desktop died while
         waiting) or `taken` (a session's, or never pooled)."""
+        return self._pool_state()
+
+    def _pool_state(self) -> str:
         if not self.pooled:
             return "taken"
         desktop = self.runtime.sessions.desktop(self.session_id) if self.runtime else None
@@ -124,7 +127,7 @@ class SessionActor:
         """The pooled actor becomes its session's, once: what `start` returned, with `record`
         the recording started now; None when it is not pooled (claimed or withdrawn already)
         or its desktop died while it waited. Nothing else starts."""
-        if await self.pool_state() != "pooled":
+        if self._pool_state() != "pooled":
             return None
         self.pooled = False  # no await since the check: one claim wins, on this event loop
         if record:
