@@ -15,7 +15,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.cluster_agent import REPLICA, AgentSetup, close_sessions
 from bench.common import percentile
@@ -23,7 +22,7 @@ from tests import slots
 from tests.cluster.ray_cluster import RayCluster
 from tests.helpers import wait_for_async
 
-from computer_use.cluster.pool import drain_pool, find_keeper, set_pool
+from computer_use.cluster.pool import drain_pool, pool_health, set_pool
 from computer_use.cluster.replica import replica_parts
 from computer_use.runtime import Runtime, build_runtime
 
@@ -58,12 +57,6 @@ async def timed_creates(runtime: Runtime, count: int, label: str) -> list[float]
     return times
 
 
-async def pool_health() -> dict[str, Any]:
-    keeper = find_keeper()
-    assert keeper is not None, "the pool has a keeper"
-    return dict(await keeper.health.remote())
-
-
 async def creates_with_and_without_pool(
     setup: AgentSetup, workdir: Path, cluster: RayCluster
 ) -> PoolFigures:
@@ -86,13 +79,13 @@ async def creates_with_and_without_pool(
         await asyncio.to_thread(set_pool, count, False)
 
         async def filled() -> bool:
-            health = await pool_health()
+            health = await asyncio.to_thread(pool_health)
             return bool(health["ready"] == count and health["preparing"] == 0)
 
         await wait_for_async(filled, timeout=FILL_TIMEOUT, interval=0.1, what="the pool full")
         fill = time.perf_counter() - started
         pooled = await timed_creates(runtime, count, "pooled")
-        claimed = int((await pool_health())["claimed"])
+        claimed = int((await asyncio.to_thread(pool_health))["claimed"])
         return PoolFigures(unpooled, pooled, fill, claimed)
     finally:
         await asyncio.to_thread(drain_pool)

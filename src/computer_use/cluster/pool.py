@@ -218,6 +218,18 @@ def find_keeper() -> Any | None:
         return None
 
 
+def pool_health(timeout: float = 2.0) -> dict[str, Any]:
+    """The cluster's warm pool as its keeper reports it (size 0 when there is none). Blocks
+    (a health request waits at most `timeout`)."""
+    keeper = find_keeper()
+    if keeper is None:
+        return dict(EMPTY)
+    try:
+        return dict(ray.get(keeper.health.remote(), timeout=timeout))
+    except (RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        return {**EMPTY, "error": f"the pool's keeper does not answer ({type(exc).__name__})"}
+
+
 def set_pool(size: int, browser: bool) -> dict[str, Any]:
     """The cluster's pool from now on (a replica's start: its WARM_POOL_SIZE and
     WARM_POOL_BROWSER): the keeper is made if there is none; 0 drains the pool. Blocks."""

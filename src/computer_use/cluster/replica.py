@@ -31,7 +31,7 @@ from computer_use.cluster.naming import (
     find_session_actor,
     free_desktops,
 )
-from computer_use.cluster.pool import EMPTY, find_keeper, set_pool
+from computer_use.cluster.pool import find_keeper, pool_health, set_pool
 from computer_use.cluster.remote_files import RemoteFiles
 from computer_use.cluster.remote_people import RayPersonControls
 from computer_use.cluster.remote_recordings import export_recording, recording_state
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 HOST_CHECK_SECONDS = 5.0
 PING_TIMEOUT = 10.0
 KILL_TIMEOUT = 10.0
-POOL_HEALTH_TIMEOUT = 2.0
 
 
 def actor_of(session_id: str) -> Any:
@@ -90,7 +89,7 @@ class RaySessionService(SessionService):
             "free": int(free_desktops()),
             "hosts": hosts,
             "lost_hosts": len(hosts) - len(live),
-            "warm_pool": _pool_health(),
+            "warm_pool": pool_health(),
         }
 
     def _desktop_hosts(self) -> list[dict[str, Any]]:
@@ -205,6 +204,11 @@ class RaySessionService(SessionService):
                     started = await call(actor.claim.remote(recorded)) if actor else None
                 except errors.ServiceUnavailable:
                     started = None
+                except BaseException as exc:  # e.g. its recording did not start
+                    if actor is not None:
+                        ray.kill(actor)  # its reaper frees the slot
+                    await self.delete(session_id=session_id)
+                    raise errors.ServiceUnavailable(f"The pooled desktop failed: {exc}") from exc
                 if started is not None:
                     await self._activate(session_id, started)
                     return await self.get(session_id=session_id)
@@ -298,17 +302,6 @@ class RaySessionService(SessionService):
                 )
             await self.transition(session_id, SessionStatus.ERROR, detail)
         logger.warning("session %s: %s", session_id, detail)
-
-
-def _pool_health() -> dict[str, Any]:
-    """The cluster's warm pool as its keeper reports it (size 0 when there is none)."""
-    keeper = find_keeper()
-    if keeper is None:
-        return dict(EMPTY)
-    try:
-        return dict(ray.get(keeper.health.remote(), timeout=POOL_HEALTH_TIMEOUT))
-    except (RayActorError, ray.exceptions.GetTimeoutError) as exc:
-        return {**EMPTY, "error": f"the pool's keeper does not answer ({type(exc).__name__})"}
 
 
 async def _released(session_id: str, timeout: float = KILL_TIMEOUT) -> None:
