@@ -115,8 +115,8 @@ class PoolKeeper:
     # --- the refill ------------------------------------------------------------------------
 
     def _keep_going(self) -> None:
-        """Runs the refill loop (started by the first call: also after Ray restarted the
-        keeper)."""
+        """Runs the refill loop, started by the first call (also after Ray restarted the
+        keeper: every replica asks for the pool's health every HOST_CHECK_SECONDS)."""
         if (self._task is None or self._task.done()) and self.size > 0:
             self._task = asyncio.get_running_loop().create_task(self._keep())
 

@@ -269,6 +269,7 @@ class RaySessionService(SessionService):
             await asyncio.sleep(HOST_CHECK_SECONDS)
             try:
                 await asyncio.to_thread(self._desktop_hosts)  # learns hosts while they live
+                await asyncio.to_thread(pool_health)  # a keeper Ray restarted refills again
                 await self.check_hosts()
             except Exception:
                 logger.exception("checking the desktop hosts failed; retrying")
