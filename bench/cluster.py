@@ -15,6 +15,9 @@ actors, measured in one run.
   the real desktop, the next request follows), in this process and in session actors on the
   same clusters, the hosts running the agent with the bench's PostgreSQL database
   (EVENT_BUS=postgres) and the loopback model's address; each against the in-process figure.
+- Creates through a replica with and without the cluster's warm pool (bench/cluster_pool.py):
+  `--sessions` sessions opened one after another as POST /sessions does, then the same with
+  the pool full (each create takes a pooled actor); per second, p50, and the pool's fill time.
 
 All hosts share this machine's cores, so two hosts show the cost of spreading, not a gain.
 
@@ -62,6 +65,7 @@ from bench.cluster_agent import (
     agent_through_actors,
     model_server,
 )
+from bench.cluster_pool import PoolFigures, creates_with_and_without_pool
 from bench.common import Report, percentile
 from tests import slots
 from tests.desktop_fixtures import fs_force_cleanup
@@ -89,6 +93,7 @@ class Figures:
     concurrent: float  # the same, all at once
     png_bytes: int
     agent: AgentFigures | None = None  # agent steps per minute
+    pool: PoolFigures | None = None  # creates through a replica, pooled and not
 
 
 def ms(seconds: float) -> str:
@@ -257,12 +262,14 @@ def through_ray(
             runs = asyncio.run(agent_through_actors(agent, workdir, cluster.address))
             report.add(f"  {sessions} agent runs: sessions per host", runs.hosts)
             cluster.wait_until_desktops_free()
+            pool = asyncio.run(creates_with_and_without_pool(agent, workdir, cluster))
+            cluster.wait_until_desktops_free()
         except BaseException:
             print(cluster.logs())
             raise
         finally:
             actors.stop_all(cluster)
-    return Figures(step_times, calls, sequential, concurrent, png_bytes, runs)
+    return Figures(step_times, calls, sequential, concurrent, png_bytes, runs, pool)
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -277,6 +284,15 @@ def compare(report: Report, label: str, figures: Figures, base: Figures | None) 
     assert agent is not None
     report.add(f"{label}: agent steps per minute, all sessions", f"{agent.per_minute:.0f} /min")
     report.add(f"{label}: agent step, mean per session", ms(agent.step))
+    if figures.pool is not None:
+        pool = figures.pool
+        for way, times in (("no pool", pool.unpooled), ("pooled", pool.pooled)):
+            report.add(f"{label}: creates via a replica, {way}: /s, p50",
+                       f"{pool.rate(times):.2f} /s, {ms(pool.p50(times))}")  # fmt: skip
+        report.add(f"{label}: pooled create p50 vs without",
+                   f"{pool.p50(pool.pooled) / pool.p50(pool.unpooled):.3f}x")  # fmt: skip
+        report.add(f"{label}: the pool filled ({len(pool.pooled)}) in",
+                   f"{pool.fill:.1f} s; {pool.claimed} creates served by it")  # fmt: skip
     if base is None:
         report.add(f"{label}: its CPU during the runs (one core = 100%)",
                    f"{agent.cpu * 100:.0f}%")  # fmt: skip

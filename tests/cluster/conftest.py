@@ -32,9 +32,8 @@ from tests.cluster.netns import (
     network_namespace,
 )
 from tests.cluster.ray_cluster import RayCluster, ray_cluster
-from tests.conftest import PG_ADMIN_DSN, _pg_admin, server_env
-from tests.helpers import ServerProcess, free_port
-from tests.streaming.test_replicas import SECRET
+from tests.conftest import PG_ADMIN_DSN, _pg_admin
+from tests.helpers import free_port
 
 HOSTS = {"host-a": ("cu-ha", 1900, 2), "host-b": ("cu-hb", 1910, 1)}  # prefix, base, slots
 IN_NETNS = "host-b"  # the host in a network namespace of its own
@@ -62,24 +61,6 @@ def host_instance(name: str) -> str:
     import socket
 
     return f"{socket.gethostname()}:{slots.prefix(HOSTS[name][0])}"
-
-
-def api_replica(data_dir: Path, setup: ClusterSetup, **env: str) -> ServerProcess:
-    """An API replica on the package's cluster, not started yet: RAY_ADDRESS (with the
-    cluster's token), the package's database, EVENT_BUS=postgres, the shared SECRET_KEY;
-    `env` adds to or overrides the test server's defaults."""
-    settings = server_env(
-        data_dir,
-        DATABASE_URL=setup.database_url,
-        EVENT_BUS="postgres",
-        SECRET_KEY=SECRET,
-        RAY_ADDRESS=setup.cluster.address,
-        **setup.cluster.auth_env,  # RAY_AUTH_MODE=token and the cluster's token
-        # Their own ranges, never used: with RAY_ADDRESS a replica takes no desktop lock.
-        DESKTOP_DISPLAY_BASE=str(slots.display(1920)),
-        DESKTOP_USER_PREFIX=slots.prefix("cu-rx"),
-    )
-    return ServerProcess({**settings, **env}, data_dir / "server.log")
 
 
 def _stop_session_actors() -> None:

@@ -21,7 +21,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.cluster.conftest import HOSTS, ClusterSetup, api_replica
+from tests.cluster.conftest import HOSTS, ClusterSetup
+from tests.cluster.replicas import replica as api_replica
 from tests.helpers import ServerProcess, wait_for_async
 from tests.sessions.test_exports import ffprobe_video
 

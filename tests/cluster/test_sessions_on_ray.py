@@ -21,7 +21,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,8 @@ from playwright.async_api import async_playwright
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import RecordedRequest, Turn, bash, member, say
 from tests import slots
-from tests.cluster.conftest import HOSTS, ClusterSetup, api_replica, host_instance
+from tests.cluster.conftest import HOSTS, ClusterSetup, host_instance
+from tests.cluster.replicas import create, two_replicas
 from tests.helpers import ServerProcess, wait_for, wait_for_async
 from tests.mcp_server.conftest import mcp_client, png_size, text_of
 from tests.sessions.test_exports import ffprobe_video
@@ -65,20 +65,8 @@ async def model(ray_setup: ClusterSetup) -> AsyncIterator[LoopbackModelServer]:
 def replicas(
     ray_setup: ClusterSetup, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    a, b = (
-        api_replica(
-            tmp_path_factory.mktemp(f"ray-replica-{n}"), ray_setup, MAX_UPLOAD_MB=str(UPLOAD_MB)
-        )
-        for n in "ab"
-    )
-    try:
-        with ThreadPoolExecutor(2) as starting:  # both at once, on the same prefix and range
-            for started in [starting.submit(a.start), starting.submit(b.start)]:
-                started.result()
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    with two_replicas(ray_setup, tmp_path_factory, MAX_UPLOAD_MB=str(UPLOAD_MB)) as both:
+        yield both
 
 
 async def _post(http: httpx.AsyncClient, session_id: str, content: str) -> None:
@@ -88,14 +76,6 @@ async def _post(http: httpx.AsyncClient, session_id: str, content: str) -> None:
         headers={"X-Anthropic-API-Key": KEY},
     )
     assert posted.status_code == 202, posted.text
-
-
-async def _create(http: httpx.AsyncClient, title: str) -> dict[str, Any]:
-    created = await http.post("/api/v1/sessions", json={"title": title})
-    assert created.status_code == 201, created.text
-    body: dict[str, Any] = created.json()
-    assert body["status"] == "active"
-    return body
 
 
 async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
@@ -115,7 +95,7 @@ async def test_sessions_spread_over_the_hosts_and_any_replica_serves_them(
         addresses = {h["address"] for h in health["hosts"]}
         assert addresses == {ray_setup.cluster.node_ip, ray_setup.netns.inside}, health
 
-        first, second = [await _create(on_a, f"spread {n}") for n in (1, 2)]
+        first, second = [await create(on_a, f"spread {n}") for n in (1, 2)]
         hosts = {first["host"], second["host"]}
         assert hosts == {host_instance("host-a"), host_instance("host-b")}, "spread over both"
         # The fields only the host knows, read through the other replica from the actor.
@@ -242,7 +222,7 @@ async def test_a_run_outlives_the_replica_that_started_it_and_resumes_on_the_oth
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
     ):
-        sid = (await _create(on_a, "replica loss"))["id"]
+        sid = (await create(on_a, "replica loss"))["id"]
         await _post(on_a, sid, "go on without A")
         before = await read_events(on_b, sid, until="tool_result")
         a.stop(signal.SIGKILL)
@@ -360,7 +340,7 @@ async def test_the_desktop_is_watched_through_another_replica_in_chromium(
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
     ):
-        sid = (await _create(on_a, "watched"))["id"]
+        sid = (await create(on_a, "watched"))["id"]
         vnc_url = (await on_b.get(f"/api/v1/sessions/{sid}")).json()["vnc_url"]
         assert vnc_url, "a session on a host has a viewer URL on every replica"
         async with async_playwright() as playwright:
@@ -405,7 +385,7 @@ async def test_a_sessions_files_work_through_any_replica(
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
     ):
-        sid = (await _create(on_a, "files"))["id"]
+        sid = (await create(on_a, "files"))["id"]
         base = f"/api/v1/sessions/{sid}/files"
         put = await on_a.put(f"{base}/Uploads/data.bin", content=_aiter([payload]))
         assert put.status_code == 201, put.text
@@ -492,7 +472,7 @@ async def test_a_recording_on_its_host_is_exported_through_any_replica(
         created = await on_a.post("/api/v1/sessions", json={"title": "rec", "record": True})
         assert created.status_code == 201, created.text
         sid = created.json()["id"]
-        plain = (await _create(on_a, "not recorded"))["id"]
+        plain = (await create(on_a, "not recorded"))["id"]
         try:
             missing = await on_b.get(f"/api/v1/sessions/{plain}/recording")
             assert missing.status_code == 404, missing.text
@@ -560,7 +540,7 @@ async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_sur
         httpx.AsyncClient(base_url=a.base_url, timeout=60) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=60) as on_b,
     ):
-        made = [await _create(on_a, f"loss {n}") for n in (1, 2)]
+        made = [await create(on_a, f"loss {n}") for n in (1, 2)]
         by_host = {s["host"]: s["id"] for s in made}
         doomed, survivor = by_host[host_instance("host-b")], by_host[host_instance("host-a")]
         model.add(say("Holding.", bash(HOLD)))  # the run never asks for more
@@ -610,7 +590,7 @@ async def test_a_lost_host_ends_its_sessions_as_error_and_new_ones_go_to_the_sur
             return bool(health["lost_hosts"] == 1 and health["capacity"] == 2)
 
         await wait_for_async(host_lost, timeout=60, interval=0.5, what="host B reported lost")
-        fresh = await _create(on_b, "after the loss")
+        fresh = await create(on_b, "after the loss")
         assert fresh["host"] == host_instance("host-a")
         full = await on_a.post("/api/v1/sessions", json={"title": "one too many"})
         assert full.status_code == 429, full.text

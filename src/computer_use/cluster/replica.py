@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,17 +23,23 @@ from ray.exceptions import RayActorError
 from sqlalchemy import ColumnElement, select, true
 
 from computer_use import errors
-from computer_use.agent.service import AgentRunner
 from computer_use.cluster.calls import call
-from computer_use.cluster.naming import DESKTOP_RESOURCE, NAMESPACE, find_session_actor
+from computer_use.cluster.naming import (
+    DESKTOP_RESOURCE,
+    NAMESPACE,
+    actor_of,
+    find_session_actor,
+    free_desktops,
+)
+from computer_use.cluster.pool import find_pool_keeper, pool_health, set_pool
 from computer_use.cluster.remote_files import RemoteFiles
-from computer_use.cluster.remote_people import RayPersonControls
 from computer_use.cluster.remote_recordings import (
     open_download,
     recording_state,
     remove_kept,
 )
-from computer_use.cluster.session_actor import create_session_actor
+from computer_use.cluster.remote_runner import RayAgentRunner
+from computer_use.cluster.session_actor import START_TIMEOUT, create_session_actor
 from computer_use.desktops.files import Files
 from computer_use.desktops.recorder import RecordingState
 from computer_use.runtime import RuntimeParts
@@ -45,23 +51,8 @@ from computer_use.sessions.service import SessionService
 logger = logging.getLogger(__name__)
 
 HOST_CHECK_SECONDS = 5.0
-START_TIMEOUT = 180.0  # a desktop host under load starts a desktop in seconds, not minutes
 PING_TIMEOUT = 10.0
 KILL_TIMEOUT = 10.0
-LIVE_TIMEOUT = 5.0  # a session's JSON waits this long at most for its actor's fields
-
-
-def free_desktops() -> float:
-    """The cluster's free session slots now (Ray's view; a start may still take the last)."""
-    return float(ray.available_resources().get(DESKTOP_RESOURCE, 0))  # type: ignore[no-untyped-call]
-
-
-def actor_of(session_id: str) -> Any:
-    """The session's actor; DesktopNotRunning when it has none (ended, or its host lost)."""
-    actor = find_session_actor(session_id)
-    if actor is None:
-        raise errors.DesktopNotRunning(SessionStatus.ERROR)
-    return actor
 
 
 class RaySessionService(SessionService):
@@ -77,6 +68,9 @@ class RaySessionService(SessionService):
         address = self._settings.ray_address
         await asyncio.to_thread(ray.init, address=address, namespace=NAMESPACE, log_to_driver=False)
         logger.info("sessions run on the Ray cluster at %s", address)
+        # The cluster's warm pool (pool.py) takes this replica's settings; 0 drains it.
+        settings = self._settings
+        await asyncio.to_thread(set_pool, settings.warm_pool_size, settings.warm_pool_browser)
         return self.desktops_health()
 
     def desktops_health(self) -> dict[str, Any]:
@@ -92,6 +86,7 @@ class RaySessionService(SessionService):
             "free": int(free_desktops()),
             "hosts": hosts,
             "lost_hosts": len(hosts) - len(live),
+            "warm_pool": pool_health(),
         }
 
     def _desktop_hosts(self) -> list[dict[str, Any]]:
@@ -152,19 +147,20 @@ class RaySessionService(SessionService):
         budget: dict[str, Any] | None = None,
         approval: str | list[str] | None = None,
     ) -> Session:
+        recorded = self.wants_recording(record)
+        fields: dict[str, Any] = {"title": title, "model": model, "owner": owner, "budget": budget}
+        pooled = await self._open_pooled(recorded, approval=approval, **fields)
+        if pooled is not None:
+            return pooled
         if free_desktops() < 1:
             raise errors.CapacityReached(
                 "Every desktop host of the cluster is full; delete a session or try again later."
             )
-        session = await self.create(
-            title=title, model=model, owner=owner, budget=budget, approval=approval
-        )
+        session = await self.create(approval=approval, **fields)
         async with self.lock(session.id):
             actor = create_session_actor(session.id)
             try:
-                started = await call(
-                    actor.start.remote(self.wants_recording(record)), timeout=START_TIMEOUT
-                )
+                started = await call(actor.start.remote(recorded), timeout=START_TIMEOUT)
             except BaseException as exc:
                 logger.exception("desktop of session %s failed to start", session.id)
                 ray.kill(actor)
@@ -174,9 +170,50 @@ class RaySessionService(SessionService):
                 raise errors.ServiceUnavailable(
                     f"The session's desktop failed to start: {exc}"
                 ) from exc
-            await self.update(session_id=session.id, host=started["host"])
-            await self.transition(session.id, SessionStatus.ACTIVE)
+            await self._activate(session.id, started)
         return await self.get(session_id=session.id)
+
+    async def _activate(self, session_id: str, started: dict[str, Any]) -> None:
+        await self.update(session_id=session_id, host=started["host"])
+        await self.transition(session_id, SessionStatus.ACTIVE)
+
+    async def _open_pooled(self, recorded: bool, **fields: Any) -> Session | None:
+        """The session on a pooled actor of the cluster's warm pool (pool.py), under the id it
+        was made with; None when the pool has none ready (or is unreachable)."""
+        keeper = find_pool_keeper()
+        while keeper is not None:
+            try:
+                session_id = await call(keeper.take.remote(), timeout=PING_TIMEOUT)
+            except errors.ServiceUnavailable:
+                logger.warning("the warm pool's keeper does not answer; creating without it")
+                return None
+            if session_id is None:
+                return None
+            actor = find_session_actor(session_id)
+            try:
+                await self.create(session_id=session_id, **fields)
+            except BaseException as exc:  # a refusal (an unknown model): the actor is fine
+                usable = actor is not None and isinstance(exc, errors.DomainError)
+                keeper.give_back.remote(session_id, usable=usable)
+                raise
+            async with self.lock(session_id):
+                try:
+                    started = await call(actor.claim.remote(recorded)) if actor else None
+                except errors.ServiceUnavailable:
+                    started = None
+                except BaseException as exc:  # e.g. its recording did not start
+                    if actor is not None:
+                        ray.kill(actor)  # its reaper frees the slot
+                    await self.delete(session_id=session_id)
+                    raise errors.ServiceUnavailable(f"The pooled desktop failed: {exc}") from exc
+                if started is not None:
+                    await self._activate(session_id, started)
+                    return await self.get(session_id=session_id)
+                # Its desktop died while it waited, or the pool withdrew it: the next one.
+                logger.warning("pooled session %s could not be claimed", session_id)
+                keeper.give_back.remote(session_id, usable=False)
+                await self.delete(session_id=session_id)
+        return None
 
     def viewable(self, session: Session) -> bool:
         # Its actor runs the desktop from `active` on, until expiry, delete or a lost host.
@@ -237,6 +274,7 @@ class RaySessionService(SessionService):
             await asyncio.sleep(HOST_CHECK_SECONDS)
             try:
                 await asyncio.to_thread(self._desktop_hosts)  # learns hosts while they live
+                await asyncio.to_thread(pool_health)  # a keeper Ray restarted refills again
                 await self.check_hosts()
             except Exception:
                 logger.exception("checking the desktop hosts failed; retrying")
@@ -295,79 +333,6 @@ async def _alive(session_id: str) -> bool:
         return False
     except TimeoutError:  # asyncio's: the host is slow, not known lost
         return True
-    return True
-
-
-class RayAgentRunner(AgentRunner):
-    """Runs happen in the session actors; the replica hands over the message, cancel and the
-    person's controls."""
-
-    def __init__(self, **parts: Any) -> None:
-        super().__init__(**parts)
-        self.people = RayPersonControls(self)
-
-    async def start(
-        self,
-        *,
-        session_id: str,
-        content: str,
-        api_key: str | None,
-        owner: str | None = None,
-        budget: dict[str, Any] | None = None,
-    ) -> Session:
-        self.check_length(content)
-        key = self._api_key(api_key)
-        session = await self.sessions.get(session_id=session_id, owner=owner)
-        self.sessions.check_not_expired(session)
-        self._check_provider(key)
-        await call(actor_of(session_id).run.remote(content, key, owner, budget))
-        return session
-
-    async def update(
-        self,
-        *,
-        session_id: str,
-        owner: str | None,
-        approval: str | list[str] | None = None,
-        **changes: Any,
-    ) -> Session:
-        """PATCH: stored here, followed by the run in the session's actor (if it has one)."""
-        session = await self.sessions.update(
-            session_id=session_id, owner=owner, approval=approval, **changes
-        )
-        actor = find_session_actor(session_id)
-        if actor is not None:  # else nothing runs
-            await call(actor.follow.remote())
-        return session
-
-    async def cancel(self, *, session_id: str) -> bool:
-        return cast(bool, await call(actor_of(session_id).cancel.remote()))
-
-    async def live_fields(self, sessions: Sequence[Session]) -> list[dict[str, Any]]:
-        """Asked of the sessions' actors at once; a session without a running actor has
-        none of them (as one process answers for a session without its desktop)."""
-        return list(await asyncio.gather(*(self._live_fields(s) for s in sessions)))
-
-    async def _live_fields(self, session: Session) -> dict[str, Any]:
-        actor = find_session_actor(session.id) if self.sessions.viewable(session) else None
-        if actor is None:
-            return {**self.live_fields_here(session.id), "recording": await _kept(session)}
-        try:
-            return cast(
-                dict[str, Any], await call(actor.live_fields.remote(), timeout=LIVE_TIMEOUT)
-            )
-        except errors.ServiceUnavailable:  # its host is slow or lost: the fields are unknown
-            return self.live_fields_here(session.id)
-
-
-async def _kept(session: Session) -> bool:
-    """Whether an expired session's recording is kept on its host (kept_recordings.py)."""
-    if session.status != SessionStatus.EXPIRED or session.host is None:
-        return False
-    try:
-        await asyncio.wait_for(recording_state(session.id, session.host), LIVE_TIMEOUT)
-    except (errors.NotFound, errors.ServiceUnavailable, TimeoutError):
-        return False  # none, or its host cannot be reached now
     return True
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from computer_use.sessions.models import SessionStatus
 
 logger = logging.getLogger(__name__)
 
+START_TIMEOUT = 180.0  # a desktop host under load starts a desktop in seconds, not minutes
 
 PERSON_ACTIONS = frozenset({"pause", "resume", "answer"})
 
@@ -68,10 +70,17 @@ class SessionActor:
         self.reaper: subprocess.Popen[bytes] | None = None  # reaper.py
         self.transfers = FileTransfers(lambda: SessionFiles(self._desktop().sandbox))
         self.exports = RecordingExports(lambda: self._runtime().sessions, session_id)
+        self.pooled = False  # made ahead, not claimed by its session yet (pool_state)
+        self.started: dict[str, Any] = {}  # what start() returned
 
-    async def start(self, record: bool = False) -> dict[str, Any]:
-        """Takes a desktop slot of this host and starts the session's desktop on it, and with
-        `record` its recording (on the slot's data directory: remote_recordings.py)."""
+    async def start(
+        self, record: bool = False, *, browser: bool | None = None, pooled: bool = False
+    ) -> dict[str, Any]:
+        """Takes a desktop slot of this host and starts the session's desktop on it (`browser`:
+        Firefox now; by default the host's BROWSER_EAGER), and with `record` its recording
+        (on the slot's data directory: remote_recordings.py). `pooled`: made ahead by the
+        cluster's warm pool (pool.py), the session has no record yet; `claim` hands it over."""
+        began = time.monotonic()
         for slot in range(self.settings.max_displays):
             runtime = build_runtime(slot_settings(self.settings, slot))
             try:
@@ -91,16 +100,52 @@ class SessionActor:
         # a slot); the host's keeper of recordings runs (kept_recordings.py).
         await runtime.recordings.reconcile({self.session_id})
         await asyncio.to_thread(ensure_keeper, self.settings)
-        desktop = await runtime.desktops.create(self.session_id)
+        desktop = await runtime.desktops.create(self.session_id, browser=browser)
         if record:
             await runtime.sessions.start_recording(self.session_id)
-        return {
+        self.pooled = pooled
+        self.started = {
             "session_id": self.session_id,
             "host": self.settings.instance,
             "node_id": ray.get_runtime_context().get_node_id(),
             "slot": slot,
             "display": desktop.display,
+            "start_seconds": time.monotonic() - began,  # the actor's own part of a create
         }
+        return self.started
+
+    # --- made ahead by the cluster's warm pool (pool.py) ------------------------------------
+
+    async def pool_state(self) -> str:
+        """`pooled` (waiting for its session), `failed` (pooled, but its desktop died while
+        waiting) or `taken` (a session's, or never pooled)."""
+        return self._pool_state()
+
+    def _pool_state(self) -> str:
+        if not self.pooled:
+            return "taken"
+        desktop = self.runtime.sessions.desktop(self.session_id) if self.runtime else None
+        return "pooled" if desktop is not None and not desktop.failed else "failed"
+
+    async def claim(self, record: bool = False) -> dict[str, Any] | None:
+        """The pooled actor becomes its session's, once: what `start` returned, with `record`
+        the recording started now; None when it is not pooled (claimed or withdrawn already)
+        or its desktop died while it waited. Nothing else starts."""
+        if self._pool_state() != "pooled":
+            return None
+        self.pooled = False  # no await since the check: one claim wins, on this event loop
+        if record:
+            await self._runtime().sessions.start_recording(self.session_id)
+        return self.started
+
+    async def withdraw(self) -> bool:
+        """The pool lets go of this pooled actor: its desktop ends (the caller kills the actor
+        next). False, and nothing ends, when a session has claimed it."""
+        if not self.pooled:
+            return False
+        self.pooled = False
+        await self.stop()
+        return True
 
     async def ping(self) -> str:
         """The host's name: the actor is alive (API replicas check, docs/SCALING.md)."""

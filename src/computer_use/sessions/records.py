@@ -167,12 +167,15 @@ class SessionRecords:
         owner: str | None = None,
         budget: dict[str, Any] | None = None,
         approval: str | list[str] | None = None,
+        session_id: str | None = None,
     ) -> Session:
+        """A new session's row, `starting`. `session_id`: the id made ahead for it (a
+        pooled desktop's on a Ray cluster: cluster/pool.py); by default a new one."""
         chosen = self.check_model(model)
         budget = self.check_budget(chosen, budget)
         moment = now()
         session = Session(
-            id=str(uuid.uuid4()),
+            id=session_id or str(uuid.uuid4()),
             owner=owner,
             title=title,
             model=chosen,
