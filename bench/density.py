@@ -526,7 +526,8 @@ def main() -> None:
         help="with --prefs: the chosen candidates at once against none",
     )
     args = parser.parse_args()
-    args.ksm = args.ksm or args.ksm_no_aslr
+    # --modes may name KSM modes too: each switches the host's KSM on, put back at the end
+    args.ksm = args.ksm or args.ksm_no_aslr or "ksm" in (args.modes or "")
     if os.geteuid() != 0:
         raise SystemExit("run as root: desktops need their users and mounts")
     print(f"{os.cpu_count()} cores; model latency {args.model_latency:.1f} s (simulated); "
