@@ -83,6 +83,11 @@ def session_processes(desktop: Desktop) -> int:
     return len(live_pids_of_uid(desktop.user.uid))
 
 
+def merges(mode: str) -> bool:
+    """Whether a mode runs with KSM (its name ends in "ksm"): the host's KSM is switched on."""
+    return mode.endswith("ksm")
+
+
 KSM_COUNTERS = ("pages_shared", "pages_sharing", "ksm_zero_pages", "full_scans")
 
 
@@ -178,11 +183,11 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
         row.first_step = [first for first, _ in runs]
         await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
-        if row.mode.endswith("ksm"):
+        if merges(row.mode):
             row.ksm_scans = await ksm_converged(args.ksm_wait)
         row.after = sum(session_pss(d) for d in desktops) / row.n / MIB
         row.processes = sum(session_processes(d) for d in desktops) / row.n
-        if row.mode.endswith("ksm"):
+        if merges(row.mode):
             row.ksm_saved = ksm_counters()["pages_sharing"] * 4096 / MIB
     finally:
         await asyncio.gather(*(manager.destroy(d.session_id) for d in desktops))
@@ -289,8 +294,8 @@ def manager_for(
         display_base=DISPLAY_BASE,
         user_prefix=USER_PREFIX,
         eager_browser=mode == "eager",
-        ksm=mode.endswith("ksm"),
-        ksm_start_host=mode.endswith("ksm"),  # --ksm: the bench switches the host's KSM on
+        ksm=merges(mode),
+        ksm_start_host=merges(mode),  # --ksm: the bench switches the host's KSM on
         ksm_disable_aslr="+noaslr" in mode,
         warm_pool_size=warm_pool_size,
         warm_pool_browser=mode == "pool+browser",
@@ -527,7 +532,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     # --modes may name KSM modes too: each switches the host's KSM on, put back at the end
-    args.ksm = args.ksm or args.ksm_no_aslr or "ksm" in (args.modes or "")
+    args.ksm = args.ksm or args.ksm_no_aslr or any(map(merges, (args.modes or "").split(",")))
     if os.geteuid() != 0:
         raise SystemExit("run as root: desktops need their users and mounts")
     print(f"{os.cpu_count()} cores; model latency {args.model_latency:.1f} s (simulated); "
