@@ -7,9 +7,12 @@ each session takes one of N pooled desktops whose Firefox is up, WARM_POOL_BROWS
 `lazy+viewer` with --viewer-lead S: a VNC viewer connects S seconds before the message, as the
 console's does on create while the person types; `lazy+cold` with --cold: without the recorded
 Firefox startup cache in the base home, desktops/startup_cache.py; `lazy+noaslr+ksm` with
---ksm-no-aslr: KSM with the merged programs run without ASLR, KSM_DISABLE_ASLR; through
---modes, `+zero` in a KSM mode's name: ksmd's use_zero_pages for that mode) and each N
-(default 1, 10, 20):
+--ksm-no-aslr: KSM with the merged programs run without ASLR, KSM_DISABLE_ASLR; `lazy+keep`
+with --keep: without the memory reclaim, MEMORY_RECLAIM_INTERVAL=0; through --modes, `+zero`
+in a KSM mode's name: ksmd's use_zero_pages for that mode; `+keep` in any) and each N
+(default 1, 10, 20). Every other mode reclaims: right before each PSS figure the bench runs
+one sweep of the memory reclaim (desktops/reclaim.py), as the service does every
+MEMORY_RECLAIM_INTERVAL seconds:
 
 - create N desktops; "idle": PSS summed over each session user's processes (smaps_rollup),
   eager sessions once their Firefox window is up (that is what an idle session costs today);
@@ -120,6 +123,7 @@ class Row:
         self.first_step: list[float] = []
         self.ksm_saved = 0.0  # MiB, pages_sharing * 4 KiB after the run
         self.ksm_scans = 0  # ksmd's full scans between the run's end and the figure
+        self.reclaimed = 0.0  # MiB per session, the memory reclaim's sweep before "after"
         self.processes = 0.0  # per session, after the run
         self.new_first: list[float] = []  # new sessions: the message -> first screenshot
         self.new_shown = 0  # new sessions whose first screenshot had Firefox's window mapped
@@ -130,6 +134,12 @@ async def settle(desktops: list[Desktop], seconds: float) -> None:
     """Give Firefox time to finish its post-startup work, then let the screens settle."""
     await asyncio.sleep(seconds)
     await asyncio.gather(*(d.wait_until_settled(timeout=5) for d in desktops))
+
+
+async def reclaimed(manager: DesktopManager, n: int) -> float:
+    """The service's memory reclaim sweeps every MEMORY_RECLAIM_INTERVAL; the bench runs one
+    sweep itself (its interval is an hour) right before a figure. MiB freed per session."""
+    return await manager.reclaimer.sweep() / n / MIB if manager.reclaimer.enabled else 0.0
 
 
 async def scripted_run(desktop: Desktop, model_latency: float) -> tuple[float, bool]:
@@ -174,6 +184,7 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
         if manager.eager_browser or manager.pool.browser:
             await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
+        await reclaimed(manager, row.n)
         row.idle = sum(session_pss(d) for d in desktops) / row.n / MIB
         if row.mode == "lazy+viewer":  # the viewer connects, the person types for a while
             for desktop in desktops:
@@ -185,6 +196,7 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
         await settle(desktops, args.settle)
         if merges(row.mode):
             row.ksm_scans = await ksm_converged(args.ksm_wait)
+        row.reclaimed = await reclaimed(manager, row.n)
         row.after = sum(session_pss(d) for d in desktops) / row.n / MIB
         row.processes = sum(session_processes(d) for d in desktops) / row.n
         if merges(row.mode):
@@ -268,6 +280,8 @@ def print_row(row: Row, baseline: Row | None) -> None:
         if row.ksm_saved
         else ""
     )
+    if row.reclaimed:
+        ksm += f", reclaim freed {row.reclaimed:.1f} MiB/session"
     print(
         f"  {row.mode:<9} N={row.n:<3} idle {row.idle:6.1f} MiB/session "
         f"(total {row.idle * row.n:7.0f}, fit {int(HOST // (row.idle * MIB)):5d})  "
@@ -299,6 +313,8 @@ def manager_for(
         ksm_disable_aslr="+noaslr" in mode,
         warm_pool_size=warm_pool_size,
         warm_pool_browser=mode == "pool+browser",
+        # on, swept by the bench itself before each figure (reclaimed()); `+keep`: off
+        memory_reclaim_interval=0 if "+keep" in mode else 3600,
     )
     try:
         yield manager, data_dir
@@ -331,6 +347,7 @@ async def run_modes(args: argparse.Namespace) -> None:
     modes += ["lazy+viewer"] if args.viewer_lead else []
     modes += ["lazy+cold"] if args.cold else []
     modes += ["lazy+noaslr+ksm"] if args.ksm_no_aslr else []
+    modes += ["lazy+keep"] if args.keep else []
     if args.modes:
         modes = args.modes.split(",")
     await _run_sizes(sizes, modes, args)
@@ -498,6 +515,8 @@ def main() -> None:
                         help="seconds the model's first call takes (simulated)")  # fmt: skip
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--ksm", action="store_true", help="also lazy+ksm (switches KSM on)")
+    parser.add_argument("--keep", action="store_true",
+                        help="also lazy+keep: without the memory reclaim")  # fmt: skip
     parser.add_argument("--ksm-wait", type=float, default=240.0,
                         help="most seconds ksmd gets to converge (after-run figure)")  # fmt: skip
     parser.add_argument("--ksm-no-aslr", action="store_true",

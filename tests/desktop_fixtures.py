@@ -99,6 +99,7 @@ def desktop_manager(
     ksm_disable_aslr: bool = False,
     warm_pool_size: int = 0,
     warm_pool_browser: bool = False,
+    memory_reclaim_interval: float = 60.0,
 ) -> DesktopManager:
     """A manager with isolation on, on display range `base` and users `user_prefix`NN, both
     moved to this run's CU_TEST_SLOT."""
@@ -118,6 +119,7 @@ def desktop_manager(
         ksm_disable_aslr=ksm_disable_aslr,
         warm_pool_size=warm_pool_size,
         warm_pool_browser=warm_pool_browser,
+        memory_reclaim_interval=memory_reclaim_interval,
     )
 
 

@@ -120,6 +120,7 @@ def desktop_manager(settings: Settings, **overrides: Any) -> DesktopManager:
         "ksm_disable_aslr": settings.ksm_disable_aslr,
         "warm_pool_size": min(settings.warm_pool_size, settings.max_displays),
         "warm_pool_browser": settings.warm_pool_browser,
+        "memory_reclaim_interval": settings.memory_reclaim_interval,
     }
     options.update(overrides)
     return DesktopManager(options.pop("data_dir"), **options)

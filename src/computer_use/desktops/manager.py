@@ -21,11 +21,17 @@ from computer_use.desktops.errors import DesktopExists, DesktopNotFound, Desktop
 from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.hostlock import InstanceLock
 from computer_use.desktops.ksm import SessionKsm
-from computer_use.desktops.launcher import CommandError, SandboxError, SessionSandbox
+from computer_use.desktops.launcher import (
+    CommandError,
+    SandboxError,
+    SessionSandbox,
+    live_pids_of_uid,
+)
 from computer_use.desktops.leftovers import sweep
 from computer_use.desktops.limits import ResourceLimits
 from computer_use.desktops.namespace import probe_private_proc, probe_private_run
 from computer_use.desktops.netrules import EgressPolicy, NetworkRules
+from computer_use.desktops.reclaim import MemoryReclaimer
 from computer_use.desktops.slots import (
     Slot,
     SlotAllocator,
@@ -70,6 +76,7 @@ class DesktopManager:
         ksm_disable_aslr: bool = False,
         warm_pool_size: int = 0,
         warm_pool_browser: bool = False,
+        memory_reclaim_interval: float = 60.0,
         cpu_limit: float = 1.0,
         egress: EgressPolicy | None = None,
     ) -> None:
@@ -115,6 +122,7 @@ class DesktopManager:
         self._launcher_mode: str | None = None
         self._teardowns = asyncio.Semaphore(CONCURRENT_TEARDOWNS)
         self.pool = WarmPool(self, warm_pool_size, browser=warm_pool_browser)
+        self.reclaimer = MemoryReclaimer(memory_reclaim_interval, self._browser_sessions)
 
     # -- lifecycle of the pool -------------------------------------------------------------
 
@@ -147,10 +155,12 @@ class DesktopManager:
         await self.homes.reconcile(set(keep))
         self.assembler.open()
         self.pool.start()
+        self.reclaimer.start(session_users=self.users.enabled)
 
     async def shutdown(self) -> None:
         """Stop every desktop, keeping its files (restore() brings it back)."""
         await self.pool.close()
+        await self.reclaimer.close()
         ids = list(self._desktops)
         results = await asyncio.gather(
             *(self._close(sid, remove_files=False) for sid in ids), return_exceptions=True
@@ -217,6 +227,7 @@ class DesktopManager:
             "egress": self.network.egress_health(),
             "resource_limits": self.limits.health(),
             "ksm": self.ksm.health(),
+            "memory_reclaim": self.reclaimer.health(),
             "desktops_running": sum(not is_pooled(s) for s in self._desktops),
             "warm_pool": self.pool.health(),
             "cpu_limit": self.limits.cpu_health(),
@@ -330,6 +341,12 @@ class DesktopManager:
                 await self.homes.remove(session_id)
             else:
                 await self.homes.detach(session_id)
+
+    def _browser_sessions(self) -> list[list[int]]:
+        """The processes of each desktop whose browser is up (the memory reclaim's sweep)."""
+        return [
+            live_pids_of_uid(d.user.uid) for d in self._desktops.values() if d.browser_state == "up"
+        ]
 
     def _release_slot(self, slot: Slot) -> None:
         self.assembler.release_alias(slot.display_number)
