@@ -21,6 +21,7 @@ from computer_use.desktops.reclaim import (
     anonymous_ranges,
     host_has_swap,
     page_out,
+    refusal,
 )
 from tests.desktop_fixtures import EventLog, running_desktop_manager
 from tests.desktops.conftest import desktop_image
@@ -174,6 +175,7 @@ async def test_the_reclaim_says_why_it_is_off(
     interval: float, users: bool, swap: bool, reason: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("computer_use.desktops.reclaim.host_has_swap", lambda: swap)
+    monkeypatch.setattr("computer_use.desktops.reclaim.refusal", lambda: None)
     reclaimer = MemoryReclaimer(interval, list)
     reclaimer.start(session_users=users)
     try:
@@ -196,6 +198,12 @@ async def test_the_background_sweep_runs_every_interval(freeing_child: int) -> N
     assert reclaimer.reclaimed >= 60 * MIB and lazy_free(freeing_child) < MIB
 
 
+def test_the_start_up_probe_pages_out_one_page_of_our_own() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("process_madvise needs CAP_SYS_NICE")
+    assert refusal() is None
+
+
 async def test_a_kernel_that_refuses_turns_the_reclaim_off_and_says_why(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -204,6 +212,7 @@ async def test_a_kernel_that_refuses_turns_the_reclaim_off_and_says_why(
 
     monkeypatch.setattr("computer_use.desktops.reclaim.host_has_swap", lambda: False)
     monkeypatch.setattr("computer_use.desktops.reclaim.page_out", refused)
+    monkeypatch.setattr("computer_use.desktops.reclaim.refusal", lambda: None)
     reclaimer = MemoryReclaimer(3600, lambda: [[os.getpid()]])
     reclaimer.start(session_users=True)
     try:

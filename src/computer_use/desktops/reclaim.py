@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import errno
 import logging
+import mmap
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -76,9 +77,14 @@ def resident(pid: int) -> int:
 
 def page_out(pid: int) -> int:
     """Ask the kernel to page out `pid`'s anonymous memory; the bytes its resident set lost.
-    Raises OSError (ESRCH: it exited; EPERM, ENOSYS, EINVAL: the host does not allow it)."""
+    Raises OSError (ESRCH: it exited; EINVAL: a mapping that cannot be paged out, e.g. locked;
+    EPERM, ENOSYS: the host does not allow it)."""
     before = resident(pid)
-    ranges = anonymous_ranges(Path(f"/proc/{pid}/maps").read_text())
+    _page_out(pid, anonymous_ranges(Path(f"/proc/{pid}/maps").read_text()))
+    return max(0, before - resident(pid))
+
+
+def _page_out(pid: int, ranges: list[tuple[int, int]]) -> None:
     pidfd = os.pidfd_open(pid)
     try:
         for at in range(0, len(ranges), IOV_BATCH):
@@ -91,7 +97,21 @@ def page_out(pid: int) -> int:
                     raise OSError(code, os.strerror(code))
     finally:
         os.close(pidfd)
-    return max(0, before - resident(pid))
+
+
+def refusal() -> str | None:
+    """Why this host will not page out (one page of our own, tried), or None."""
+    page = mmap.mmap(-1, PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        view = ctypes.c_char.from_buffer(page)
+        address = ctypes.addressof(view)
+        del view  # the mapping cannot close while a ctypes object points into it
+        _page_out(os.getpid(), [(address, PAGE)])
+    except OSError as exc:
+        return f"process_madvise(MADV_PAGEOUT) refused: {exc.strerror}"
+    finally:
+        page.close()
+    return None
 
 
 class MemoryReclaimer:
@@ -119,7 +139,7 @@ class MemoryReclaimer:
         elif host_has_swap():
             self.reason = "the host has swap: paging out would write the sessions' memory to it"
         else:
-            self.reason = None
+            self.reason = refusal()
         if self.enabled and self._task is None:
             self._task = asyncio.create_task(self._run(), name="memory-reclaim")
 
@@ -145,7 +165,7 @@ class MemoryReclaimer:
             except (FileNotFoundError, ProcessLookupError):
                 continue  # exited meanwhile
             except OSError as exc:
-                if exc.errno == errno.ESRCH:
+                if exc.errno in (errno.ESRCH, errno.EINVAL):  # gone; a mapping it cannot page
                     continue
                 self.reason = f"process_madvise(MADV_PAGEOUT) refused: {exc.strerror}"
                 logger.warning("memory reclaim is off: %s", self.reason)
