@@ -69,17 +69,18 @@ async def test_a_sweep_gives_back_what_the_browser_freed_and_the_browser_works_o
     assert browser_on(await used.screenshot())
     # Firefox's start frees part of what it allocated: still mapped, counted in its PSS.
     await poll_until(
-        lambda: smaps_total(used, "LazyFree") >= 4 * MIB, timeout=60, what="lazily freed pages"
+        lambda: smaps_total(used, "LazyFree") >= 8 * MIB, timeout=60, what="lazily freed pages"
     )
     lazy_before = smaps_total(used, "LazyFree")
-    pss_before = smaps_total(used, "Pss")
+    anon_before = smaps_total(used, "Pss_Anon")
     file_before = smaps_total(used, "Pss_File")
 
     freed = await reclaiming.reclaimer.sweep()
 
+    # (Firefox goes on freeing and allocating meanwhile: margins, not equalities.)
     assert freed >= 4 * MIB
-    assert smaps_total(used, "LazyFree") < lazy_before / 4
-    assert smaps_total(used, "Pss") <= pss_before - 4 * MIB
+    assert smaps_total(used, "LazyFree") < lazy_before / 2
+    assert smaps_total(used, "Pss_Anon") <= anon_before - 4 * MIB
     health = reclaiming.health()["memory_reclaim"]
     assert health["enabled"] is True and health["sweeps"] == 1
     assert health["reclaimed_mib"] >= 4

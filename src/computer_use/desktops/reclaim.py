@@ -3,7 +3,7 @@
 Firefox's allocator returns the pages it no longer needs with `madvise(MADV_FREE)`: the kernel
 may take them whenever it wants memory, but until then they stay mapped and count in the
 process's resident set and PSS (`LazyFree` in /proc/PID/smaps_rollup). A session whose browser
-has just started holds ~30 MiB of them, more after pages came and went: memory that is free
+has just started holds ~25 MiB of them, more after pages came and went: memory that is free
 for the kernel and looks used to everyone else (the host's monitoring, capacity planning,
 bench/density.py).
 
