@@ -85,9 +85,7 @@ async def test_a_sweep_gives_back_what_the_browser_freed_and_the_browser_works_o
     assert health["enabled"] is True and health["sweeps"] == 1
     assert health["reclaimed_mib"] >= 4
     # Only sessions with a browser are swept; files are never touched.
-    assert [set(pids) for pids in reclaiming._browser_sessions()] == [
-        set(live_pids_of_uid(used.user.uid))
-    ]
+    assert reclaiming._browser_users() == [used.user.uid]
     assert smaps_total(used, "Pss_File") >= file_before - 2 * MIB
     # What the browser still uses stayed: it renders a page.
     await used.key("ctrl+l")
@@ -189,8 +187,14 @@ async def test_the_reclaim_says_why_it_is_off(
         await reclaimer.close()
 
 
-async def test_the_background_sweep_runs_every_interval(freeing_child: int) -> None:
-    reclaimer = MemoryReclaimer(0.05, lambda: [[freeing_child]])
+async def test_the_background_sweep_runs_every_interval(
+    freeing_child: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Our child alone, not every process of our user.
+    monkeypatch.setattr(
+        "computer_use.desktops.reclaim.live_pids_of_uids", lambda uids: [freeing_child]
+    )
+    reclaimer = MemoryReclaimer(0.05, lambda: [os.getuid()])
     reclaimer.start(session_users=True)
     try:
         await poll_until(lambda: reclaimer.sweeps >= 3, timeout=10, what="three sweeps")
@@ -214,7 +218,10 @@ async def test_a_kernel_that_refuses_turns_the_reclaim_off_and_says_why(
     monkeypatch.setattr("computer_use.desktops.reclaim.host_has_swap", lambda: False)
     monkeypatch.setattr("computer_use.desktops.reclaim.page_out", refused)
     monkeypatch.setattr("computer_use.desktops.reclaim.refusal", lambda: None)
-    reclaimer = MemoryReclaimer(3600, lambda: [[os.getpid()]])
+    monkeypatch.setattr(
+        "computer_use.desktops.reclaim.live_pids_of_uids", lambda uids: [os.getpid()]
+    )
+    reclaimer = MemoryReclaimer(3600, lambda: [os.getuid()])
     reclaimer.start(session_users=True)
     try:
         assert await reclaimer.sweep() == 0

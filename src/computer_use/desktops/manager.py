@@ -21,12 +21,7 @@ from computer_use.desktops.errors import DesktopExists, DesktopNotFound, Desktop
 from computer_use.desktops.filesystem import HomeManager
 from computer_use.desktops.hostlock import InstanceLock
 from computer_use.desktops.ksm import SessionKsm
-from computer_use.desktops.launcher import (
-    CommandError,
-    SandboxError,
-    SessionSandbox,
-    live_pids_of_uid,
-)
+from computer_use.desktops.launcher import CommandError, SandboxError, SessionSandbox
 from computer_use.desktops.leftovers import sweep
 from computer_use.desktops.limits import ResourceLimits
 from computer_use.desktops.namespace import probe_private_proc, probe_private_run
@@ -122,7 +117,7 @@ class DesktopManager:
         self._launcher_mode: str | None = None
         self._teardowns = asyncio.Semaphore(CONCURRENT_TEARDOWNS)
         self.pool = WarmPool(self, warm_pool_size, browser=warm_pool_browser)
-        self.reclaimer = MemoryReclaimer(memory_reclaim_interval, self._browser_sessions)
+        self.reclaimer = MemoryReclaimer(memory_reclaim_interval, self._browser_users)
 
     # -- lifecycle of the pool -------------------------------------------------------------
 
@@ -342,11 +337,9 @@ class DesktopManager:
             else:
                 await self.homes.detach(session_id)
 
-    def _browser_sessions(self) -> list[list[int]]:
-        """The processes of each desktop whose browser is up (the memory reclaim's sweep)."""
-        return [
-            live_pids_of_uid(d.user.uid) for d in self._desktops.values() if d.browser_state == "up"
-        ]
+    def _browser_users(self) -> list[int]:
+        """The users of the desktops whose browser is up (the memory reclaim's sweep)."""
+        return [d.user.uid for d in self._desktops.values() if d.browser_state == "up"]
 
     def _release_slot(self, slot: Slot) -> None:
         self.assembler.release_alias(slot.display_number)

@@ -10,7 +10,7 @@ import functools
 import os
 import shutil
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from subprocess import DEVNULL, PIPE
 
 from computer_use.desktop_port import CommandResult
@@ -118,6 +118,11 @@ def kill_process_group(pgid: int) -> None:
 
 def live_pids_of_uid(uid: int) -> list[int]:
     """Pids whose real uid is `uid`; zombies are already dead and are left to their parent."""
+    return live_pids_of_uids({uid})
+
+
+def live_pids_of_uids(uids: Collection[int]) -> list[int]:
+    """Pids whose real uid is one of `uids` (one pass over /proc), zombies left out."""
     pids: list[int] = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -129,7 +134,7 @@ def live_pids_of_uid(uid: int) -> list[int]:
             continue  # exited while we looked
         if status.get("State", "").strip().startswith("Z"):
             continue
-        if int(status.get("Uid", "-1").split()[0]) == uid:
+        if int(status.get("Uid", "-1").split()[0]) in uids:
             pids.append(int(entry.name))
     return pids
 

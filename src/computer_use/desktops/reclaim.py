@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from computer_use.desktops.process import live_pids_of_uids
+
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
@@ -116,11 +118,12 @@ def refusal() -> str | None:
 
 class MemoryReclaimer:
     """Sweeps the sessions every `interval` seconds (0: off); see the module's docstring.
-    `sessions` lists the processes of each session whose browser is up."""
+    `session_users` gives the uids of the sessions whose browser is up: every process of
+    those users is paged out."""
 
-    def __init__(self, interval: float, sessions: Callable[[], Iterable[list[int]]]) -> None:
+    def __init__(self, interval: float, session_users: Callable[[], Iterable[int]]) -> None:
         self.interval = interval
-        self._sessions = sessions
+        self._session_users = session_users
         self.reason: str | None = "not started"
         self.reclaimed = 0  # bytes, since start
         self.sweeps = 0
@@ -152,14 +155,14 @@ class MemoryReclaimer:
 
     async def sweep(self) -> int:
         """One pass over the sessions; the bytes freed."""
-        freed = await asyncio.to_thread(self._sweep, [list(s) for s in self._sessions()])
+        freed = await asyncio.to_thread(self._sweep, set(self._session_users()))
         self.reclaimed += freed
         self.sweeps += 1
         return freed
 
-    def _sweep(self, sessions: list[list[int]]) -> int:
+    def _sweep(self, uids: set[int]) -> int:
         freed = 0
-        for pid in (pid for pids in sessions for pid in pids):
+        for pid in live_pids_of_uids(uids) if uids else []:
             try:
                 freed += page_out(pid)
             except (FileNotFoundError, ProcessLookupError):
