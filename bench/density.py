@@ -124,6 +124,7 @@ class Row:
         self.ksm_saved = 0.0  # MiB, pages_sharing * 4 KiB after the run
         self.ksm_scans = 0  # ksmd's full scans between the run's end and the figure
         self.reclaimed = 0.0  # MiB per session, the memory reclaim's sweep before "after"
+        self.sweep_ms = 0.0  # that sweep's time per session (the last sweep's)
         self.processes = 0.0  # per session, after the run
         self.new_first: list[float] = []  # new sessions: the message -> first screenshot
         self.new_shown = 0  # new sessions whose first screenshot had Firefox's window mapped
@@ -136,10 +137,16 @@ async def settle(desktops: list[Desktop], seconds: float) -> None:
     await asyncio.gather(*(d.wait_until_settled(timeout=5) for d in desktops))
 
 
-async def reclaimed(manager: DesktopManager, n: int) -> float:
+async def reclaimed(manager: DesktopManager, row: Row) -> float:
     """The service's memory reclaim sweeps every MEMORY_RECLAIM_INTERVAL; the bench runs one
-    sweep itself (its interval is an hour) right before a figure. MiB freed per session."""
-    return await manager.reclaimer.sweep() / n / MIB if manager.reclaimer.enabled else 0.0
+    sweep itself (its interval is an hour) right before a figure. MiB freed per session; the
+    sweep's time per session in `row.sweep_ms`."""
+    if not manager.reclaimer.enabled:
+        return 0.0
+    started = time.perf_counter()
+    freed = await manager.reclaimer.sweep()
+    row.sweep_ms = (time.perf_counter() - started) * 1000 / row.n
+    return freed / row.n / MIB
 
 
 async def scripted_run(desktop: Desktop, model_latency: float) -> tuple[float, bool]:
@@ -184,7 +191,7 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
         if manager.eager_browser or manager.pool.browser:
             await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
-        await reclaimed(manager, row.n)
+        await reclaimed(manager, row)
         row.idle = sum(session_pss(d) for d in desktops) / row.n / MIB
         if row.mode == "lazy+viewer":  # the viewer connects, the person types for a while
             for desktop in desktops:
@@ -196,7 +203,7 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
         await settle(desktops, args.settle)
         if merges(row.mode):
             row.ksm_scans = await ksm_converged(args.ksm_wait)
-        row.reclaimed = await reclaimed(manager, row.n)
+        row.reclaimed = await reclaimed(manager, row)
         row.after = sum(session_pss(d) for d in desktops) / row.n / MIB
         row.processes = sum(session_processes(d) for d in desktops) / row.n
         if merges(row.mode):
@@ -281,7 +288,7 @@ def print_row(row: Row, baseline: Row | None) -> None:
         else ""
     )
     if row.reclaimed:
-        ksm += f", reclaim freed {row.reclaimed:.1f} MiB/session"
+        ksm += f", reclaim freed {row.reclaimed:.1f} MiB/session in {row.sweep_ms:.0f} ms/session"
     print(
         f"  {row.mode:<9} N={row.n:<3} idle {row.idle:6.1f} MiB/session "
         f"(total {row.idle * row.n:7.0f}, fit {int(HOST // (row.idle * MIB)):5d})  "
