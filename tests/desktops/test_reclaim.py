@@ -31,17 +31,22 @@ from tests.helpers import wait_for_async
 MIB = 1024 * 1024
 
 
+def rollup(pid: int, field: str) -> int:
+    """`field` of /proc/PID/smaps_rollup (kB there) in bytes."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def smaps_total(desktop: Desktop, field: str) -> int:
-    """`field` (kB in smaps_rollup) summed over the session's processes, in bytes."""
+    """`field` summed over the session's processes, in bytes."""
     total = 0
     for pid in live_pids_of_uid(desktop.user.uid):
         try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            total += rollup(pid, field)
         except OSError:
             continue  # exited while we looked
-        for line in rollup.splitlines():
-            if line.startswith(f"{field}:"):
-                total += int(line.split()[1]) * 1024
     return total
 
 
@@ -112,10 +117,7 @@ sys.stdin.read()
 
 
 def lazy_free(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("LazyFree:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return rollup(pid, "LazyFree")
 
 
 @pytest.fixture

@@ -165,10 +165,10 @@ class MemoryReclaimer:
         for pid in live_pids_of_uids(uids) if uids else []:
             try:
                 freed += page_out(pid)
-            except (FileNotFoundError, ProcessLookupError):
+            except (FileNotFoundError, ProcessLookupError):  # ESRCH included
                 continue  # exited meanwhile
             except OSError as exc:
-                if exc.errno in (errno.ESRCH, errno.EINVAL):  # gone; a mapping it cannot page
+                if exc.errno == errno.EINVAL:  # a mapping it cannot page out
                     continue
                 self.reason = f"process_madvise(MADV_PAGEOUT) refused: {exc.strerror}"
                 logger.warning("memory reclaim is off: %s", self.reason)
