@@ -50,6 +50,19 @@ def smaps_total(desktop: Desktop, field: str) -> int:
     return total
 
 
+async def quiet(desktop: Desktop) -> None:
+    """Wait until the session's anonymous memory holds still: three readings a second apart
+    within 1 MiB of each other."""
+    readings: list[int] = []
+
+    async def still() -> bool:
+        readings.append(smaps_total(desktop, "Pss_Anon"))
+        recent = readings[-3:]
+        return len(recent) == 3 and max(recent) - min(recent) < MIB
+
+    await wait_for_async(still, timeout=90, interval=1.0, what="the browser's memory holding still")
+
+
 @pytest.fixture(scope="module")
 async def reclaiming(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DesktopManager]:
     # On, with a sweep interval no test reaches: the tests sweep themselves.
@@ -72,6 +85,8 @@ async def test_a_sweep_gives_back_what_the_browser_freed_and_the_browser_works_o
     used, _idle = await asyncio.gather(reclaiming.create("used"), reclaiming.create("idle"))
     used.request_browser()
     assert browser_on(await used.screenshot())
+    # A browser still starting allocates as fast as a sweep frees: measure once it is quiet.
+    await quiet(used)
     # Firefox's start frees part of what it allocated: still mapped, counted in its PSS.
     await poll_until(
         lambda: smaps_total(used, "LazyFree") >= 8 * MIB, timeout=60, what="lazily freed pages"
