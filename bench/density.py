@@ -8,8 +8,10 @@ each session takes one of N pooled desktops whose Firefox is up, WARM_POOL_BROWS
 console's does on create while the person types; `lazy+cold` with --cold: without the recorded
 Firefox startup cache in the base home, desktops/startup_cache.py; `lazy+noaslr+ksm` with
 --ksm-no-aslr: KSM with the merged programs run without ASLR, KSM_DISABLE_ASLR; `lazy+keep`
-with --keep: without the memory reclaim, MEMORY_RECLAIM_INTERVAL=0; through --modes, `+zero`
-in a KSM mode's name: ksmd's use_zero_pages for that mode; `+keep` in any) and each N
+with --keep: without the memory reclaim, MEMORY_RECLAIM_INTERVAL=0; `lazy+blank` with
+--blank: without the profile template in the base home, every session's Firefox sets up a new
+profile, desktops/startup_cache.py; through --modes, `+zero` in a KSM mode's name: ksmd's
+use_zero_pages for that mode; `+keep` or `+blank` in any, e.g. `eager+blank`) and each N
 (default 1, 10, 20). Every other mode reclaims: right before each PSS figure the bench runs
 one sweep of the memory reclaim (desktops/reclaim.py), as the service does every
 MEMORY_RECLAIM_INTERVAL seconds:
@@ -56,7 +58,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from computer_use.desktops import Desktop, DesktopManager, display, firefox_prefs
-from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE
+from computer_use.desktops.filesystem import PROFILE_TEMPLATE, SHARED_STARTUP_CACHE
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from computer_use.desktops.mounts import read_mounts
 
@@ -314,7 +316,7 @@ def manager_for(
         disk_quota_mb=64,
         display_base=DISPLAY_BASE,
         user_prefix=USER_PREFIX,
-        eager_browser=mode == "eager",
+        eager_browser=mode.startswith("eager"),
         ksm=merges(mode),
         ksm_start_host=merges(mode),  # --ksm: the bench switches the host's KSM on
         ksm_disable_aslr="+noaslr" in mode,
@@ -355,6 +357,7 @@ async def run_modes(args: argparse.Namespace) -> None:
     modes += ["lazy+cold"] if args.cold else []
     modes += ["lazy+noaslr+ksm"] if args.ksm_no_aslr else []
     modes += ["lazy+keep"] if args.keep else []
+    modes += ["lazy+blank"] if args.blank else []
     if args.modes:
         modes = args.modes.split(",")
     await _run_sizes(sizes, modes, args)
@@ -371,6 +374,8 @@ async def _run_sizes(sizes: list[int], modes: list[str], args: argparse.Namespac
                 await manager.start()
                 if mode == "lazy+cold":  # every session's Firefox makes its own startup cache
                     shutil.rmtree(manager.homes.base_dir / SHARED_STARTUP_CACHE)
+                if "+blank" in mode:  # every session's Firefox sets up a new profile
+                    shutil.rmtree(manager.homes.base_dir / PROFILE_TEMPLATE)
                 try:
                     row = Row(mode, n)
                     await measure(manager, row, args)
@@ -527,6 +532,8 @@ def main() -> None:
     parser.add_argument("--ksm", action="store_true", help="also lazy+ksm (switches KSM on)")
     parser.add_argument("--keep", action="store_true",
                         help="also lazy+keep: without the memory reclaim")  # fmt: skip
+    parser.add_argument("--blank", action="store_true",
+                        help="also lazy+blank: without the profile template")  # fmt: skip
     parser.add_argument("--ksm-wait", type=float, default=240.0,
                         help="most seconds ksmd gets to converge (after-run figure)")  # fmt: skip
     parser.add_argument("--ksm-no-aslr", action="store_true",

@@ -4,6 +4,8 @@ from the panel's Firefox button for a person; a closed browser comes back on the
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,8 +13,14 @@ import pytest
 
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.display import TRAY_HEIGHT
-from computer_use.desktops.filesystem import SHARED_STARTUP_CACHE
+from computer_use.desktops.filesystem import (
+    FIREFOX_PROFILE,
+    PROFILE_TEMPLATE,
+    SHARED_STARTUP_CACHE,
+)
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
+from computer_use.desktops.overlay import IsolationMode
+from computer_use.desktops.startup_cache import NOT_TEMPLATED
 from tests.desktop_fixtures import DESKTOP_SIZE
 from tests.desktops.conftest import desktop_image
 from tests.helpers import wait_for_async
@@ -153,6 +161,36 @@ def mapped_files(pid: int) -> set[str]:
 
 def desktop_manager_is_eager(desktop: Desktop) -> bool:
     return desktop.supervisor.components["browser"].autostart
+
+
+async def test_the_browser_starts_from_the_profile_template_the_desktop_does_not_copy(
+    lazy: Desktop, desktop_manager_shared: DesktopManager
+) -> None:
+    manager = desktop_manager_shared
+    # Recorded with the startup cache: a set-up profile, root's, without what must differ
+    # between sessions (keys, identifiers, the recording's tabs and window).
+    template = manager.homes.base_dir / PROFILE_TEMPLATE
+    assert (template / "places.sqlite").stat().st_uid == 0
+    assert (template / "extensions.json").exists()
+    assert not {entry.name for entry in template.iterdir()} & NOT_TEMPLATED
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+    assert not uuid.search((template / "prefs.js").read_text())
+    paths = manager.homes.paths(lazy.session_id)
+    profile = paths.home / FIREFOX_PROFILE
+    assert not (profile / "prefs.js").exists()  # the profile never ran
+    # Creating the desktop did not copy the template into the session's layer.
+    upper = paths.upper_and_work(manager.homes.mode)[0]
+    if manager.homes.mode is IsolationMode.OVERLAY:
+        assert upper.is_dir() and not (upper / PROFILE_TEMPLATE).exists()
+
+    lazy.request_browser()
+    assert browser_on(await lazy.screenshot())
+
+    # The profile is the session's own copy, its user's: Firefox kept the template's times.
+    created = json.loads((template / "times.json").read_text())["created"]
+    assert json.loads((profile / "times.json").read_text())["created"] == created
+    assert (profile / "places.sqlite").stat().st_uid == lazy.user.uid
+    assert (profile / "prefs.js").stat().st_uid == lazy.user.uid
 
 
 async def test_the_browser_maps_the_base_homes_startup_cache_and_renders_pages(

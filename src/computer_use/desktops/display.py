@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from computer_use.desktops.errors import DesktopStartError
-from computer_use.desktops.filesystem import FIREFOX_PROFILE  # relative to HOME
+from computer_use.desktops.filesystem import FIREFOX_PROFILE, PROFILE_TEMPLATE  # in HOME
 from computer_use.desktops.slots import abstract_name
 from computer_use.desktops.sockets import accepts_connections, listener_held_by, owned_socket
 from computer_use.desktops.supervisor import Component, ReadyCheck
@@ -141,10 +142,20 @@ class DisplaySpec:
         ]  # fmt: skip
 
     def browser_argv(self) -> list[str]:
-        return [FIREFOX, "--profile", self.firefox_profile, "--no-remote"]
+        # A profile that never ran (no prefs.js yet) first gets the template's files, as the
+        # session's user: Firefox then skips most of a new profile's set-up (startup_cache.py).
+        template, profile = f"{self.home}/{PROFILE_TEMPLATE}", self.firefox_profile
+        return ["/bin/sh", "-c", _SEED_AND_EXEC, FIREFOX, template, profile]
 
     def browser_env(self) -> dict[str, str]:
         return {**self.env(), **FIREFOX_ENV}
+
+
+# $0 Firefox, $1 the template, $2 the profile.
+_SEED_AND_EXEC = (
+    'if [ ! -e "$2/prefs.js" ] && [ -d "$1" ]; then cp -R "$1/." "$2/"; fi; '
+    'exec "$0" --profile "$2" --no-remote'
+)
 
 
 def components(
@@ -263,7 +274,8 @@ def jwmrc_text(spec: DisplaySpec) -> str:
     # each other's browser, so an existing instance cannot be asked to open a window.
     # Through the service when it listens (a supervised browser, and its status), else direct.
     fifo = spec.browser_request
-    direct = f'pgrep -u "$(id -u)" -x {FIREFOX} >/dev/null || exec {" ".join(spec.browser_argv())}'
+    argv = shlex.join(spec.browser_argv())
+    direct = f'pgrep -u "$(id -u)" -x {FIREFOX} >/dev/null || exec {argv}'
     firefox = f"if [ -p {fifo} ]; then echo open > {fifo}; else {direct}; fi"
     buttons = [
         ("Firefox", firefox),

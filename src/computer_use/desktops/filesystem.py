@@ -50,6 +50,9 @@ FIREFOX_PROFILE = ".mozilla/firefox/session.default"  # relative to the home
 SKELETON_DIRS = ("Downloads", "Desktop", ".config", FIREFOX_PROFILE)
 # Firefox's startup cache as the base home has it (startup_cache.py), relative to the home
 SHARED_STARTUP_CACHE = ".cache/mozilla/firefox/session.default/startupCache"
+# A profile Firefox has initialised once (startup_cache.py), copied into the session's profile
+# by its first browser start (display.py), relative to the home
+PROFILE_TEMPLATE = ".cache/mozilla/firefox/session.default/profile-template"
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # The kernel splits overlay options on these characters.
 _UNSAFE_PATH_CHARS = frozenset(",:\\")
@@ -290,9 +293,16 @@ def _give_to(home: Path, user: SessionUser) -> None:
     if (home.stat().st_uid, home.stat().st_gid) == (user.uid, user.gid):
         return
     shared = home / SHARED_STARTUP_CACHE
+    template = home / PROFILE_TEMPLATE
     for top, dirnames, filenames, dir_fd in os.fwalk(home, topdown=False):
-        if Path(top) == shared:
-            filenames = []  # read-only, mapped from the base by every session (startup_cache.py)
+        # Read-only, from the base, for every session (startup_cache.py): chowning would copy
+        # them into the session's layer.
+        if Path(top) == shared or Path(top).is_relative_to(template):
+            filenames = []
+        if Path(top).is_relative_to(template):
+            dirnames = []
+        elif Path(top) == template.parent:
+            dirnames = [d for d in dirnames if d != template.name]
         for name in (*filenames, *dirnames):
             os.chown(name, user.uid, user.gid, dir_fd=dir_fd, follow_symlinks=False)
     os.chmod(home, 0o700)

@@ -1,4 +1,5 @@
-"""Firefox's startup cache, prepared once per host and put into the base home.
+"""Firefox's startup cache and a set-up profile, prepared once per host and put into the base
+home.
 
 A profile's first Firefox start compiles the browser's own scripts and keeps them on the heap
 while it records its startup cache (~/.cache/mozilla/firefox/<profile>/startupCache); later
@@ -11,6 +12,12 @@ with the profile's compatibility.ini (without which Firefox takes the cache for 
 version's and throws it away). The cache's files stay root's (filesystem.py leaves them out
 of the home's chown): every session's Firefox maps the base's copy, one page cache for all,
 until it writes a cache of its own. Any failure only costs the first-start price, as before.
+
+The same headless start leaves a profile Firefox has set up: its databases, add-on registry,
+search engines. That profile, without what must differ between sessions (keys and
+certificates, identifiers, telemetry state, the recording's tabs and window), goes into the
+base home as the profile template; a session's first browser start copies it into its own
+profile (display.py) and is spared most of a new profile's work (bench/density.py).
 """
 
 from __future__ import annotations
@@ -20,14 +27,20 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
 
 from computer_use.desktops.display import FIREFOX, FIREFOX_ENV
-from computer_use.desktops.filesystem import FIREFOX_PROFILE, SHARED_STARTUP_CACHE
+from computer_use.desktops.filesystem import (
+    FIREFOX_PROFILE,
+    PROFILE_TEMPLATE,
+    SHARED_STARTUP_CACHE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +50,25 @@ STAMP = ".computer-use-stamp"
 RECORD_TIMEOUT = 90.0  # seconds for the headless start to write its cache (a busy host)
 SETTLE_TIMEOUT = 20.0  # seconds after the first cache file, for the script cache
 EXIT_TIMEOUT = 30.0
+FORMAT = "2"  # of what is recorded: 2 adds the profile template
+# Not in the template: locks; what the base home has already; the recording's tabs, window and
+# crash state; keys, certificates and the NSS module list (it names the recording's path);
+# telemetry state; the profile group's database (named by a hash, holds identifiers).
+NOT_TEMPLATED = frozenset({
+    "lock", ".parentlock", "user.js", "compatibility.ini", "sessionstore.jsonlz4",
+    "sessionstore-backups", "sessionCheckpoints.json", "xulstore.json", "key4.db", "cert9.db",
+    "pkcs11.txt", "logins.db", "logins.json", "crashes", "minidumps", "datareporting",
+    "saved-telemetry-pings",
+})  # fmt: skip
+_GROUP_DB = re.compile(r"[0-9a-f]{8}\.sqlite(-wal|-shm|-journal)?")
+_IDENTIFIER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 
 def stamp_for(user_js: str) -> str:
     version = subprocess.run(
         [FIREFOX, "--version"], capture_output=True, text=True, timeout=30, check=False
     ).stdout.strip()
-    return hashlib.sha256(f"{version}\n{user_js}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{FORMAT}\n{version}\n{user_js}".encode()).hexdigest()[:16]
 
 
 async def install(base_home: Path) -> bool:
@@ -85,6 +110,14 @@ def _copy_into(recorded: Path, base_home: Path) -> None:
         os.chmod(directory, 0o755)
     profile = base_home / FIREFOX_PROFILE
     shutil.copyfile(recorded / "compatibility.ini", profile / "compatibility.ini")
+    template = base_home / PROFILE_TEMPLATE
+    shutil.rmtree(template, ignore_errors=True)
+    shutil.copytree(recorded / "profile-template", template, symlinks=True)
+    for top, _dirs, filenames in os.walk(template):  # the sessions' users read it
+        os.chmod(top, 0o755)
+        for name in filenames:
+            if not os.path.islink(path := os.path.join(top, name)):
+                os.chmod(path, 0o644)
     (target / STAMP).write_text((recorded / STAMP).read_text())
 
 
@@ -134,8 +167,38 @@ async def _record(user_js: str, stamp: str, recorded: Path) -> None:
         staged.mkdir()
         shutil.copytree(cache, staged / "startupCache")
         shutil.copyfile(profile / "compatibility.ini", staged / "compatibility.ini")
+        await asyncio.to_thread(make_template, profile, staged / "profile-template")
         (staged / STAMP).write_text(stamp)
         with contextlib.suppress(OSError):  # another instance recorded it first: theirs will do
             staged.rename(recorded)
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+def make_template(profile: Path, template: Path) -> None:
+    """Copy what every session's profile may share from `profile` (Firefox has quit)."""
+    template.mkdir()
+    for entry in profile.iterdir():
+        if entry.name in NOT_TEMPLATED or _GROUP_DB.fullmatch(entry.name):
+            continue
+        if entry.name == "prefs.js":  # without the prefs that hold a random identifier
+            lines = entry.read_text().splitlines(keepends=True)
+            kept = "".join(line for line in lines if not _IDENTIFIER.search(line))
+            (template / entry.name).write_text(kept)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, template / entry.name, symlinks=True)
+        elif entry.is_file() and not entry.is_symlink():
+            shutil.copyfile(entry, template / entry.name)
+    for database in template.rglob("*.sqlite"):
+        _compact(database)
+
+
+def _compact(database: Path) -> None:
+    """Fold the write-ahead log into the database and leave out its free pages: a 19 MiB
+    template becomes 7 MiB, and every session's copy with it. As it was if SQLite cannot."""
+    try:
+        with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("VACUUM")
+    except sqlite3.Error as exc:
+        logger.info("profile template: %s stays as Firefox left it (%s)", database.name, exc)
