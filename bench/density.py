@@ -11,10 +11,12 @@ Firefox startup cache in the base home, desktops/startup_cache.py; `lazy+noaslr+
 with --keep: without the memory reclaim, MEMORY_RECLAIM_INTERVAL=0; `lazy+blank` with
 --blank: without the profile template in the base home, every session's Firefox sets up a new
 profile, desktops/startup_cache.py; through --modes, `+zero` in a KSM mode's name: ksmd's
-use_zero_pages for that mode; `+keep` or `+blank` in any, e.g. `eager+blank`) and each N
+use_zero_pages for that mode; `+keep`, `+blank` or `+nomin` (the reclaim without asking idle
+browsers to minimize their memory, minimize.py) in any, e.g. `eager+blank`) and each N
 (default 1, 10, 20). Every other mode reclaims: right before each PSS figure the bench runs
-one sweep of the memory reclaim (desktops/reclaim.py), as the service does every
-MEMORY_RECLAIM_INTERVAL seconds:
+the sweeps of the memory reclaim (desktops/reclaim.py) that the service runs every
+MEMORY_RECLAIM_INTERVAL seconds over a quiet spell: idle browsers are asked to minimize their
+memory (minimize.py; not with `+nomin`), then what they freed is paged out:
 
 - create N desktops; "idle": PSS summed over each session user's processes (smaps_rollup),
   eager sessions once their Firefox window is up (that is what an idle session costs today);
@@ -65,6 +67,7 @@ from computer_use.desktops.mounts import read_mounts
 WIDTH, HEIGHT = 1024, 768
 MIB = 1024 * 1024
 HOST = 24 * 1024 * MIB
+QUIET_GAP = 5.0  # seconds between the sweeps that find a browser quiet (minimize.py)
 DISPLAY_BASE = int(os.environ.get("DESKTOP_DISPLAY_BASE", "700"))
 USER_PREFIX = os.environ.get("DESKTOP_USER_PREFIX", "cu-bd")
 
@@ -140,15 +143,35 @@ async def settle(desktops: list[Desktop], seconds: float) -> None:
 
 
 async def reclaimed(manager: DesktopManager, row: Row) -> float:
-    """The service's memory reclaim sweeps every MEMORY_RECLAIM_INTERVAL; the bench runs one
-    sweep itself (its interval is an hour) right before a figure. MiB freed per session; the
-    sweep's time per session in `row.sweep_ms`."""
+    """The service's memory reclaim sweeps every MEMORY_RECLAIM_INTERVAL; the bench runs the
+    sweeps itself (its interval is an hour) right before a figure: those of a quiet spell, in
+    which each browser is minimized (minimize.py), then one more. MiB freed per session; the
+    last sweep's time per session in `row.sweep_ms`."""
     if not manager.reclaimer.enabled:
         return 0.0
+    freed = await minimized(manager)
     started = time.perf_counter()
-    freed = await manager.reclaimer.sweep()
+    freed += await manager.reclaimer.sweep()
     row.sweep_ms = (time.perf_counter() - started) * 1000 / row.n
     return freed / row.n / MIB
+
+
+async def minimized(manager: DesktopManager, within: float = 90) -> int:
+    """Sweeps as over a quiet spell: one sees each browser, the next, QUIET_GAP later, asks
+    the quiet ones to minimize, then more until every report is written and removed (or
+    `within`). The bytes these sweeps freed."""
+    reclaimer = manager.reclaimer
+    if not reclaimer.minimizer.enabled:
+        return 0
+    freed = await reclaimer.sweep()
+    await asyncio.sleep(QUIET_GAP)
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        freed += await reclaimer.sweep()
+        if reclaimer.minimizer.settled():
+            break
+        await asyncio.sleep(1)
+    return freed
 
 
 async def scripted_run(desktop: Desktop, model_latency: float) -> tuple[float, bool]:
@@ -325,6 +348,7 @@ def manager_for(
         # on, swept by the bench itself before each figure (reclaimed()); `+keep`: off
         memory_reclaim_interval=0 if "+keep" in mode else 3600,
     )
+    manager.reclaimer.minimizer.enabled = "+nomin" not in mode  # `+nomin`: no minimize
     try:
         yield manager, data_dir
     finally:
@@ -358,6 +382,7 @@ async def run_modes(args: argparse.Namespace) -> None:
     modes += ["lazy+noaslr+ksm"] if args.ksm_no_aslr else []
     modes += ["lazy+keep"] if args.keep else []
     modes += ["lazy+blank"] if args.blank else []
+    modes += ["lazy+nomin"] if args.no_minimize else []
     if args.modes:
         modes = args.modes.split(",")
     await _run_sizes(sizes, modes, args)
@@ -544,6 +569,9 @@ def main() -> None:
     parser.add_argument("--viewer-lead", type=float, default=0.0,
                         help="also lazy+viewer: a viewer connects (starting the browser) this "
                         "many seconds before the message")  # fmt: skip
+    parser.add_argument("--no-minimize", action="store_true",
+                        help="also lazy+nomin: the reclaim without minimizing idle "
+                        "browsers")  # fmt: skip
     parser.add_argument("--cold", action="store_true",
                         help="also lazy+cold: no recorded Firefox startup cache")  # fmt: skip
     parser.add_argument("--no-new-sessions", dest="new_sessions", action="store_false",

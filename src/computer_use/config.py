@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     # Pooled desktops with Firefox already up: the first step of a pooled session does not
     # wait for the browser's start, at a browser's memory for each desktop in the pool.
     warm_pool_browser: bool = False
-    # Every this many seconds the pages the sessions' browsers freed (MADV_FREE) but still hold
-    # are paged out (desktops/reclaim.py; off on a host with swap); 0 = never.
+    # Every this many seconds browsers idle since the last sweep are asked to minimize their
+    # memory (desktops/minimize.py) and the pages the sessions' browsers freed (MADV_FREE) but
+    # still hold are paged out (desktops/reclaim.py; off on a host with swap); 0 = never.
     memory_reclaim_interval: float = Field(default=60.0, ge=0)
     # CPUs each session may use at most (cgroup cpu quota); 0 = no cap, equal shares only.
     session_cpu_limit: float = Field(default=1.0, ge=0, le=256)
