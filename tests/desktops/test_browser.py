@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,10 +19,10 @@ from computer_use.desktops.filesystem import (
 )
 from computer_use.desktops.launcher import live_pids_of_uid, poll_until
 from computer_use.desktops.overlay import IsolationMode
-from computer_use.desktops.startup_cache import NOT_TEMPLATED
+from computer_use.desktops.startup_cache import IDENTIFIER, NOT_TEMPLATED
 from tests.desktop_fixtures import DESKTOP_SIZE
 from tests.desktops.conftest import desktop_image
-from tests.helpers import wait_for_async
+from tests.helpers import wait_for, wait_for_async
 
 CENTRE = (DESKTOP_SIZE[0] // 2, DESKTOP_SIZE[1] // 2 + 30)
 
@@ -173,8 +172,7 @@ async def test_the_browser_starts_from_the_profile_template_the_desktop_does_not
     assert (template / "places.sqlite").stat().st_uid == 0
     assert (template / "extensions.json").exists()
     assert not {entry.name for entry in template.iterdir()} & NOT_TEMPLATED
-    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
-    assert not uuid.search((template / "prefs.js").read_text())
+    assert not IDENTIFIER.search((template / "prefs.js").read_text())
     paths = manager.homes.paths(lazy.session_id)
     profile = paths.home / FIREFOX_PROFILE
     assert not (profile / "prefs.js").exists()  # the profile never ran
@@ -186,9 +184,14 @@ async def test_the_browser_starts_from_the_profile_template_the_desktop_does_not
     lazy.request_browser()
     assert browser_on(await lazy.screenshot())
 
-    # The profile is the session's own copy, its user's: Firefox kept the template's times.
+    # The profile is the session's own copy, its user's: Firefox kept the template's times
+    # (read until whole: Firefox may be rewriting the file as its start goes on).
     created = json.loads((template / "times.json").read_text())["created"]
-    assert json.loads((profile / "times.json").read_text())["created"] == created
+
+    def times() -> int:
+        return int(json.loads((profile / "times.json").read_text())["created"])
+
+    assert wait_for(times, timeout=10, what="the profile's times.json") == created
     assert (profile / "places.sqlite").stat().st_uid == lazy.user.uid
     assert (profile / "prefs.js").stat().st_uid == lazy.user.uid
 

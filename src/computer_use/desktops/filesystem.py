@@ -297,9 +297,10 @@ def _give_to(home: Path, user: SessionUser) -> None:
     for top, dirnames, filenames, dir_fd in os.fwalk(home, topdown=False):
         # Read-only, from the base, for every session (startup_cache.py): chowning would copy
         # them into the session's layer.
-        if Path(top) == shared or Path(top).is_relative_to(template):
+        in_template = Path(top).is_relative_to(template)
+        if Path(top) == shared or in_template:
             filenames = []
-        if Path(top).is_relative_to(template):
+        if in_template:
             dirnames = []
         elif Path(top) == template.parent:
             dirnames = [d for d in dirnames if d != template.name]

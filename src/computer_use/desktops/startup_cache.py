@@ -61,7 +61,8 @@ NOT_TEMPLATED = frozenset({
     "saved-telemetry-pings",
 })  # fmt: skip
 _GROUP_DB = re.compile(r"[0-9a-f]{8}\.sqlite(-wal|-shm|-journal)?")
-_IDENTIFIER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+# A UUID (telemetry and Nimbus IDs, moz-extension UUIDs): prefs.js lines with one stay out.
+IDENTIFIER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 
 def stamp_for(user_js: str) -> str:
@@ -183,7 +184,7 @@ def make_template(profile: Path, template: Path) -> None:
             continue
         if entry.name == "prefs.js":  # without the prefs that hold a random identifier
             lines = entry.read_text().splitlines(keepends=True)
-            kept = "".join(line for line in lines if not _IDENTIFIER.search(line))
+            kept = "".join(line for line in lines if not IDENTIFIER.search(line))
             (template / entry.name).write_text(kept)
         elif entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, template / entry.name, symlinks=True)
