@@ -246,7 +246,6 @@ async def test_the_background_sweep_runs_every_interval(
         "computer_use.desktops.reclaim.live_pids_of_uids", lambda uids: [freeing_child]
     )
     reclaimer = MemoryReclaimer(0.05, lambda: [os.getuid()])
-    reclaimer.minimizer.enabled = False  # it would look at every process of ours
     reclaimer.start(session_users=True)
     try:
         await poll_until(lambda: reclaimer.sweeps >= 3, timeout=10, what="three sweeps")
@@ -274,7 +273,6 @@ async def test_a_kernel_that_refuses_turns_the_reclaim_off_and_says_why(
         "computer_use.desktops.reclaim.live_pids_of_uids", lambda uids: [os.getpid()]
     )
     reclaimer = MemoryReclaimer(3600, lambda: [os.getuid()])
-    reclaimer.minimizer.enabled = False
     reclaimer.start(session_users=True)
     try:
         assert await reclaimer.sweep() == 0

@@ -10,13 +10,13 @@ the process's TMPDIR; without a writable TMPDIR it does neither. What it frees g
 the allocator, which hands it to the kernel lazily (MADV_FREE): the memory reclaim's next
 page-out (reclaim.py) makes it free on the host. bench/density.py measures what it saves.
 
-The reclaim's sweep calls `Minimizer.step` with the sessions whose browser is up. A browser
-(the Firefox parent process of a session's user) is minimized once it used under
-`QUIET_CPU` of a core since the previous sweep, and again only after it has been busy since:
-an idle session is minimized once, not every sweep, and a session the agent is driving is
-left alone. The signal goes only to a process that has a handler for it (/proc/PID/status
-SigCgt): a Firefox still starting would be killed by it. The next step deletes the report
-from the session's /tmp.
+The reclaim's sweep calls `Minimizer.step` with the processes of the sessions whose browser is
+up (the one /proc scan it pages out too). A browser (the Firefox parent process of a session's
+user) is minimized once it used under `QUIET_CPU` of a core since the previous sweep, and
+again only after it has been busy since: an idle session is minimized once, not every sweep,
+and a session the agent is driving is left alone. The signal goes only to a process that has
+a handler for it (/proc/PID/status SigCgt): a Firefox still starting would be killed by it.
+The next step deletes the report from the session's /tmp.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from computer_use.desktops.display import FIREFOX
-from computer_use.desktops.process import live_pids_of_uids
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,11 @@ class Minimizer:
         self._browsers: dict[int, _Browser] = {}
         self.minimized = 0  # browsers asked, since start
 
-    def step(self, uids: set[int]) -> None:
-        """One sweep's look at the browsers of the sessions of `uids` (blocking: a thread)."""
+    def step(self, pids: Iterable[int]) -> None:
+        """One sweep's look at the browsers among `pids`, the processes of the sessions whose
+        browser is up (blocking: a thread)."""
         seen: dict[int, _Browser] = {}
-        for pid in live_pids_of_uids(uids) if uids and self.enabled else []:
+        for pid in pids if self.enabled else []:
             with contextlib.suppress(OSError):  # exited while we looked
                 if is_browser(pid):
                     seen[pid] = self._look(pid, self._browsers.get(pid))

@@ -167,9 +167,10 @@ class MemoryReclaimer:
         return freed
 
     def _sweep(self, uids: set[int]) -> int:
-        self.minimizer.step(uids)
+        pids = live_pids_of_uids(uids) if uids else []
+        self.minimizer.step(pids)
         freed = 0
-        for pid in live_pids_of_uids(uids) if uids else []:
+        for pid in pids:
             try:
                 freed += page_out(pid)
             except (FileNotFoundError, ProcessLookupError):  # ESRCH included
