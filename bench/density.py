@@ -10,9 +10,11 @@ Firefox startup cache in the base home, desktops/startup_cache.py; `lazy+noaslr+
 --ksm-no-aslr: KSM with the merged programs run without ASLR, KSM_DISABLE_ASLR; `lazy+keep`
 with --keep: without the memory reclaim, MEMORY_RECLAIM_INTERVAL=0; `lazy+blank` with
 --blank: without the profile template in the base home, every session's Firefox sets up a new
-profile, desktops/startup_cache.py; through --modes, `+zero` in a KSM mode's name: ksmd's
-use_zero_pages for that mode; `+keep`, `+blank` or `+nomin` (the reclaim without asking idle
-browsers to minimize their memory, minimize.py) in any, e.g. `eager+blank`) and each N
+profile, desktops/startup_cache.py; `lazy+watched` with --watched: every session has a VNC
+viewer from its create on, so its x11vnc runs (it runs only while watched, viewing.py); through
+--modes, `+zero` in a KSM mode's name: ksmd's
+use_zero_pages for that mode; `+keep`, `+blank`, `+watched` or `+nomin` (the reclaim without
+asking idle browsers to minimize their memory, minimize.py) in any, e.g. `eager+watched`) and each N
 (default 1, 10, 20). Every other mode reclaims: right before each PSS figure the bench runs
 the sweeps of the memory reclaim (desktops/reclaim.py) that the service runs every
 MEMORY_RECLAIM_INTERVAL seconds over a quiet spell: idle browsers are asked to minimize their
@@ -213,6 +215,8 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
         await pool_filled(manager, row.n)  # every session takes a pooled desktop, browser up
         for start in range(0, row.n, 5):  # a few at a time, as sessions arrive
             desktops += await asyncio.gather(*(manager.create(s) for s in ids[start : start + 5]))
+        if "+watched" in row.mode:  # someone watches each session: its x11vnc runs
+            await asyncio.gather(*(d.open_vnc() for d in desktops))
         if manager.eager_browser or manager.pool.browser:
             await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
@@ -252,6 +256,8 @@ async def measure_new(manager: DesktopManager, row: Row, args: argparse.Namespac
         try:
             desktop = await manager.create(session_id)
             desktops.append(desktop)
+            if "+watched" in row.mode:
+                await desktop.open_vnc()
         finally:
             created.set()
         mapped = asyncio.create_task(browser_mapped(desktop, time.perf_counter()))
@@ -383,6 +389,7 @@ async def run_modes(args: argparse.Namespace) -> None:
     modes += ["lazy+keep"] if args.keep else []
     modes += ["lazy+blank"] if args.blank else []
     modes += ["lazy+nomin"] if args.no_minimize else []
+    modes += ["lazy+watched"] if args.watched else []
     if args.modes:
         modes = args.modes.split(",")
     await _run_sizes(sizes, modes, args)
@@ -572,6 +579,9 @@ def main() -> None:
     parser.add_argument("--no-minimize", action="store_true",
                         help="also lazy+nomin: the reclaim without minimizing idle "
                         "browsers")  # fmt: skip
+    parser.add_argument("--watched", action="store_true",
+                        help="also lazy+watched: a VNC viewer on every session, x11vnc "
+                        "up")  # fmt: skip
     parser.add_argument("--cold", action="store_true",
                         help="also lazy+cold: no recorded Firefox startup cache")  # fmt: skip
     parser.add_argument("--no-new-sessions", dest="new_sessions", action="store_false",

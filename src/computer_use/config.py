@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # Pooled desktops with Firefox already up: the first step of a pooled session does not
     # wait for the browser's start, at a browser's memory for each desktop in the pool.
     warm_pool_browser: bool = False
+    # x11vnc runs while someone watches a session (desktops/viewing.py): it is stopped this
+    # many seconds after its last viewer left (a reload or reconnect within them finds it up).
+    vnc_linger_seconds: float = Field(default=30.0, ge=0, le=86400)
     # Every this many seconds browsers idle since the last sweep are asked to minimize their
     # memory (desktops/minimize.py) and the pages the sessions' browsers freed (MADV_FREE) but
     # still hold are paged out (desktops/reclaim.py; off on a host with swap); 0 = never.

@@ -121,6 +121,7 @@ def desktop_manager(settings: Settings, **overrides: Any) -> DesktopManager:
         "warm_pool_size": min(settings.warm_pool_size, settings.max_displays),
         "warm_pool_browser": settings.warm_pool_browser,
         "memory_reclaim_interval": settings.memory_reclaim_interval,
+        "vnc_linger": settings.vnc_linger_seconds,
     }
     options.update(overrides)
     return DesktopManager(options.pop("data_dir"), **options)

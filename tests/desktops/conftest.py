@@ -9,6 +9,7 @@ shared with the agent's tests live in tests/desktop_fixtures.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -133,6 +134,17 @@ async def desktop_manager_shared(
 async def desktop_plain(desktop_manager_shared: DesktopManager) -> Desktop:
     """A desktop without a browser: a static screen (jwm's background and tray)."""
     return await desktop_manager_shared.create("plain", browser=False)
+
+
+@contextlib.asynccontextmanager
+async def desktop_viewed(desktop: Desktop) -> AsyncIterator[Path]:
+    """A viewer on the desktop while the block runs, as the VNC proxy holds one: x11vnc
+    runs (viewing.py); its socket is yielded."""
+    socket = await desktop.open_vnc()
+    try:
+        yield socket
+    finally:
+        desktop.close_vnc()
 
 
 def desktop_image(png: bytes) -> Image.Image:

@@ -29,6 +29,7 @@ from computer_use.desktops.slots import abstract_name
 from computer_use.desktops.sockets import listening_inodes, socket_inodes_of
 from tests import slots
 from tests.desktop_fixtures import FS_QUOTA_MB, desktop_reap, fs_force_cleanup
+from tests.desktops.conftest import desktop_viewed
 
 from .netns import ECHO_PORT, PRIVATE4, PRIVATE6, PUBLIC4, PUBLIC6, connects, egress_namespace
 
@@ -145,15 +146,17 @@ async def test_squatting_vnc_ports_and_display_names_neither_hijacks_nor_blocks_
         held = listening_inodes(abstract_name(victim.slot_info.display_number))
         assert held and held <= socket_inodes_of(xvfb.pid)
         assert await victim.screenshot()
-        # The viewer's way in is the victim's own x11vnc, on a socket only it holds.
-        vnc = victim.supervisor.components["vnc"].proc
-        assert vnc is not None
-        assert listening_inodes(str(victim.vnc_socket)) <= socket_inodes_of(vnc.pid)
-        with socket.socket(socket.AF_UNIX) as viewer:
-            viewer.connect(str(victim.vnc_socket))
-            assert viewer.recv(12) == b"RFB 003.008\n"
-        # ... which the attacker cannot reach, nor list, nor replace.
-        assert await connect_from(attacker, str(victim.vnc_socket)) in ("ENOENT", "EACCES")
+        # The viewer's way in is the victim's own x11vnc, started for the viewer, on a
+        # socket only it holds ...
+        async with desktop_viewed(victim):
+            vnc = victim.supervisor.components["vnc"].proc
+            assert vnc is not None
+            assert listening_inodes(str(victim.vnc_socket)) <= socket_inodes_of(vnc.pid)
+            with socket.socket(socket.AF_UNIX) as viewer:
+                viewer.connect(str(victim.vnc_socket))
+                assert viewer.recv(12) == b"RFB 003.008\n"
+            # ... which the attacker cannot reach, nor list, nor replace.
+            assert await connect_from(attacker, str(victim.vnc_socket)) in ("ENOENT", "EACCES")
         await manager.destroy("hostile-b")
     finally:
         await desktop_reap(squat)

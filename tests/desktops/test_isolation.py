@@ -181,6 +181,7 @@ async def test_a_session_cannot_use_another_sessions_display(
 async def test_a_session_cannot_connect_to_another_sessions_vnc_socket(
     session_a: Desktop, session_b: Desktop
 ) -> None:
+    await session_b.open_vnc()  # someone watches session b: its x11vnc runs
     with socket.socket(socket.AF_UNIX) as service:
         service.connect(str(session_b.vnc_socket))  # reachable for the service (its proxy)
         assert service.recv(12) == b"RFB 003.008\n"
@@ -192,7 +193,10 @@ async def test_a_session_cannot_connect_to_another_sessions_vnc_socket(
         "except OSError as e:\n"
         "    print(errno.errorcode[e.errno])\n"
     )
-    out = await in_session(session_a, [PYTHON, "-c", script, str(session_b.vnc_socket)])
+    try:
+        out = await in_session(session_a, [PYTHON, "-c", script, str(session_b.vnc_socket)])
+    finally:
+        session_b.close_vnc()
     assert out in ("EACCES", "ENOENT"), out
 
 

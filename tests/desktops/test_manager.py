@@ -32,7 +32,7 @@ from tests.desktop_fixtures import (
     desktop_reap,
     fs_force_cleanup,
 )
-from tests.desktops.conftest import desktop_image, desktop_wait_for_pixel
+from tests.desktops.conftest import desktop_image, desktop_viewed, desktop_wait_for_pixel
 
 MAGENTA = (255, 0, 255)
 
@@ -87,9 +87,12 @@ async def test_concurrent_creates_get_distinct_displays_and_ports(
     assert (port.width, port.height) == DESKTOP_SIZE
     assert a.display != b.display and a.vnc_socket != b.vnc_socket and a.slot != b.slot
     for desktop in pair:
-        assert accepts_connections(str(desktop.vnc_socket))
         assert desktop.component_status()["xvfb"] == "running"
         assert desktop_image(await desktop.screenshot()).size == DESKTOP_SIZE
+        # x11vnc runs while someone watches (viewing.py)
+        assert desktop.component_status()["vnc"] == "stopped"
+        async with desktop_viewed(desktop) as socket:
+            assert socket == desktop.vnc_socket and accepts_connections(str(socket))
     assert a.component_status()["browser"] == "stopped"  # starts on first use
     assert b.component_status()["browser"] in ("starting", "running")
 
@@ -128,6 +131,7 @@ async def test_killed_xvfb_is_restarted_with_its_clients_and_the_other_desktop_k
     pair: tuple[Desktop, Desktop], desktop_events: EventLog
 ) -> None:
     a, b = pair
+    watched = await a.open_vnc()  # a viewer: x11vnc is among the clients to bring back
     since = len(desktop_events.events)
     killed_at = time.monotonic()
     os.kill(_pid(a, "xvfb"), signal.SIGKILL)
@@ -151,7 +155,8 @@ async def test_killed_xvfb_is_restarted_with_its_clients_and_the_other_desktop_k
     }  # fmt: skip
     assert desktop_image(await a.screenshot()).size == DESKTOP_SIZE
     assert await a.cursor_position() is not None
-    assert accepts_connections(str(a.vnc_socket))
+    assert accepts_connections(str(watched))
+    a.close_vnc()
 
 
 @pytest.mark.parametrize("component", ["vnc", "wm", "browser"])
@@ -159,18 +164,19 @@ async def test_killed_component_is_detected_and_restarted(
     pair: tuple[Desktop, Desktop], desktop_events: EventLog, component: str
 ) -> None:
     desktop = pair[1] if component == "browser" else pair[0]
-    old_pid = _pid(desktop, component)
-    since = len(desktop_events.events)
-    killed_at = time.monotonic()
-    os.kill(old_pid, signal.SIGKILL)
+    async with desktop_viewed(desktop):  # x11vnc runs while watched
+        old_pid = _pid(desktop, component)
+        since = len(desktop_events.events)
+        killed_at = time.monotonic()
+        os.kill(old_pid, signal.SIGKILL)
 
-    await desktop_events.wait_for(desktop.session_id, component, "restarted", since=since)
+        await desktop_events.wait_for(desktop.session_id, component, "restarted", since=since)
 
-    assert time.monotonic() - killed_at < 5
-    assert _pid(desktop, component) != old_pid
-    assert desktop.component_status()[component] == "running"
-    if component == "vnc":
-        assert accepts_connections(str(desktop.vnc_socket))
+        assert time.monotonic() - killed_at < 5
+        assert _pid(desktop, component) != old_pid
+        assert desktop.component_status()[component] == "running"
+        if component == "vnc":
+            assert accepts_connections(str(desktop.vnc_socket))
 
 
 async def test_firefox_window_comes_up_without_glx(pair: tuple[Desktop, Desktop]) -> None:
@@ -187,6 +193,7 @@ async def test_destroy_leaves_no_process_lock_socket_port_or_file(
     desktop = await desktop_manager_shared.create("doomed", browser=False)
     number, vnc, uid = int(desktop.display[1:]), desktop.vnc_socket, desktop.user.uid
     runtime_dir = desktop.spec.runtime_dir
+    await desktop.open_vnc()  # a viewer still watching when the session ends
     assert live_pids_of_uid(uid) and display_in_use(number) and accepts_connections(str(vnc))
     os.kill(_pid(desktop, "vnc"), signal.SIGKILL)  # leaks x11vnc's SysV shm, unless swept
 

@@ -8,15 +8,19 @@ other ranges, because a server's start-up reclaims every display and user of its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import pwd
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from computer_use.desktops.slots import abstract_name
 from computer_use.desktops.sockets import holders
@@ -208,6 +212,21 @@ def assert_every_tool_use_answered(messages: list[dict[str, Any]]) -> None:
             b.get("tool_use_id") for b in following["content"] if b.get("type") == "tool_result"
         }
         assert following["role"] == "user" and ids <= answered, (ids, following)
+
+
+@contextlib.asynccontextmanager
+async def vnc_viewer(http: httpx.AsyncClient, session_id: str) -> AsyncIterator[ClientConnection]:
+    """A person watching the session through the server's VNC websocket, as the console's
+    viewer does: x11vnc runs while one is connected (desktops/viewing.py). Yields once x11vnc
+    has greeted the viewer."""
+    detail = (await http.get(f"/api/v1/sessions/{session_id}")).json()
+    token = parse_qs(urlparse(detail["vnc_url"]).query)["token"][0]
+    base = str(http.base_url).rstrip("/").replace("http", "ws", 1)
+    url = f"{base}/api/v1/sessions/{session_id}/vnc/websockify?token={token}"
+    async with connect(url, subprotocols=[Subprotocol("binary")]) as viewer:
+        greeting = await asyncio.wait_for(viewer.recv(), 30)
+        assert isinstance(greeting, bytes) and greeting.startswith(b"RFB 003.008"), greeting
+        yield viewer
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from tests.reliability.conftest import (
     post_message,
     start,
     uid_of,
+    vnc_viewer,
     wait_status,
 )
 
@@ -43,6 +44,7 @@ async def crash_server(
         letter="c",
         ANTHROPIC_BASE_URL=model.base_url,
         BROWSER_EAGER="true",  # every component up from the start, to be killed
+        VNC_LINGER_SECONDS="5",  # x11vnc stops 5 s after its last viewer left
     )
     await start(server)
     try:
@@ -79,16 +81,20 @@ async def test_killed_desktop_components_are_reported_within_5_s_and_come_back(
         watcher = asyncio.create_task(_screenshots(http, other, failures))
         try:
             for comm, component in COMPONENTS:
-                old = pids_named(uid, comm)
-                assert old, f"no {comm} of {user} running"
-                killed_at = time.monotonic()
-                for pid in old:
-                    os.kill(pid, signal.SIGKILL)
-                start = len(stream.events)
-                await stream.until(_error_of(component), timeout=5, start=start)
-                assert time.monotonic() - killed_at < 5
-                await wait_for_async(_new_process(uid, comm, old), timeout=30, what=f"{comm} back")
-                await wait_status(http, victim, "active", timeout=30)
+                # Someone watches, so x11vnc runs (it starts for a viewer); the kill may end
+                # the viewer's connection.
+                async with vnc_viewer(http, victim):
+                    old = pids_named(uid, comm)
+                    assert old, f"no {comm} of {user} running"
+                    killed_at = time.monotonic()
+                    for pid in old:
+                        os.kill(pid, signal.SIGKILL)
+                    start = len(stream.events)
+                    await stream.until(_error_of(component), timeout=5, start=start)
+                    assert time.monotonic() - killed_at < 5
+                    back = _new_process(uid, comm, old)
+                    await wait_for_async(back, timeout=30, what=f"{comm} back")
+                    await wait_status(http, victim, "active", timeout=30)
             shot = await http.get(f"/api/v1/sessions/{victim}/screenshot")
             assert shot.status_code == 200 and shot.content.startswith(b"\x89PNG")
         finally:
@@ -103,6 +109,30 @@ async def test_killed_desktop_components_are_reported_within_5_s_and_come_back(
         assert other_status.json()["status"] == "active"
         for sid in (victim, other):
             assert (await http.delete(f"/api/v1/sessions/{sid}")).status_code == 204
+
+
+async def test_x11vnc_runs_while_a_viewer_is_connected_through_the_server(
+    crash_server: ServerProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=crash_server.base_url, timeout=30) as http:
+        sid = (await http.post("/api/v1/sessions", json={"title": "watched"})).json()["id"]
+        uid = uid_of(footprint(crash_server, sid, "c").user)
+        assert pids_named(uid, "x11vnc") == set()  # nobody watches yet
+
+        async with vnc_viewer(http, sid), vnc_viewer(http, sid):  # two people watch
+            running = pids_named(uid, "x11vnc")
+            vnc = (await http.get("/api/v1/health")).json()["desktops"]["vnc"]
+            assert len(running) == 1 and vnc["viewers"] == 2 and vnc["servers_up"] >= 1
+
+        async def stopped() -> bool:
+            return not pids_named(uid, "x11vnc")
+
+        await wait_for_async(stopped, timeout=30, what="x11vnc stopped after the viewers left")
+        vnc = (await http.get("/api/v1/health")).json()["desktops"]["vnc"]
+        assert vnc["viewers"] == 0
+        async with vnc_viewer(http, sid):  # and it comes back for the next one
+            assert pids_named(uid, "x11vnc") - running
+        assert (await http.delete(f"/api/v1/sessions/{sid}")).status_code == 204
 
 
 async def test_killed_bash_shell_is_replaced_on_the_next_command(

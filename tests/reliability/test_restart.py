@@ -24,6 +24,7 @@ from tests.reliability.conftest import (
     post_message,
     start,
     uid_of,
+    vnc_viewer,
     wait_status,
     x_server_pids,
 )
@@ -83,7 +84,8 @@ async def test_sigkill_mid_run_then_restart_interrupts_the_run_and_leaves_nothin
             assert not (after.pids & before.pids), "processes of the killed server survived"
             assert x_server_pids(after.display) and x_server_pids(after.display) <= after.pids
             assert after.mounts == before.mounts, "mounts doubled or went missing"
-            assert accepts_connections(str(after.vnc_socket))
+            async with vnc_viewer(http, sid):  # a person can watch it again
+                assert accepts_connections(str(after.vnc_socket))
 
             # the session works again, on its own files, and the model accepts its history
             rejected = len(model.rejections)

@@ -28,6 +28,9 @@ class RayVncTargets:
         address, port, secret = await call(actor.vnc_endpoint.remote())
         return await open_relay(address, port, secret)
 
+    def disconnected(self, session_id: str) -> None:
+        """Nothing to do here: the relay on the desktop's host counts the viewer."""
+
     async def touch(self, session_id: str) -> None:
         await self._sessions.touch(session_id=session_id)
 

@@ -67,6 +67,7 @@ class SessionActor:
         self.runtime: Runtime | None = None
         self.slot: int | None = None
         self.vnc_relay: VncRelay | None = None
+        self._viewed: list[Desktop] = []  # a desktop per viewer the relay carries
         self.reaper: subprocess.Popen[bytes] | None = None  # reaper.py
         self.transfers = FileTransfers(lambda: SessionFiles(self._desktop().sandbox))
         self.exports = RecordingExports(lambda: self._runtime().sessions, session_id)
@@ -177,12 +178,20 @@ class SessionActor:
         host's node address, its port and its secret (vnc_relay.py)."""
         if self.vnc_relay is None:
             address = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-            self.vnc_relay = VncRelay(self._vnc_socket, address)
+            self.vnc_relay = VncRelay(self._open_viewer, self._close_viewer, address)
         return await self.vnc_relay.endpoint()
 
-    def _vnc_socket(self) -> Path | None:
+    async def _open_viewer(self) -> Path | None:
         desktop = self.runtime.sessions.desktop(self.session_id) if self.runtime else None
-        return desktop.vnc_socket if desktop is not None else None
+        if desktop is None:
+            return None
+        path = await desktop.open_vnc()
+        self._viewed.append(desktop)  # the desktop told when this viewer goes
+        return path
+
+    def _close_viewer(self) -> None:
+        if self._viewed:
+            self._viewed.pop().close_vnc()
 
     async def request_browser(self) -> None:
         """Someone opened the viewer: Firefox starts, if it is not up (desktops/browser.py)."""

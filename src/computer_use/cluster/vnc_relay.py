@@ -1,10 +1,11 @@
 """How an API replica reaches the x11vnc of a session on another host: a relay in the session
 actor, listening on the host's node address, that lets through only a connection whose first
 bytes are the relay's secret, and then carries bytes both ways between it and the session's
-x11vnc unix socket. The replica gets the address and the secret from the actor (a Ray call),
-connects, sends the secret, and proxies RFB as it does for a local desktop: view-only is
-still enforced by the replica's filter. Without the secret a connection is closed unread, so
-the port opens nothing to whoever else reaches the host.
+x11vnc unix socket; each connection it carries is a viewer of the desktop, for which x11vnc
+runs (desktops/viewing.py). The replica gets the address and the secret from the actor (a Ray
+call), connects, sends the secret, and proxies RFB as it does for a local desktop: view-only
+is still enforced by the replica's filter. Without the secret a connection is closed unread,
+so the port opens nothing to whoever else reaches the host.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hmac
 import logging
 import secrets
 from asyncio import StreamReader, StreamWriter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -26,9 +27,16 @@ CHUNK = 256 * 1024
 
 
 class VncRelay:
-    def __init__(self, socket_path: Callable[[], Path | None], host: str) -> None:
-        """`socket_path`: the session's x11vnc socket now (None: no running desktop)."""
-        self._socket_path = socket_path
+    def __init__(
+        self,
+        open_viewer: Callable[[], Awaitable[Path | None]],
+        close_viewer: Callable[[], None],
+        host: str,
+    ) -> None:
+        """`open_viewer`: a viewer comes, the session's x11vnc socket once it listens (None:
+        no running desktop); `close_viewer`: that viewer has gone."""
+        self._open_viewer = open_viewer
+        self._close_viewer = close_viewer
         self._host = host
         self.secret = secrets.token_bytes(SECRET_BYTES)
         self._server: asyncio.Server | None = None
@@ -47,10 +55,23 @@ class VncRelay:
         except (TimeoutError, asyncio.IncompleteReadError, OSError):
             writer.close()
             return
-        path = self._socket_path()
-        if not hmac.compare_digest(offered, self.secret) or path is None:
+        if not hmac.compare_digest(offered, self.secret):
             writer.close()
             return
+        try:
+            path = await self._open_viewer()
+        except Exception as exc:
+            logger.warning("VNC relay: x11vnc did not start: %s", exc)
+            path = None
+        if path is None:
+            writer.close()
+            return
+        try:
+            await self._relay(reader, writer, path)
+        finally:
+            self._close_viewer()
+
+    async def _relay(self, reader: StreamReader, writer: StreamWriter, path: Path) -> None:
         try:
             vnc_reader, vnc_writer = await asyncio.open_unix_connection(str(path), limit=CHUNK)
         except OSError as exc:

@@ -1,5 +1,5 @@
 """Putting one desktop together on a slot: its display's runtime files and X cookies, screen
-capture, input, the supervised processes (Xvfb, jwm, x11vnc) and the on-demand browser; and
+capture, input, the supervised processes (Xvfb, jwm), the on-demand browser and x11vnc; and
 keeping each display's X socket ours (reclaimed from squatting session users, fresh cookie on
 every Xvfb start), and holding each display's client alias (xalias.py) while the slot is
 ours."""
@@ -31,6 +31,7 @@ from computer_use.desktops.slots import Slot, abstract_name, lock_owner
 from computer_use.desktops.sockets import evict
 from computer_use.desktops.supervisor import EventCallback, Supervisor
 from computer_use.desktops.users import SessionUser, UserPool
+from computer_use.desktops.viewing import SessionVnc
 from computer_use.desktops.xauth import (
     ServiceAuthority,
     new_cookie,
@@ -50,6 +51,7 @@ class DesktopAssembler:
     on_event: EventCallback | None
     restart_limit: int
     restart_window: float
+    vnc_linger: float  # seconds x11vnc outlives its last viewer (viewing.py)
     _authority: ServiceAuthority | None = field(default=None, init=False)
     # display -> its client alias, held while the slot is ours (xalias.py)
     _aliases: dict[int, socket.socket] = field(default_factory=dict, init=False)
@@ -117,6 +119,8 @@ class DesktopAssembler:
         firefox = SessionBrowser(session_id, supervisor, injector.query, capture.wait_until_settled)
         cleanup.push_async_callback(firefox.close)
         firefox.listen(spec.browser_request, user.uid, user.gid)
+        vnc = SessionVnc(session_id, supervisor, spec.vnc_socket, linger=self.vnc_linger)
+        cleanup.push_async_callback(vnc.aclose)
         await supervisor.start()  # stops what it started if it fails
         return Desktop(
             session_id=session_id,
@@ -128,6 +132,7 @@ class DesktopAssembler:
             injector=injector,
             supervisor=supervisor,
             browser=firefox,
+            vnc=vnc,
         )
 
     def remove_cookie(self, display_number: int) -> None:

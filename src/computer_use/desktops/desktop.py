@@ -17,6 +17,7 @@ from computer_use.desktops.launcher import SessionSandbox
 from computer_use.desktops.slots import Slot
 from computer_use.desktops.supervisor import Supervisor
 from computer_use.desktops.users import SessionUser
+from computer_use.desktops.viewing import SessionVnc
 
 
 class Desktop:
@@ -32,6 +33,7 @@ class Desktop:
         injector: InputInjector,
         supervisor: Supervisor,
         browser: SessionBrowser,
+        vnc: SessionVnc,
     ) -> None:
         self.session_id = session_id
         self.slot_info = slot
@@ -42,6 +44,7 @@ class Desktop:
         self._input = injector
         self.supervisor = supervisor
         self.browser = browser
+        self.vnc = vnc
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -55,8 +58,17 @@ class Desktop:
 
     @property
     def vnc_socket(self) -> Path:
-        """x11vnc's unix socket (in the session's 0700 runtime dir): the proxy's way in."""
+        """x11vnc's unix socket (in the session's 0700 runtime dir): the proxy's way in, there
+        while a viewer holds `open_vnc()` (viewing.py)."""
         return self.spec.vnc_socket
+
+    async def open_vnc(self) -> Path:
+        """A viewer comes: x11vnc's socket once it listens (started if need be). Each call is
+        ended by one `close_vnc()`."""
+        return await self.vnc.open()
+
+    def close_vnc(self) -> None:
+        self.vnc.close()
 
     @property
     def width(self) -> int:
@@ -79,6 +91,7 @@ class Desktop:
         self.supervisor.session_id = session_id
         self.sandbox.session_id = session_id
         self.browser.session_id = session_id
+        self.vnc.session_id = session_id
 
     @property
     def browser_state(self) -> BrowserState:
@@ -180,6 +193,7 @@ class Desktop:
     async def stop_processes(self) -> None:
         """Stop the desktop's programs and close our X connections; the sandbox stays."""
         await self.browser.close()
+        await self.vnc.aclose()
         await self.supervisor.stop()
         self._input.close()
         self._capture.close()

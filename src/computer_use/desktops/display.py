@@ -168,8 +168,8 @@ def components(
 ) -> list[Component]:
     """The desktop's processes, display server first (the Supervisor relies on the order).
     The browser starts with the others only if `start_browser`, else on first use
-    (browser.py). `before_server` runs before each (re)start of Xvfb (e.g. reclaim the
-    display's name)."""
+    (browser.py); x11vnc when a viewer comes (viewing.py). `before_server` runs before each
+    (re)start of Xvfb (e.g. reclaim the display's name)."""
     abstract = abstract_name(spec.display_number)
     parts = [
         Component(
@@ -180,8 +180,10 @@ def components(
         ),
         Component("wm", spec.wm_argv(), spec.env(), essential=True,
                   ready=_polled(wm_running, "window manager")),
-        Component("vnc", spec.vnc_argv(), spec.env(), essential=True,
-                  ready=_vnc_ready(spec.vnc_socket, uid)),
+        # Started for the first viewer, stopped after the last (viewing.py); the agent does
+        # not need it, so its failure is not the desktop's.
+        Component("vnc", spec.vnc_argv(), spec.env(), essential=False,
+                  ready=_vnc_ready(spec.vnc_socket, uid), autostart=False),
     ]  # fmt: skip
     # No readiness check: create() returns while Firefox is still starting.
     parts.append(

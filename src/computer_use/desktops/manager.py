@@ -72,6 +72,7 @@ class DesktopManager:
         warm_pool_size: int = 0,
         warm_pool_browser: bool = False,
         memory_reclaim_interval: float = 60.0,
+        vnc_linger: float = 30.0,
         cpu_limit: float = 1.0,
         egress: EgressPolicy | None = None,
     ) -> None:
@@ -94,6 +95,7 @@ class DesktopManager:
             on_event=on_event,
             restart_limit=restart_limit,
             restart_window=restart_window,
+            vnc_linger=vnc_linger,
         )
         self.slots = SlotAllocator(
             max_displays,
@@ -235,7 +237,14 @@ class DesktopManager:
                 landlock.reason_off() or "no dedicated session users (needs root)",
             ),
             "private_dirs": _measure(self._run_hidden_reason is None, self._run_hidden_reason),
-            "vnc": {"enabled": True, "reason": None, "transport": "unix socket (0700 dir)"},
+            "vnc": {
+                "enabled": True,
+                "reason": None,
+                "transport": "unix socket (0700 dir)",
+                # x11vnc runs while watched (viewing.py)
+                "servers_up": sum(d.vnc.state == "up" for d in self._desktops.values()),
+                "viewers": sum(d.vnc.viewers for d in self._desktops.values()),
+            },
             "instance_lock": _measure(self.instance_lock.held, "not started"),
             "desktops_failed": failed,
             "browser_start": "eager" if self.eager_browser else "on first use",

@@ -46,7 +46,7 @@ class Component:
     essential: bool
     ready: ReadyCheck | None = None  # raises if the process does not become ready
     restart_on_success: bool = True  # False: exit code 0 means the user closed it
-    autostart: bool = True  # False: started only by ensure() (the browser, on first use)
+    autostart: bool = True  # False: started only by ensure() (browser, x11vnc: on first use)
     serving: Callable[[], bool] | None = None  # the server: does it accept connections?
     before_start: Callable[[], object] | None = None  # e.g. reclaim what it will listen on
     stdout_pipe: bool = False
@@ -135,6 +135,14 @@ class Supervisor:
         comp.restarts.clear()  # asked for: a fresh budget
         await self._start(comp)
         return True
+
+    async def stop_client(self, name: str) -> None:
+        """Stop a client that is no longer needed (x11vnc without viewers); it stays down,
+        through server restarts too, until ensure()."""
+        comp = self.components[name]
+        if comp is not self._server and not self._closing:
+            await self._terminate(comp)
+            self._sweep_shm()
 
     # -- starting one component ------------------------------------------------------------
 
@@ -239,7 +247,8 @@ class Supervisor:
         `reported`: False when a client's exit revealed the death, not the server's own."""
         server = self._server
         server.state = "restarting"
-        # "stopped": a client never started (the browser before its first use).
+        # "stopped": a client never started or not needed now (the browser before its first
+        # use, x11vnc without viewers).
         wanted = [c for c in self._clients if c.state not in ("exited", "failed", "stopped")]
         for c in wanted:
             c.state = "restarting"

@@ -39,7 +39,7 @@ from computer_use.vnc.viewer import VIEWER_HEADERS, render_viewer, vnc_tokens_of
 
 logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 15.0  # x11vnc may have to start first (desktops/viewing.py)
 WEBSOCKET_PATH = "/api/v1/sessions/{session_id}/vnc/websockify"
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -97,20 +97,34 @@ async def vnc_websocket(websocket: WebSocket, session_id: str, token: str | None
         reason = "session not found or it has no running desktop"
         await _refuse(websocket, subprotocol, CLOSE_POLICY_VIOLATION, reason)
         return
+    try:
+        await _serve_viewer(websocket, session_id, subprotocol, grant.interactive, stream, targets)
+    finally:
+        targets.disconnected(session_id)
+
+
+async def _serve_viewer(
+    websocket: WebSocket,
+    session_id: str,
+    subprotocol: str | None,
+    interactive: bool,
+    stream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    targets: VncTargets,
+) -> None:
     reader, writer = stream
     try:
         await websocket.accept(subprotocol)
     except BaseException:
         writer.close()
         raise
-    mode = "interactive" if grant.interactive else "view-only"
+    mode = "interactive" if interactive else "view-only"
     logger.info("session %s: %s VNC viewer connected", session_id, mode)
     targets.viewer_opened(session_id)
 
     throttle: ActivityThrottle | None = None
-    if grant.interactive:
+    if interactive:
         throttle = ActivityThrottle(lambda: targets.touch(session_id))
-    rfb_filter = ClientStreamFilter(view_only=not grant.interactive)
+    rfb_filter = ClientStreamFilter(view_only=not interactive)
     try:
         end = await run_proxy(
             websocket,
