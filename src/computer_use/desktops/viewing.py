@@ -1,12 +1,13 @@
 """A session's x11vnc, running only while someone watches.
 
 x11vnc is a component of every desktop's supervisor that is not started with it: an idle
-session does not pay for it (bench/density.py: its process and the SysV segments it shares
-with Xvfb are ~10 MiB of a session's PSS). The VNC proxy (and the cluster's relay) hold a
-viewer for each connection they carry: `open()` counts the viewer and starts x11vnc if it
-is not running, returning its socket once it listens; `close()` ends the viewer. When the
-last viewer has been gone for `LINGER` seconds, x11vnc is stopped; a viewer that comes back
-within that time (a reload, a reconnect) finds it still running.
+session does not pay for it (bench/density.py --watched, 10 sessions: its process and the
+SysV segments it shares with Xvfb are 8.9 MiB of an idle session's 21.7 MiB PSS). The VNC
+proxy (and the cluster's relay) hold a viewer for each connection they carry: `open()`
+counts the viewer and starts x11vnc if it is not running, returning its socket once it
+listens; `close()` ends the viewer. When the last viewer has been gone for `linger` seconds
+(VNC_LINGER_SECONDS), x11vnc is stopped; a viewer that comes back within that time (a
+reload, a reconnect) finds it still running.
 
 x11vnc that crashes while watched is restarted by the supervisor; one that the supervisor
 gave up on is tried again by the next `open()`. Its failure never fails the desktop: the
@@ -52,8 +53,11 @@ class SessionVnc:
 
     @property
     def state(self) -> ViewerState:
+        return "up" if self._up() else "down"
+
+    def _up(self) -> bool:
         comp = self._supervisor.components[VNC]
-        return "up" if comp.state == "running" and comp.alive() else "down"
+        return comp.state == "running" and comp.alive()
 
     async def open(self) -> Path:
         """Count a viewer and return x11vnc's socket once it listens, starting x11vnc if it
@@ -90,22 +94,33 @@ class SessionVnc:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _running(self) -> None:
+        """x11vnc is running once this returns: started here, or after the supervisor's
+        restart of it or of the display server, waited for (RESTART_WAIT at most)."""
         comp = self._supervisor.components[VNC]
-        if comp.state == "running" and comp.alive():
-            return
-        if comp.state != "restarting":
-            await self._supervisor.ensure(VNC)  # raises DesktopStartError if it cannot
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RESTART_WAIT
-        while not (comp.state == "running" and comp.alive()):
-            if comp.state not in ("starting", "restarting") or loop.time() > deadline:
+        while not self._up():
+            if comp.state not in ("starting", "restarting"):
+                # Raises DesktopStartError if it cannot start; does nothing while the
+                # display server is down (its restart is under way) or the desktop closes.
+                await self._supervisor.ensure(VNC)
+                if self._up():
+                    return
+            if loop.time() > deadline or self._closed:
                 raise DesktopError(f"x11vnc is {comp.state}")
-            await asyncio.sleep(0.1)  # a restart (the supervisor's) is under way
+            await asyncio.sleep(0.1)
 
     async def _stop_later(self) -> None:
         await asyncio.sleep(self.linger)
         self._waiting = False  # from here on a new viewer waits for the stop, then starts it
         async with self._lock:
-            if self._viewers == 0 and not self._closed and self.state == "up":
+            comp = self._supervisor.components[VNC]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + RESTART_WAIT
+            while loop.time() < deadline:  # a restart under way: stop what it brings back
+                if comp.state not in ("starting", "restarting"):
+                    break
+                await asyncio.sleep(0.1)
+            if self._viewers == 0 and not self._closed and comp.state != "stopped":
                 await self._supervisor.stop_client(VNC)
                 logger.info("desktop %s: x11vnc stopped, no viewer", self.session_id)
