@@ -17,11 +17,11 @@ from computer_use.desktops.filesystem import (
     PROFILE_TEMPLATE,
     SHARED_STARTUP_CACHE,
 )
-from computer_use.desktops.launcher import live_pids_of_uid, poll_until
+from computer_use.desktops.launcher import poll_until
 from computer_use.desktops.overlay import IsolationMode
 from computer_use.desktops.startup_cache import IDENTIFIER, NOT_TEMPLATED
 from tests.desktop_fixtures import DESKTOP_SIZE
-from tests.desktops.conftest import desktop_image
+from tests.desktops.conftest import desktop_image, desktop_pids_named
 from tests.helpers import wait_for, wait_for_async
 
 CENTRE = (DESKTOP_SIZE[0] // 2, DESKTOP_SIZE[1] // 2 + 30)
@@ -36,14 +36,7 @@ def browser_on(png: bytes) -> bool:
 
 
 def firefox_pids(desktop: Desktop) -> set[int]:
-    found = set()
-    for pid in live_pids_of_uid(desktop.user.uid):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "firefox-esr":
-                found.add(pid)
-        except OSError:
-            continue
-    return found
+    return desktop_pids_named(desktop, "firefox-esr")
 
 
 def state(desktop: Desktop) -> str:

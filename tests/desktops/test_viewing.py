@@ -15,22 +15,15 @@ import pytest
 
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.errors import DesktopError
-from computer_use.desktops.launcher import live_pids_of_uid
 from computer_use.desktops.shm import segments
 from computer_use.desktops.sockets import accepts_connections
 from tests.desktop_fixtures import EventLog
+from tests.desktops.conftest import desktop_pids_named
 from tests.helpers import wait_for_async
 
 
 def x11vnc_pids(desktop: Desktop) -> set[int]:
-    found = set()
-    for pid in live_pids_of_uid(desktop.user.uid):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "x11vnc":
-                found.add(pid)
-        except OSError:
-            continue
-    return found
+    return desktop_pids_named(desktop, "x11vnc")
 
 
 def greeting(path: Path) -> bytes:
