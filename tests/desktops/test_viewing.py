@@ -16,8 +16,8 @@ import pytest
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.errors import DesktopError
 from computer_use.desktops.shm import segments
-from computer_use.desktops.sockets import accepts_connections
-from tests.desktop_fixtures import EventLog
+from computer_use.desktops.sockets import accepts_connections, listening_inodes, socket_inodes_of
+from tests.desktop_fixtures import EventLog, desktop_reap
 from tests.desktops.conftest import desktop_pids_named
 from tests.helpers import wait_for_async
 
@@ -118,3 +118,38 @@ async def test_a_display_server_restart_does_not_start_an_unwatched_x11vnc(
 
     assert desktop.component_status()["wm"] == "running"
     assert desktop.component_status()["vnc"] == "stopped" and x11vnc_pids(desktop) == set()
+
+
+PLANT = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"RFB 000.000\\n")  # a fake desktop, to read the viewer's keys
+"""
+
+
+async def test_a_listener_the_session_plants_on_its_vnc_socket_never_gets_the_viewer(
+    desktop: Desktop,
+) -> None:
+    # Before anyone watches, the agent's bash binds the socket path x11vnc will listen on
+    # (the session's runtime directory is its own).
+    planted = await desktop.spawn(["/usr/bin/python3", "-c", PLANT, str(desktop.vnc_socket)])
+    try:
+        assert planted.stdout is not None
+        async with asyncio.timeout(10):
+            assert (await planted.stdout.readline()).strip() == b"ready"
+
+        await desktop.open_vnc()  # the squatter is killed, x11vnc listens there itself
+        try:
+            assert planted.returncode is not None or await planted.wait() == -9
+            vnc = desktop.supervisor.components["vnc"].proc
+            assert vnc is not None
+            assert listening_inodes(str(desktop.vnc_socket)) <= socket_inodes_of(vnc.pid)
+            assert greeting(desktop.vnc_socket) == b"RFB 003.008\n"
+        finally:
+            desktop.close_vnc()
+    finally:
+        await desktop_reap(planted)

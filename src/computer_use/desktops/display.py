@@ -24,7 +24,12 @@ from xml.sax.saxutils import escape
 from computer_use.desktops.errors import DesktopStartError
 from computer_use.desktops.filesystem import FIREFOX_PROFILE, PROFILE_TEMPLATE  # in HOME
 from computer_use.desktops.slots import abstract_name
-from computer_use.desktops.sockets import accepts_connections, listener_held_by, owned_socket
+from computer_use.desktops.sockets import (
+    accepts_connections,
+    evict,
+    listener_held_by,
+    owned_socket,
+)
 from computer_use.desktops.supervisor import Component, ReadyCheck
 from computer_use.desktops.xauth import session_entries, write_authority
 
@@ -183,7 +188,8 @@ def components(
         # Started for the first viewer, stopped after the last (viewing.py); the agent does
         # not need it, so its failure is not the desktop's.
         Component("vnc", spec.vnc_argv(), spec.env(), essential=False,
-                  ready=_vnc_ready(spec.vnc_socket, uid), autostart=False),
+                  ready=_vnc_ready(spec.vnc_socket, uid), autostart=False,
+                  before_start=lambda: _clear_socket_path(spec.vnc_socket, uid)),
     ]  # fmt: skip
     # No readiness check: create() returns while Firefox is still starting.
     parts.append(
@@ -224,6 +230,21 @@ def _vnc_ready(path: Path, uid: int) -> ReadyCheck:
         await _polled(mine, "VNC socket")(proc)
 
     return ready
+
+
+def _clear_socket_path(path: Path, uid: int) -> None:
+    """Clear x11vnc's socket path before it starts: the session's user may have put a file or
+    a listener of its own there (the directory is the session's), which would keep x11vnc
+    from listening or from passing its readiness check. The user's processes listening on
+    that name are killed (as squatters of a display's X name are), then the path is removed;
+    never followed: a symlink is removed, not its target."""
+    evict(str(path), {uid})
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        shutil.rmtree(path, ignore_errors=True)  # does not follow symlinks inside
 
 
 def _polled(check: Callable[[], Awaitable[bool]], what: str) -> ReadyCheck:
