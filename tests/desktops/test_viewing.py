@@ -88,8 +88,9 @@ async def test_a_viewer_back_within_the_linger_finds_the_same_x11vnc(desktop: De
 
 
 async def test_a_failed_x11vnc_start_refuses_the_viewer_not_the_desktop(
-    desktop: Desktop,
+    desktop: Desktop, desktop_events: EventLog
 ) -> None:
+    since = len(desktop_events.events)
     component = desktop.supervisor.components["vnc"]
     argv = component.argv
     component.argv = ["/bin/false"]  # x11vnc that exits at once
@@ -100,6 +101,9 @@ async def test_a_failed_x11vnc_start_refuses_the_viewer_not_the_desktop(
         component.argv = argv
 
     assert desktop.vnc.viewers == 0 and not desktop.failed
+    # The failed start is the viewer's error only: not a crash the supervisor restarts too.
+    assert [e for e in desktop_events.events[since:] if e[0] == desktop.session_id] == []
+    assert desktop.component_status()["vnc"] == "failed"
     assert await desktop.screenshot()  # the agent's desktop is untouched
     await desktop.open_vnc()  # the next viewer tries again
     assert greeting(desktop.vnc_socket) == b"RFB 003.008\n"

@@ -180,7 +180,9 @@ class Supervisor:
 
     async def _watch(self, comp: Component, proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
-        if not comp.stopping and not self._closing:
+        # An exit before it is ready is its readiness check's to report (it raises to whoever
+        # started it); restarting it here too would run a second start beside that one.
+        if not comp.stopping and not self._closing and comp.state != "starting":
             self._exits.put_nowait((comp, proc))
 
     # -- supervision -----------------------------------------------------------------------
