@@ -34,10 +34,13 @@ BROWSER = "browser"  # the component's name in the supervisor
 FIREFOX_CLASSES = frozenset({"firefox-esr", "firefox", "navigator"})  # WM_CLASS, lower case
 SHOW_TIMEOUT = 60.0  # generous: twenty browsers starting at once on 2 busy cores take ~40 s
 SETTLE_TIMEOUT = 5.0
+# A window just mapped may show nothing for a while before Firefox's first paint (longer on
+# a busy host): the screen counts as settled only when unchanged for this long.
+PAINT_SETTLE = 0.3
 
 BrowserState = Literal["down", "starting", "up"]
 Query = Callable[[Callable[[Display], set[str]]], Awaitable[set[str]]]
-Settle = Callable[[float], Awaitable[object]]
+Settle = Callable[[float, float], Awaitable[object]]  # (timeout, interval)
 
 
 class SessionBrowser:
@@ -141,7 +144,7 @@ class SessionBrowser:
                     raise DesktopError(f"the browser is {comp.state} before showing a window")
                 await asyncio.sleep(delay)  # X has no event for "a client mapped a window"
                 delay = min(delay * 2, 0.25)  # that we could await without a second connection
-        await self._settle(SETTLE_TIMEOUT)  # the window is mapped: let it paint
+        await self._settle(SETTLE_TIMEOUT, PAINT_SETTLE)  # the window is mapped: let it paint
 
 
 def mapped_window_classes(d: Display) -> set[str]:

@@ -56,15 +56,17 @@ class ScreenCapture:
         bottom = max(1, self.height - skip_bottom)
         return await asyncio.to_thread(lambda: zlib.crc32(self.raw(0, 0, self.width, bottom)))
 
-    async def wait_until_settled(self, timeout: float = 2.0) -> bool:
-        """True once two frames SETTLE_INTERVAL apart are identical; False at the timeout."""
+    async def wait_until_settled(
+        self, timeout: float = 2.0, interval: float = SETTLE_INTERVAL
+    ) -> bool:
+        """True once two frames `interval` apart are identical; False at the timeout."""
         deadline = time.monotonic() + timeout
         previous = await asyncio.to_thread(self.raw, 0, 0, self.width, self.height)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            await asyncio.sleep(min(SETTLE_INTERVAL, remaining))
+            await asyncio.sleep(min(interval, remaining))
             current = await asyncio.to_thread(self.raw, 0, 0, self.width, self.height)
             if current == previous:
                 return True
