@@ -181,8 +181,7 @@ async def show_in_host(
         box = await canvas.bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 200
         frame = page.frames[1]
-        drawn = await frame.evaluate(
-            """() => {
+        sample = """() => {
               const canvas = document.querySelector("#screen canvas");
               const data = canvas.getContext("2d").getImageData(
                 0, 0, canvas.width, canvas.height).data;
@@ -192,7 +191,14 @@ async def show_in_host(
               }
               return [canvas.width, canvas.height, colours.size];
             }"""
-        )
+        # "Connected" comes with the handshake; the first picture follows (x11vnc may just
+        # have started for this viewer: desktops/viewing.py).
+        try:
+            await frame.wait_for_function(f"() => ({sample})()[2] > 1", timeout=20000)
+        except Exception:
+            drawn = await frame.evaluate(sample)
+            raise AssertionError(f"the canvas shows one flat colour: {drawn}") from None
+        drawn = await frame.evaluate(sample)
         assert drawn[0] == 1024 and drawn[1] == 768
         assert drawn[2] > 1, "the canvas shows the desktop, not one flat colour"
         # Take over: a fresh interactive viewer link, opened by the host (not framed).
