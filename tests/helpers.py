@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import httpx
 
+from computer_use.desktops.process import live_pids_of_uid
 from tests import slots
 
 T = TypeVar("T")
@@ -91,6 +92,18 @@ async def wait_for_async(
             deadline.failed(exc)
         await asyncio.sleep(interval)
     raise deadline.expired()
+
+
+def pids_named(uid: int, comm: str) -> set[int]:
+    """Live processes of `uid` whose command name (/proc/PID/comm) is `comm`."""
+    found = set()
+    for pid in live_pids_of_uid(uid):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == comm:
+                found.add(pid)
+        except OSError:
+            continue  # exited while we looked
+    return found
 
 
 def free_port(host: str = "127.0.0.1") -> int:

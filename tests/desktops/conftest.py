@@ -20,7 +20,7 @@ from PIL import Image
 
 from computer_use.desktops import Desktop, DesktopManager
 from computer_use.desktops.filesystem import HomeManager
-from computer_use.desktops.launcher import SessionSandbox, live_pids_of_uid
+from computer_use.desktops.launcher import SessionSandbox
 from computer_use.desktops.overlay import IsolationMode
 from computer_use.desktops.users import SessionUser, UserPool
 from tests import slots
@@ -134,18 +134,6 @@ async def desktop_manager_shared(
 async def desktop_plain(desktop_manager_shared: DesktopManager) -> Desktop:
     """A desktop without a browser: a static screen (jwm's background and tray)."""
     return await desktop_manager_shared.create("plain", browser=False)
-
-
-def desktop_pids_named(desktop: Desktop, comm: str) -> set[int]:
-    """The live processes of the desktop's user whose command name is `comm`."""
-    found = set()
-    for pid in live_pids_of_uid(desktop.user.uid):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == comm:
-                found.add(pid)
-        except OSError:
-            continue
-    return found
 
 
 @contextlib.asynccontextmanager

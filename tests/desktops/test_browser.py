@@ -21,8 +21,8 @@ from computer_use.desktops.launcher import poll_until
 from computer_use.desktops.overlay import IsolationMode
 from computer_use.desktops.startup_cache import IDENTIFIER, NOT_TEMPLATED
 from tests.desktop_fixtures import DESKTOP_SIZE
-from tests.desktops.conftest import desktop_image, desktop_pids_named
-from tests.helpers import wait_for, wait_for_async
+from tests.desktops.conftest import desktop_image
+from tests.helpers import pids_named, wait_for, wait_for_async
 
 CENTRE = (DESKTOP_SIZE[0] // 2, DESKTOP_SIZE[1] // 2 + 30)
 
@@ -36,7 +36,7 @@ def browser_on(png: bytes) -> bool:
 
 
 def firefox_pids(desktop: Desktop) -> set[int]:
-    return desktop_pids_named(desktop, "firefox-esr")
+    return pids_named(desktop.user.uid, "firefox-esr")
 
 
 def state(desktop: Desktop) -> str:

@@ -18,12 +18,11 @@ from computer_use.desktops.errors import DesktopError
 from computer_use.desktops.shm import segments
 from computer_use.desktops.sockets import accepts_connections, listening_inodes, socket_inodes_of
 from tests.desktop_fixtures import EventLog, desktop_reap
-from tests.desktops.conftest import desktop_pids_named
-from tests.helpers import wait_for_async
+from tests.helpers import pids_named, wait_for_async
 
 
 def x11vnc_pids(desktop: Desktop) -> set[int]:
-    return desktop_pids_named(desktop, "x11vnc")
+    return pids_named(desktop.user.uid, "x11vnc")
 
 
 def greeting(path: Path) -> bytes:

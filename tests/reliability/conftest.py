@@ -22,6 +22,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from computer_use.desktops.process import live_pids_of_uid
 from computer_use.desktops.slots import abstract_name
 from computer_use.desktops.sockets import holders
 from computer_use.loopback import LoopbackModelServer
@@ -130,24 +131,6 @@ def uid_of(name: str) -> int:
     return pwd.getpwnam(name).pw_uid
 
 
-def live_pids_of(uid: int) -> set[int]:
-    """Processes (not zombies) whose real uid is `uid`."""
-    pids: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("State", "").strip().startswith(("Z", "X")):
-            continue
-        if int(fields.get("Uid", "-1").split()[0]) == uid:
-            pids.add(int(entry.name))
-    return pids
-
-
 def mounts_under(path: Path) -> list[str]:
     """Mount points under `path`, one per mount (a mount stacked twice shows twice)."""
     root = str(path.resolve())
@@ -250,18 +233,6 @@ def footprint(server: ServerProcess, session_id: str, letter: str) -> Footprint:
         user=user,
         display=display,
         vnc_socket=runtime / str(display) / "vnc.sock",
-        pids=frozenset(live_pids_of(uid_of(user))),
+        pids=frozenset(live_pids_of_uid(uid_of(user))),
         mounts=tuple(mounts_under(data_dir)),
     )
-
-
-def pids_named(uid: int, comm: str) -> set[int]:
-    """Live processes of `uid` whose command name (/proc/PID/comm) is `comm`."""
-    found = set()
-    for pid in live_pids_of(uid):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == comm:
-                found.add(pid)
-        except OSError:
-            continue
-    return found

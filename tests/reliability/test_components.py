@@ -14,14 +14,13 @@ import pytest
 
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
-from tests.helpers import ServerProcess, wait_for_async
+from tests.helpers import ServerProcess, pids_named, wait_for_async
 from tests.reliability.conftest import (
     Event,
     SseReader,
     footprint,
     is_type,
     make_server,
-    pids_named,
     post_message,
     start,
     uid_of,

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from computer_use.desktops.process import live_pids_of_uid
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
 from computer_use.sessions.schemas import MAX_OFFSET
@@ -24,7 +25,6 @@ from tests.reliability.conftest import (
     SseReader,
     footprint,
     is_type,
-    live_pids_of,
     make_server,
     mounts_under,
     post_message,
@@ -217,7 +217,7 @@ async def test_delete_during_a_run_ends_it_cleanly_and_frees_the_desktop(
         session_dir = Path(garbage_server.env["DATA_DIR"]) / "sessions" / sid
 
         async def released() -> bool:
-            return not live_pids_of(uid) and not mounts_under(session_dir)
+            return not live_pids_of_uid(uid) and not mounts_under(session_dir)
 
         await wait_for_async(released, timeout=10, what="the deleted session's desktop gone")
         # its desktop slot is free again: both can be taken

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from computer_use.desktops.process import live_pids_of_uid
 from computer_use.desktops.sockets import accepts_connections
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
@@ -18,7 +19,6 @@ from tests.reliability.conftest import (
     assert_every_tool_use_answered,
     footprint,
     is_type,
-    live_pids_of,
     make_server,
     mounts_under,
     post_message,
@@ -128,7 +128,7 @@ async def test_sigterm_ends_streams_records_the_run_and_releases_everything_with
             # uvicorn re-raises the signal it handled once it is done: -SIGTERM is a clean exit
             assert server.proc.returncode in (0, -signal.SIGTERM), server.log_path.read_text()
 
-            assert not live_pids_of(uid_of(held.user)), "session processes outlived the server"
+            assert not live_pids_of_uid(uid_of(held.user)), "session processes outlived the server"
             assert not mounts_under(tmp_path)
             assert not held.vnc_socket.exists()
             assert not x_server_pids(held.display)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from computer_use.desktops.process import live_pids_of_uid
 from computer_use.loopback import LoopbackModelServer
 from computer_use.loopback.script import bash, say
 from tests.helpers import wait_for_async
@@ -16,7 +17,6 @@ from tests.reliability.conftest import (
     SseReader,
     footprint,
     is_type,
-    live_pids_of,
     make_server,
     mounts_under,
     post_message,
@@ -58,7 +58,7 @@ async def test_idle_session_expires_releasing_everything_and_a_working_one_does_
             session_dir = Path(server.env["DATA_DIR"]) / "sessions" / idle
 
             async def released() -> bool:  # the status flips first, then the desktop goes
-                return not live_pids_of(uid) and not mounts_under(session_dir)
+                return not live_pids_of_uid(uid) and not mounts_under(session_dir)
 
             await wait_for_async(released, timeout=10, what="the expired session's desktop gone")
             assert not held.vnc_socket.exists()

@@ -117,7 +117,7 @@ def kill_process_group(pgid: int) -> None:
 
 
 def live_pids_of_uid(uid: int) -> list[int]:
-    """Pids whose real uid is `uid`; zombies are already dead and are left to their parent."""
+    """Pids whose real uid is `uid`; zombies (and the dead) are left to their parent."""
     return live_pids_of_uids({uid})
 
 
@@ -132,7 +132,7 @@ def live_pids_of_uids(uids: Collection[int]) -> list[int]:
                 status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
         except OSError:
             continue  # exited while we looked
-        if status.get("State", "").strip().startswith("Z"):
+        if status.get("State", "").strip().startswith(("Z", "X")):
             continue
         if int(status.get("Uid", "-1").split()[0]) in uids:
             pids.append(int(entry.name))
