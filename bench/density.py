@@ -440,6 +440,13 @@ PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
         "browser.opaqueResponseBlocking.javascriptValidator": True,
     },
     "no preloaded new tab": {"browser.newtab.preload": False},
+    "idle privileged about: process kept (1, Firefox's default)": {
+        "dom.ipc.keepProcessesAlive.privilegedabout": 1,
+    },
+    "new tab page's feeds started (Firefox's default)": {
+        "browser.newtabpage.activity-stream.testing.shouldInitializeFeeds": True,
+        "browser.newtabpage.activity-stream.feeds.system.topsites": True,
+    },
     "small JS nursery, no empty GC chunks kept": {
         "javascript.options.mem.nursery.max_kb": 4096,
         "javascript.options.mem.gc_min_empty_chunk_count": 0,
