@@ -229,7 +229,7 @@ async def test_busy_session_refuses_a_second_message_and_cancel_leaves_valid_his
 
 
 def _firefox_pids_of_session(server: ServerProcess, session_id: str) -> set[int]:
-    """firefox-esr processes of the session's user (tests.reliability.conftest's way)."""
+    """firefox-esr processes of the session's user."""
     from tests import slots
     from tests.helpers import pids_named
     from tests.reliability.conftest import uid_of
