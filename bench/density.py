@@ -440,18 +440,18 @@ PREF_CANDIDATES: dict[str, dict[str, bool | int | str]] = {
         "browser.opaqueResponseBlocking.javascriptValidator": True,
     },
     "no preloaded new tab": {"browser.newtab.preload": False},
-    "idle privileged about: process kept (1, Firefox's default)": {
+    "idle privileged about: process kept (Firefox's default)": {
         "dom.ipc.keepProcessesAlive.privilegedabout": 1,
     },
     "new tab page's feeds started (Firefox's default)": {
         "browser.newtabpage.activity-stream.testing.shouldInitializeFeeds": True,
         "browser.newtabpage.activity-stream.feeds.system.topsites": True,
     },
-    "small JS nursery, no empty GC chunks kept": {
+    "small JS nursery and no empty GC chunks kept": {
         "javascript.options.mem.nursery.max_kb": 4096,
         "javascript.options.mem.gc_min_empty_chunk_count": 0,
     },
-    "WebRender on one thread, no thread arenas": {
+    "WebRender on one thread without thread arenas": {
         "gfx.webrender.multithreading": False,
         "gfx.webrender.enable-low-priority-pool": False,
         "gfx.webrender.frame-builder-thread-local-arena": False,
@@ -508,6 +508,9 @@ async def run_prefs(args: argparse.Namespace) -> None:
     at a time."""
     original = dict(firefox_prefs.FIREFOX_PREFS)
     chosen = [n.strip() for n in args.prefs.split(",")] if args.prefs != "all" else None
+    if unknown := set(chosen or ()) - PREF_CANDIDATES.keys():
+        raise SystemExit(f"no --prefs candidate named {sorted(unknown)}; the candidates: "
+                         + "; ".join(PREF_CANDIDATES))  # fmt: skip
     candidates = {n: v for n, v in PREF_CANDIDATES.items() if chosen is None or n in chosen}
     if args.prefs_together:
         together = {k: v for prefs in candidates.values() for k, v in prefs.items()}

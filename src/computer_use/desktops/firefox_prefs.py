@@ -71,12 +71,13 @@ FIREFOX_PREFS: dict[str, bool | int | str] = {
     # process; without site isolation (above) they share one anyway.
     "browser.opaqueResponseBlocking.javascriptValidator": False,
     # Nothing kept running that a blank page does not use (bench/density.py --prefs, 10
-    # sessions, each against the profile without it at 159.4 MiB per session with Firefox up):
+    # sessions, MiB per session with Firefox up):
     # - the privileged about: process (about:newtab, about:home, both off here) is not kept
-    #   alive once it hosts no tab: one process fewer, -16.6 MiB. Web pages get a web content
-    #   process on their first load, as they did;
+    #   alive once it hosts no tab: one process fewer, 142.8 against 159.4. Web pages get a
+    #   web content process on their first load, as they did;
     # - the new tab page's feeds (top sites, places queries and a ranking worker, remote
-    #   content) do not start with the browser; the page itself is off (above): -8.3 MiB.
+    #   content) do not start with the browser; the page itself is off (above): 138.2
+    #   against 143.0 with them started (both runs with the process above not kept).
     "dom.ipc.keepProcessesAlive.privilegedabout": 0,
     "browser.newtabpage.activity-stream.testing.shouldInitializeFeeds": False,
     "browser.newtabpage.activity-stream.feeds.system.topsites": False,
