@@ -34,10 +34,14 @@ memory (minimize.py; not with `+nomin`), then what they freed is paged out:
   first steps include Firefox's start on the host (lazy+viewer: its viewer connects at create's
   return, the message --viewer-lead later). Time from the message to the first screenshot in
   hand, and on how many first screenshots a Firefox window was mapped (checked
-  right after the screenshot: eager's first look may be at an empty desktop), and the time
-  from create's return until a Firefox window is mapped (polled every 0.25 s). The "idle"
-  figures above wait for eager's windows before the message, so their eager first step never
-  includes Firefox's start.
+  right after the screenshot: eager's first look may be at an empty desktop); when the first
+  screenshot has none, the model looks again (another simulated model call, then a
+  screenshot) until one has, and "the model first sees Firefox" is the time from the message
+  to that screenshot in hand. Also the time from create's return until a Firefox window is
+  mapped (polled every 0.25 s), and the CPU seconds the session's processes have used by the
+  end of its run (create, Firefox's start, the run), with what N such sessions need at least
+  on this host's cores. The "idle" figures above wait for eager's windows before the
+  message, so their eager first step never includes Firefox's start.
 
 PSS divides a shared page among every process that maps it, on the whole host: other users'
 Firefox processes (e.g. other test suites) lower these figures somewhat. The machine's CPU may
@@ -89,6 +93,19 @@ def session_pss(desktop: Desktop) -> int:
     return sum(pss_bytes(pid) for pid in live_pids_of_uid(desktop.user.uid))
 
 
+def session_cpu(desktop: Desktop) -> float:
+    """CPU seconds the session user's processes have used, with their waited-for children."""
+    ticks = 0
+    for pid in live_pids_of_uid(desktop.user.uid):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def session_processes(desktop: Desktop) -> int:
     return len(live_pids_of_uid(desktop.user.uid))
 
@@ -136,6 +153,8 @@ class Row:
         self.new_first: list[float] = []  # new sessions: the message -> first screenshot
         self.new_shown = 0  # new sessions whose first screenshot had Firefox's window mapped
         self.new_browser: list[float] = []  # new sessions: create's return -> Firefox mapped
+        self.new_seen: list[float] = []  # new sessions: the message -> a screenshot with Firefox
+        self.new_cpu: list[float] = []  # new sessions: CPU seconds by the end of their run
 
 
 async def settle(desktops: list[Desktop], seconds: float) -> None:
@@ -179,16 +198,32 @@ async def minimized(manager: DesktopManager, within: float = 90) -> int:
 async def scripted_run(desktop: Desktop, model_latency: float) -> tuple[float, bool]:
     """One short run: the first step's time (message -> first screenshot) and whether a
     Firefox window was mapped once that screenshot was in hand."""
+    first, shown, _ = await stepped_run(desktop, model_latency, until_seen=False)
+    return first, shown
+
+
+async def stepped_run(
+    desktop: Desktop, model_latency: float, *, until_seen: bool
+) -> tuple[float, bool, float]:
+    """scripted_run, and with `until_seen` a model that looks again (a model call, then a
+    screenshot) until a screenshot has Firefox on it: the third figure is the time from the
+    message to that screenshot in hand (the first step's time when the first one has it)."""
     started = time.perf_counter()
     desktop.request_browser()  # what AgentRunner.start does when the message is posted
     await asyncio.sleep(model_latency)  # the model's first call, in parallel with it
     await desktop.screenshot()
-    first = time.perf_counter() - started
-    shown = await desktop.browser.window_shown()
+    first = seen = time.perf_counter() - started
+    shown = seen_now = await desktop.browser.window_shown()
+    async with asyncio.timeout(120):
+        while until_seen and not seen_now:
+            await asyncio.sleep(model_latency)
+            await desktop.screenshot()
+            seen = time.perf_counter() - started
+            seen_now = await desktop.browser.window_shown()
     await desktop.click(WIDTH // 2, HEIGHT // 2)
     await desktop.wait_until_settled(timeout=2)
     await desktop.screenshot()
-    return first, shown
+    return first, shown, seen
 
 
 async def wait_browser_up(desktop: Desktop, within: float = 120) -> None:
@@ -252,7 +287,7 @@ async def measure_new(manager: DesktopManager, row: Row, args: argparse.Namespac
                 return time.perf_counter() - started
             await asyncio.sleep(0.25)
 
-    async def arrive(session_id: str, created: asyncio.Event) -> tuple[float, bool, float]:
+    async def arrive(session_id: str, created: asyncio.Event) -> tuple[float, bool, float, float]:
         try:
             desktop = await manager.create(session_id)
             desktops.append(desktop)
@@ -265,14 +300,15 @@ async def measure_new(manager: DesktopManager, row: Row, args: argparse.Namespac
             if row.mode == "lazy+viewer":
                 desktop.request_browser()
                 await asyncio.sleep(args.viewer_lead)
-            first, shown = await scripted_run(desktop, args.model_latency)
+            first, shown, seen = await stepped_run(desktop, args.model_latency, until_seen=True)
+            row.new_cpu.append(session_cpu(desktop))
             async with asyncio.timeout(120):
-                return first, shown, await mapped
+                return first, shown, await mapped, seen
         finally:
             mapped.cancel()
 
     ids = [f"new-{row.mode.replace('+', '-')}-{row.n}-{i}" for i in range(row.n)]
-    runs: list[asyncio.Task[tuple[float, bool, float]]] = []
+    runs: list[asyncio.Task[tuple[float, bool, float, float]]] = []
     try:
         await pool_filled(manager, row.n)
         for start in range(0, row.n, 5):  # the next five arrive once these five are created
@@ -280,25 +316,37 @@ async def measure_new(manager: DesktopManager, row: Row, args: argparse.Namespac
             runs += [asyncio.create_task(arrive(s, e)) for s, e in batch.items()]
             await asyncio.gather(*(e.wait() for e in batch.values()))
         results = await asyncio.gather(*runs)
-        row.new_first = [first for first, _, _ in results]
-        row.new_shown = sum(shown for _, shown, _ in results)
-        row.new_browser = [mapped for _, _, mapped in results]
+        row.new_first = [first for first, _, _, _ in results]
+        row.new_shown = sum(shown for _, shown, _, _ in results)
+        row.new_browser = [mapped for _, _, mapped, _ in results]
+        row.new_seen = [seen for _, _, _, seen in results]
     finally:
         await asyncio.gather(*runs, return_exceptions=True)
         await asyncio.gather(*(manager.destroy(d.session_id) for d in desktops))
 
 
 def print_new(row: Row, baseline: Row | None, viewer_lead: float) -> None:
-    p50 = statistics.median(row.new_first)
+    def spread(field: str) -> str:
+        """p50 and max of one of the row's figures, and the ratio of p50s to the baseline's."""
+        figures: list[float] = getattr(row, field)
+        p50 = statistics.median(figures)
+        text = f"p50 {p50:5.2f} s max {max(figures):5.2f} s"
+        if baseline is not None:
+            base = statistics.median(getattr(baseline, field))
+            text += f" (x{p50 / base:.2f} of {baseline.mode})"
+        return text
+
     when = f"{viewer_lead:.0f} s after create" if row.mode == "lazy+viewer" else "at once"
-    ratio = ""
-    if baseline is not None:
-        ratio = f"  x{p50 / statistics.median(baseline.new_first):.2f} of {baseline.mode}"
+    cpu = statistics.median(row.new_cpu)
+    cores = os.cpu_count() or 1
     print(
-        f"  {row.mode:<9} N={row.n:<3} new session, message {when}: first step p50 "
-        f"{p50:5.2f} s max {max(row.new_first):5.2f} s, Firefox on the first screenshot "
-        f"{row.new_shown}/{row.n}; Firefox mapped after p50 "
-        f"{statistics.median(row.new_browser):5.2f} s max {max(row.new_browser):5.2f} s{ratio}",
+        f"  {row.mode:<9} N={row.n:<3} new session, message {when}: first step "
+        f"{spread('new_first')}"
+        f", Firefox on the first screenshot {row.new_shown}/{row.n}; the model first sees "
+        f"Firefox {spread('new_seen')}"
+        f"; Firefox mapped after {spread('new_browser')} (from create's return); "
+        f"CPU per session p50 {cpu:.2f} s by its run's end, {row.n} on {cores} cores need "
+        f">= {row.n * cpu / cores:.1f} s",
         flush=True,
     )
 
