@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from computer_use.vnc import VncTokens
+from tests.helpers import wait_for
 from tests.vnc.vnc_helpers import (
     DEAD_SOCKET,
     NO_DESKTOP,
@@ -23,6 +24,7 @@ from tests.vnc.vnc_helpers import (
     start_x11vnc,
     start_xvfb,
     stop_process,
+    viewers_being_handled,
 )
 
 
@@ -37,7 +39,9 @@ def x_display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XDisplay]:
 
 
 @pytest.fixture(scope="session")
-def vnc_stack(x_display: XDisplay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VncStack]:
+def shared_vnc_stack(
+    x_display: XDisplay, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VncStack]:
     directory = tmp_path_factory.mktemp("vnc")
     path, x11vnc = start_x11vnc(x_display, directory)
     # Bound but never listening: connections to it are refused for as long as we hold it.
@@ -54,3 +58,16 @@ def vnc_stack(x_display: XDisplay, tmp_path_factory: pytest.TempPathFactory) -> 
         server.stop()
         stop_process(x11vnc)
         dead.close()
+
+
+@pytest.fixture
+def vnc_stack(shared_vnc_stack: VncStack) -> Iterator[VncStack]:
+    """The shared stack, left only once the server has finished with the test's viewers: a
+    viewer's handler logs its leaving after the client has closed, and a line logged after
+    pytest has closed the test's log capture is reported as a logging error."""
+    yield shared_vnc_stack
+    wait_for(
+        lambda: viewers_being_handled(shared_vnc_stack.server.base_url) == 0,
+        timeout=10,
+        what="the server to finish with the test's viewers",
+    )

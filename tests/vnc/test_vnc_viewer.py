@@ -141,6 +141,8 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
+# Tests take `vnc_stack` before `context`: the context (and its viewers) closes first, then
+# vnc_stack waits for the server to finish with them.
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
     context = await browser.new_context(viewport={"width": 1200, "height": 700})
@@ -175,7 +177,7 @@ async def page_point(page: Page, x: int, y: int) -> tuple[float, float]:
 
 
 async def test_viewer_shows_the_desktop_scaled_to_fit(
-    context: BrowserContext, vnc_stack: VncStack
+    vnc_stack: VncStack, context: BrowserContext
 ) -> None:
     page = await open_viewer(context, vnc_stack, interactive=False)
     box = await page.locator("#screen canvas").bounding_box()
@@ -187,7 +189,7 @@ async def test_viewer_shows_the_desktop_scaled_to_fit(
 
 
 async def test_view_only_viewer_cannot_move_the_pointer_even_if_tampered(
-    context: BrowserContext, vnc_stack: VncStack
+    vnc_stack: VncStack, context: BrowserContext
 ) -> None:
     display = vnc_stack.display
     move_pointer(display, 10, 10)

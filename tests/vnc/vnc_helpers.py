@@ -276,12 +276,38 @@ class RecordingTargets(UnixSocketTargets):
         self.opened.append(session_id)
 
 
+class CountViewers:
+    """ASGI middleware counting the websocket connections the app is still handling (a
+    viewer's handler logs its leaving after the client has closed)."""
+
+    def __init__(self, app: Any, counter: dict[str, int]) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        self.counter["viewers"] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.counter["viewers"] -= 1
+
+
 def build_app(tokens: VncTokens, targets: RecordingTargets) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app, debug=True)
     app.include_router(router)
     app.state.vnc_tokens = tokens
     app.state.vnc_targets = targets
+    counter = {"viewers": 0}
+    app.add_middleware(CountViewers, counter=counter)
+
+    @app.get("/_test/viewers")
+    async def viewers() -> int:
+        """Websocket connections whose handlers have not returned yet."""
+        return counter["viewers"]
 
     @app.get("/_test/tasks")
     async def tasks() -> list[str]:
@@ -294,6 +320,11 @@ def build_app(tokens: VncTokens, targets: RecordingTargets) -> FastAPI:
 def proxy_tasks(base_url: str) -> list[str]:
     names: list[str] = httpx.get(f"{base_url}/_test/tasks", timeout=10).json()
     return [name for name in names if name.startswith("vnc-")]
+
+
+def viewers_being_handled(base_url: str) -> int:
+    count: int = httpx.get(f"{base_url}/_test/viewers", timeout=10).json()
+    return count
 
 
 def proxy_sockets_to(path: Path) -> int:
