@@ -195,19 +195,13 @@ async def minimized(manager: DesktopManager, within: float = 90) -> int:
     return freed
 
 
-async def scripted_run(desktop: Desktop, model_latency: float) -> tuple[float, bool]:
-    """One short run: the first step's time (message -> first screenshot) and whether a
-    Firefox window was mapped once that screenshot was in hand."""
-    first, shown, _ = await stepped_run(desktop, model_latency, until_seen=False)
-    return first, shown
-
-
-async def stepped_run(
-    desktop: Desktop, model_latency: float, *, until_seen: bool
+async def scripted_run(
+    desktop: Desktop, model_latency: float, *, until_seen: bool = False
 ) -> tuple[float, bool, float]:
-    """scripted_run, and with `until_seen` a model that looks again (a model call, then a
-    screenshot) until a screenshot has Firefox on it: the third figure is the time from the
-    message to that screenshot in hand (the first step's time when the first one has it)."""
+    """One short run: the first step's time (message -> first screenshot), whether a Firefox
+    window was mapped once that screenshot was in hand, and with `until_seen` a model that
+    looks again (a model call, then a screenshot) until a screenshot has Firefox on it: the
+    time from the message to that screenshot in hand (the first step's without)."""
     started = time.perf_counter()
     desktop.request_browser()  # what AgentRunner.start does when the message is posted
     await asyncio.sleep(model_latency)  # the model's first call, in parallel with it
@@ -262,7 +256,7 @@ async def measure(manager: DesktopManager, row: Row, args: argparse.Namespace) -
                 desktop.request_browser()
             await asyncio.sleep(args.viewer_lead)
         runs = await asyncio.gather(*(scripted_run(d, args.model_latency) for d in desktops))
-        row.first_step = [first for first, _ in runs]
+        row.first_step = [first for first, _, _ in runs]
         await asyncio.gather(*(wait_browser_up(d) for d in desktops))
         await settle(desktops, args.settle)
         if merges(row.mode):
@@ -300,7 +294,7 @@ async def measure_new(manager: DesktopManager, row: Row, args: argparse.Namespac
             if row.mode == "lazy+viewer":
                 desktop.request_browser()
                 await asyncio.sleep(args.viewer_lead)
-            first, shown, seen = await stepped_run(desktop, args.model_latency, until_seen=True)
+            first, shown, seen = await scripted_run(desktop, args.model_latency, until_seen=True)
             row.new_cpu.append(session_cpu(desktop))
             async with asyncio.timeout(120):
                 return first, shown, await mapped, seen
